@@ -1,0 +1,1 @@
+"""MedGradePredictLib: case + lesion mask in -> grades, probabilities, explanations out. No Qt."""

@@ -1,0 +1,1 @@
+"""MedGradeTrainLib: cohort in -> trained, registered model out; job launching; the ``medgrade`` CLI."""

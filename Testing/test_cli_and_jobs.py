@@ -1,0 +1,44 @@
+"""The CLI reports errors as one line, and a background job streams progress and can be cancelled."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from MedGradeSegmentLib.jobs import BackgroundJob
+
+
+def test_cli_without_command_prints_help(capsys):
+    from MedGradeTrainLib.cli import main
+
+    assert main([]) == 2
+    assert "usage: medgrade" in capsys.readouterr().out
+
+
+def test_background_job_reports_and_cancels(tmp_path):
+    # A child that reports progress like a medgrade command, then hangs until cancelled.
+    script = tmp_path / "child.py"
+    script.write_text(
+        "import time,sys\n"
+        "from MedGradeSegmentLib.progress import json_lines_progress\n"
+        "p = json_lines_progress()\n"
+        "p(0.25, 'quarter'); print('hello log'); sys.stdout.flush()\n"
+        "time.sleep(60)\n")
+    job = BackgroundJob([])
+    job.python = sys.executable
+    # Run the script in place of the CLI module.
+    import subprocess
+    import threading
+    job._proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, text=True, env=job._env)
+    job._reader = threading.Thread(target=job._read, daemon=True)
+    job._reader.start()
+    deadline = time.time() + 30
+    events = []
+    while time.time() < deadline and len(events) < 2:
+        events += job.poll()
+        time.sleep(0.05)
+    assert job.last_fraction == 0.25 and "hello log" in job.log
+    assert job.running
+    job.cancel(grace_s=2)
+    assert not job.running and job.cancelled
