@@ -1,0 +1,12 @@
+"""Sub-commands of ``medgrade`` contributed by this package: one module per command, each with
+``register(subparsers)`` adding its parser and setting ``handler(args, progress) -> int``."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+
+def register(subparsers) -> None:
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
+        importlib.import_module(f"{__name__}.{info.name}").register(subparsers)
