@@ -20,6 +20,19 @@ class HeadlessSlicer:
     logics: dict[str, Any]
 
 
+def _set_scene_quietly(logic: Any, scene: Any) -> None:
+    """Set the scene without the errors about Slicer's default terminology files, which are not
+    shipped here (MedGrade loads its own file right after)."""
+    from vtkmodules.vtkCommonCore import vtkObject
+
+    shown = vtkObject.GetGlobalWarningDisplay()
+    vtkObject.SetGlobalWarningDisplay(0)
+    try:
+        logic.SetMRMLScene(scene)
+    finally:
+        vtkObject.SetGlobalWarningDisplay(shown)
+
+
 def create_headless_slicer(terminology_dir: str | Path = TERMINOLOGY_DIR) -> HeadlessSlicer:
     import slicer
     from vtkmodules.vtkCommonCore import vtkCollection
@@ -48,7 +61,13 @@ def create_headless_slicer(terminology_dir: str | Path = TERMINOLOGY_DIR) -> Hea
             # Must be set before the scene: it loads .term.json files from here only.
             logic.SetModuleShareDirectory(str(terminology_dir))
         logic.SetMRMLApplicationLogic(app)
-        logic.SetMRMLScene(scene)
+        if name == "Terminologies":
+            _set_scene_quietly(logic, scene)
+            from .scene.terminology import load_medgrade_terminology
+
+            load_medgrade_terminology(logic)
+        else:
+            logic.SetMRMLScene(scene)
         app.SetModuleLogic(name, logic)
         logics[name] = logic
     return HeadlessSlicer(scene, app, logics)

@@ -1,0 +1,41 @@
+"""The scene layer: the only MedGrade code that touches MRML.
+
+Every function takes the scene (``vtkMRMLScene``) as an argument, so the same code runs in the
+Slicer application (pass ``slicer.mrmlScene``) and headless on ``slicer-core``
+(:func:`MedGradeSegmentLib.headless_app.create_headless_slicer`).
+"""
+
+from .hierarchy import ensure_patient_study, place_under, sh_item, study_item_of
+from .persistence import save_scene
+from .plots import plot_chart
+from .preprocess_result import load_preprocessed_into_scene
+from .provenance import get_provenance, set_provenance
+from .segmentations import mask_to_segmentation_node, segmentation_node_to_mask
+from .tables import table_from_rows, table_to_rows
+from .terminology import load_medgrade_terminology, terminology_entry
+from .transaction import SceneTransaction
+from .transforms import linear_transform_node_to_sitk, sitk_transform_to_node
+from .volumes import sitk_to_volume_node, volume_node_to_sitk
+
+__all__ = [
+    "SceneTransaction",
+    "ensure_patient_study",
+    "get_provenance",
+    "linear_transform_node_to_sitk",
+    "load_medgrade_terminology",
+    "load_preprocessed_into_scene",
+    "mask_to_segmentation_node",
+    "place_under",
+    "plot_chart",
+    "save_scene",
+    "segmentation_node_to_mask",
+    "set_provenance",
+    "sh_item",
+    "sitk_to_volume_node",
+    "sitk_transform_to_node",
+    "study_item_of",
+    "table_from_rows",
+    "table_to_rows",
+    "terminology_entry",
+    "volume_node_to_sitk",
+]
