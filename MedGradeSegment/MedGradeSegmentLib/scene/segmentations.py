@@ -46,6 +46,7 @@ def mask_to_segmentation_node(
     if segments is None:
         segments = {1: "neoplasm"}
         labels = (labels != 0).astype(np.uint8)
+    entries = {value: terminology_entry(kind) for value, kind in segments.items()}  # fail before adding
     if node is None:
         node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", name)
         node.CreateDefaultDisplayNodes()
@@ -57,8 +58,7 @@ def mask_to_segmentation_node(
             slicer.vtkSegmentationConverter.GetReferenceImageGeometryParameterName(), geometry
         )
     segmentation = node.GetSegmentation()
-    for value, kind in segments.items():
-        entry = terminology_entry(kind)
+    for value, entry in entries.items():
         binary = oriented_image(mask, (labels == value).astype(np.uint8))
         segment_id = node.AddSegmentFromBinaryLabelmapRepresentation(binary, entry.name, entry.color)
         segmentation.GetSegment(segment_id).SetTerminology(entry.serialized)

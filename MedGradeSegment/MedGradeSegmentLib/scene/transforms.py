@@ -19,7 +19,7 @@ from .geometry import LPS_TO_RAS, numpy_matrix, vtk_matrix
 def sitk_transform_matrix(transform: sitk.Transform, tolerance: float = 1e-6) -> np.ndarray:
     """The 4x4 LPS matrix of a linear (or composite of linear) SimpleITK transform.
 
-    Read from the images of the origin and the unit vectors; a fifth point checks linearity.
+    Read from the images of the origin and the unit vectors; further points check linearity.
     """
     origin = np.array(transform.TransformPoint((0.0, 0.0, 0.0)))
     m = np.eye(4)
@@ -28,10 +28,10 @@ def sitk_transform_matrix(transform: sitk.Transform, tolerance: float = 1e-6) ->
         unit[axis] = 1.0
         m[:3, axis] = np.array(transform.TransformPoint(tuple(unit))) - origin
     m[:3, 3] = origin
-    probe = np.array([37.0, -91.0, 113.0])
-    expected = m[:3, :3] @ probe + m[:3, 3]
-    if np.abs(np.array(transform.TransformPoint(tuple(probe))) - expected).max() > tolerance:
-        raise ValueError(f"{transform.GetName()} is not a linear transform")
+    for probe in ((0.5, 0.3, 0.7), (37.0, -91.0, 113.0), (-120.0, 80.0, -45.0)):
+        expected = m[:3, :3] @ np.array(probe) + m[:3, 3]
+        if np.abs(np.array(transform.TransformPoint(probe)) - expected).max() > tolerance:
+            raise ValueError(f"{transform.GetName()} is not a linear transform")
     return m
 
 
