@@ -1,0 +1,185 @@
+"""2D slice data for training: volumes on a working grid, slices as single-channel samples,
+the thesis's augmentation (MONAI), and patient-level k-fold splits that never leak a patient."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import SimpleITK as sitk
+from monai.data import Dataset
+from monai.transforms import (Compose, DivisiblePadd, EnsureTyped, RandGaussianNoised, RandRotate90d,
+                              RandSpatialCropd, SpatialPadd)
+
+from .fpg import ORIENTATION, fpg_weight_map, prior_on_case
+
+GRADES = ("LGG", "HGG")
+IMAGE_KEYS = ("image", "label", "weight")
+
+
+def grade_index(grade: Any) -> int:
+    """``"LGG"``/``"low"``/0 -> 0, ``"HGG"``/``"high"``/1 -> 1, anything unknown -> -1 (no grade loss)."""
+    if grade is None:
+        return -1
+    g = str(grade).strip().upper()
+    return {"LGG": 0, "LOW": 0, "0": 0, "HGG": 1, "HIGH": 1, "1": 1}.get(g, -1)
+
+
+def working_grid(reference: sitk.Image, inplane_spacing: float | None = 1.0) -> sitk.Image:
+    """An empty image in the slicing orientation with ``inplane_spacing`` mm in x/y (z kept)."""
+    oriented = sitk.DICOMOrient(reference, ORIENTATION)
+    if inplane_spacing is None:
+        grid = sitk.Image(oriented.GetSize(), sitk.sitkUInt8)
+        grid.CopyInformation(oriented)
+        return grid
+    sp = oriented.GetSpacing()
+    new_sp = (inplane_spacing, inplane_spacing, sp[2])
+    size = [max(1, int(round(oriented.GetSize()[i] * sp[i] / new_sp[i]))) for i in range(3)]
+    # keep the field of view centred: shift the origin by half the difference of the extents
+    offset = [((oriented.GetSize()[i] - 1) * sp[i] - (size[i] - 1) * new_sp[i]) / 2 for i in range(3)]
+    direction = np.array(oriented.GetDirection()).reshape(3, 3)
+    origin = np.array(oriented.GetOrigin()) + direction @ np.array(offset)
+    grid = sitk.Image(size, sitk.sitkUInt8)
+    grid.SetSpacing(new_sp)
+    grid.SetDirection(oriented.GetDirection())
+    grid.SetOrigin(tuple(origin))
+    return grid
+
+
+def on_grid(image: sitk.Image, grid: sitk.Image, label: bool = False) -> np.ndarray:
+    """``image`` resampled onto ``grid`` (identity transform), as a (z, y, x) array."""
+    interp = sitk.sitkNearestNeighbor if label else sitk.sitkLinear
+    out = sitk.Resample(image, grid, sitk.Transform(), interp, 0.0,
+                        sitk.sitkUInt8 if label else sitk.sitkFloat32)
+    return sitk.GetArrayFromImage(out)
+
+
+def zscore(volume: np.ndarray, brain: np.ndarray | None = None) -> np.ndarray:
+    """Z-score inside the brain (non-zero voxels when no mask is given); zero outside."""
+    inside = brain if brain is not None else volume != 0
+    if not inside.any():
+        return np.zeros_like(volume, dtype=np.float32)
+    v = volume[inside]
+    out = (volume - v.mean()) / max(float(v.std()), 1e-6)
+    return np.where(inside, out, 0.0).astype(np.float32)
+
+
+@dataclass
+class CaseVolumes:
+    """One patient on the working grid: z-scored volumes by sequence, lesion label, FPG prior, grade."""
+
+    patient_id: str
+    images: dict[str, np.ndarray]
+    label: np.ndarray | None
+    grid: sitk.Image
+    prior: np.ndarray | None = None
+    grade: int = -1
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def case_volumes(patient_id: str, images: dict[str, sitk.Image], mask: sitk.Image | None = None,
+                 reference: str | None = None, grade: Any = None, brain_mask: sitk.Image | None = None,
+                 atlas: sitk.Image | None = None, atlas_transform: sitk.Transform | None = None,
+                 inplane_spacing: float | None = 1.0) -> CaseVolumes:
+    """Bring a case's sequences (and mask, FPG prior) onto the reference's working grid."""
+    ref = images[reference] if reference in images else next(iter(images.values()))
+    grid = working_grid(ref, inplane_spacing)
+    brain = on_grid(brain_mask, grid, label=True) > 0 if brain_mask is not None else None
+    vols = {seq: zscore(on_grid(img, grid), brain) for seq, img in images.items()}
+    label = (on_grid(mask, grid, label=True) > 0).astype(np.uint8) if mask is not None else None
+    prior = None
+    if atlas is not None:
+        prior = sitk.GetArrayFromImage(prior_on_case(atlas, grid, atlas_transform))
+    return CaseVolumes(patient_id, vols, label, grid, prior, grade_index(grade))
+
+
+def select_slices(label: np.ndarray | None, n_slices: int, how: str = "lesion", margin: int = 0) -> list[int]:
+    """Axial indices: ``how="lesion"`` -> up to ``n_slices`` equally spaced over the lesion's extent
+    (+/- ``margin``); ``"all"`` -> equally spaced over the volume."""
+    depth = label.shape[0] if label is not None else 0
+    if how == "lesion" and label is not None and label.any():
+        zs = np.nonzero(label.reshape(depth, -1).any(axis=1))[0]
+        lo, hi = max(int(zs[0]) - margin, 0), min(int(zs[-1]) + margin, depth - 1)
+    else:
+        lo, hi = 0, depth - 1
+    n = min(n_slices, hi - lo + 1)
+    return sorted({int(round(v)) for v in np.linspace(lo, hi, n)})
+
+
+def slice_samples(cv: CaseVolumes, sequences: Sequence[str], slices: Iterable[int],
+                  s_neg: float, s_pos: float) -> list[dict[str, Any]]:
+    """One single-channel sample per (sequence, slice): image, label, FPG weight (1 if no prior)."""
+    out = []
+    for seq in sequences:
+        if seq not in cv.images:
+            continue
+        vol = cv.images[seq]
+        for z in slices:
+            lab = cv.label[z] if cv.label is not None else np.zeros(vol.shape[1:], np.uint8)
+            w = fpg_weight_map(cv.prior[z], s_neg, s_pos) if cv.prior is not None else np.ones(lab.shape, np.float32)
+            out.append({"image": vol[z][None].astype(np.float32), "label": lab[None].astype(np.float32),
+                        "weight": w[None].astype(np.float32), "grade": cv.grade, "patient_id": cv.patient_id,
+                        "sequence": seq, "z": int(z)})
+    return out
+
+
+def train_transforms(pad: int = 336, crop: int = 224, noise_std: float = 0.1, noise_prob: float = 0.5,
+                     rotate: bool = True) -> Compose:
+    """The thesis's recipe: pad to ``pad``, random 90-degree rotations, Gaussian noise, random crop."""
+    keys = list(IMAGE_KEYS)
+    t = [SpatialPadd(keys, spatial_size=(pad, pad))]
+    if rotate:
+        t.append(RandRotate90d(keys, prob=0.75, max_k=3))
+    if noise_std > 0:
+        t.append(RandGaussianNoised("image", prob=noise_prob, std=noise_std))
+    t += [RandSpatialCropd(keys, roi_size=(crop, crop), random_size=False), EnsureTyped(keys, track_meta=False)]
+    return Compose(t)
+
+
+def eval_transforms(divisor: int = 32) -> Compose:
+    keys = list(IMAGE_KEYS)
+    return Compose([DivisiblePadd(keys, k=divisor), EnsureTyped(keys, track_meta=False)])
+
+
+def slice_dataset(samples: list[dict[str, Any]], transform: Compose) -> Dataset:
+    return Dataset(samples, transform)
+
+
+class FoldLeakError(ValueError):
+    """A patient appears in more than one fold."""
+
+
+def check_folds(folds: Sequence[Sequence[str]]) -> None:
+    """Refuse folds that share a patient."""
+    seen: dict[str, int] = {}
+    for i, fold in enumerate(folds):
+        for pid in fold:
+            if pid in seen and seen[pid] != i:
+                raise FoldLeakError(f"patient {pid!r} is in fold {seen[pid]} and fold {i}; "
+                                    "folds must be split by patient")
+            seen[pid] = i
+
+
+def patient_kfold(patient_ids: Sequence[str], k: int, seed: int = 0) -> list[list[str]]:
+    """Split unique patients into ``k`` folds (shuffled with ``seed``); checked for leaks."""
+    unique = sorted(set(patient_ids))
+    if k < 2 or k > len(unique):
+        raise ValueError(f"k-fold needs 2 <= k <= number of patients ({len(unique)}), got k={k}")
+    random.Random(seed).shuffle(unique)
+    folds = [unique[i::k] for i in range(k)]
+    check_folds(folds)
+    return folds
+
+
+def fold_split(samples: list[dict[str, Any]], folds: Sequence[Sequence[str]], fold: int
+               ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(training samples, validation samples) of ``fold``; the folds are checked first."""
+    check_folds(folds)
+    val = set(folds[fold])
+    train = [s for s in samples if s["patient_id"] not in val]
+    valid = [s for s in samples if s["patient_id"] in val]
+    if {s["patient_id"] for s in train} & {s["patient_id"] for s in valid}:
+        raise FoldLeakError("a patient is in both the training and the validation split")
+    return train, valid

@@ -1,0 +1,135 @@
+"""MIG-Net: Swin-UNet backbone (MONAI Swin Transformer blocks, 2D) with a grade branch, a
+segmentation branch, dual prior guidance and inverted attention gates.
+
+Layout (input ``H x W`` divisible by ``32``, patch size 2)::
+
+    encoder (MONAI SwinTransformer, spatial_dims=2) -> skips x0..x3, bottleneck x4 (16C, H/32)
+    grade branch:  3 DSConv -> [location prior] -> pool -> linear -> LGG/HGG logits
+    seg branch:    3 DSConv -> [location prior] -> [concat grade features, 1x1 conv]
+                   -> 4 x (patch expanding, [IAG on the skip], concat, 1x1 conv, Swin blocks)
+                   -> final patch expanding x2 -> 1x1 conv -> class logits
+
+Switches: ``dual_guidance`` (location + semantic prior), ``iag``, ``grade_branch``; ``fpg_loss`` is
+a training switch kept here so a model records how it was trained. With all off the network is
+the plain Swin-UNet (no branch stems).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import torch
+from monai.networks.nets.swin_unetr import BasicLayer, SwinTransformer
+from torch import nn
+
+from .blocks import InvertedAttentionGate, LocationPrior, PatchExpand, dsconv_stem
+
+
+@dataclass
+class MIGNetConfig:
+    """Architecture and switches of a MIG-Net (also the ``architecture`` entry of a bundle manifest)."""
+
+    in_channels: int = 1
+    num_classes: int = 2
+    grade_classes: int = 2  # LGG, HGG
+    embed_dim: int = 48
+    depths: tuple[int, ...] = (2, 2, 2, 2)
+    num_heads: tuple[int, ...] = (3, 6, 12, 24)
+    decoder_depths: tuple[int, ...] = (0, 1, 1, 1)  # Swin blocks per decoder level, finest first
+    window_size: int = 7
+    patch_size: int = 2
+    prior_size: int = 224  # size alpha is stored at (the training crop)
+    fpg_loss: bool = True
+    dual_guidance: bool = True
+    iag: bool = True
+    grade_branch: bool = True
+    name: str = field(default="MIGNet")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for k in ("depths", "num_heads", "decoder_depths"):
+            d[k] = list(d[k])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "MIGNetConfig":
+        known = {f.name for f in fields(cls)}
+        kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in known}
+        return cls(**kw)
+
+    @property
+    def divisor(self) -> int:
+        return self.patch_size * 2 ** len(self.depths)
+
+    @property
+    def has_stems(self) -> bool:
+        return self.dual_guidance or self.grade_branch
+
+
+class MIGNet(nn.Module):
+    """Forward returns ``(segmentation logits (B, num_classes, H, W), grade logits (B, 2) or None)``."""
+
+    def __init__(self, config: MIGNetConfig, prior: torch.Tensor | None = None):
+        super().__init__()
+        self.config = cfg = config
+        if len(cfg.depths) != 4 or len(cfg.num_heads) != 4 or len(cfg.decoder_depths) != 4:
+            raise ValueError("MIG-Net uses four Swin stages: depths, num_heads and decoder_depths need 4 entries")
+        c = cfg.embed_dim
+        self.encoder = SwinTransformer(in_chans=cfg.in_channels, embed_dim=c, window_size=(cfg.window_size,) * 2,
+                                       patch_size=(cfg.patch_size,) * 2, depths=cfg.depths,
+                                       num_heads=cfg.num_heads, spatial_dims=2)
+        bott = c * 2 ** 4
+        if cfg.has_stems:
+            self.seg_stem = dsconv_stem(bott)
+        if cfg.grade_branch:
+            self.grade_stem = dsconv_stem(bott)
+            self.grade_head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2),
+                                            nn.Linear(bott, cfg.grade_classes))
+        if cfg.dual_guidance:
+            if prior is None:
+                prior = torch.full((cfg.prior_size, cfg.prior_size), 0.5)
+            self.seg_prior = LocationPrior(bott, prior)
+            if cfg.grade_branch:
+                self.grade_prior = LocationPrior(bott, prior)
+                self.semantic_reduce = nn.Conv2d(2 * bott, bott, 1)
+        self.expand = nn.ModuleList()
+        self.gates = nn.ModuleList()
+        self.reduce = nn.ModuleList()
+        self.blocks = nn.ModuleList()
+        for level in (3, 2, 1, 0):  # coarse to fine; level i has c * 2**i channels
+            dim = c * 2 ** level
+            self.expand.append(PatchExpand(dim * 2, dim))
+            self.gates.append(InvertedAttentionGate(dim, dim) if cfg.iag else nn.Identity())
+            self.reduce.append(nn.Conv2d(2 * dim, dim, 1))
+            depth = cfg.decoder_depths[level]
+            self.blocks.append(BasicLayer(dim=dim, depth=depth, num_heads=cfg.num_heads[level],
+                                          window_size=(cfg.window_size,) * 2, drop_path=[0.0] * depth,
+                                          qkv_bias=True) if depth else nn.Identity())
+        self.final_expand = PatchExpand(c, c, scale=cfg.patch_size)
+        self.head = nn.Conv2d(c, cfg.num_classes, 1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        cfg = self.config
+        h, w = x.shape[-2:]
+        if h % cfg.divisor or w % cfg.divisor:
+            raise ValueError(f"MIG-Net input size {h}x{w} must be divisible by {cfg.divisor}; pad it first")
+        skips = self.encoder(x, normalize=True)
+        s = skips[4]
+        grade_logits = None
+        if cfg.has_stems:
+            s = self.seg_stem(s)
+        if cfg.grade_branch:
+            g = self.grade_stem(skips[4])
+            if cfg.dual_guidance:
+                g = self.grade_prior(g)
+            grade_logits = self.grade_head(g)
+        if cfg.dual_guidance:
+            s = self.seg_prior(s)
+            if cfg.grade_branch:
+                s = self.semantic_reduce(torch.cat([s, g], dim=1))
+        for i, level in enumerate((3, 2, 1, 0)):
+            up = self.expand[i](s)
+            skip = self.gates[i](skips[level], up) if cfg.iag else skips[level]
+            s = self.blocks[i](self.reduce[i](torch.cat([up, skip], dim=1)))
+        return self.head(self.final_expand(s)), grade_logits
