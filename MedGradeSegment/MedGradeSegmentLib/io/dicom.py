@@ -222,6 +222,9 @@ def find_dicom(folder: str | Path, allow_gaps: bool = False, only_file: str | Pa
             found.warnings.append(f"series {s.label} is a {s.modality} object, not an image; ignored")
             continue
         found.warnings.extend(f"series {s.label}: {w}" for w in s.warnings)
+        if allow_gaps:
+            found.warnings.extend(f"series {s.label}: missing slices {g}; read with approximate geometry"
+                                  for g in s.gaps)
         meta = {"SeriesInstanceUID": s.uid, "StudyInstanceUID": s.study_uid, "PatientID": s.patient_id,
                 "SeriesDescription": s.description, "Modality": s.modality, "SeriesNumber": s.series_number,
                 "files": len(s.files)}

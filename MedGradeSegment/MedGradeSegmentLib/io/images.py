@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import struct
 import zlib
 from pathlib import Path
 
@@ -58,6 +59,22 @@ def _nifti_complete(path: Path, reader: sitk.ImageFileReader) -> str | None:
     return None
 
 
+def _nifti_spacing(path: Path) -> tuple[float, float, float] | None:
+    """pixdim[1:4] as stored in a NIfTI-1/2 header (ITK silently turns 0 into 1 and drops signs)."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rb") as f:
+            head = f.read(540)
+    except (OSError, EOFError, zlib.error):
+        return None
+    for endian in "<>":
+        if len(head) >= 348 and struct.unpack(endian + "i", head[:4])[0] == 348:
+            return struct.unpack(endian + "8f", head[76:108])[1:4]
+        if len(head) >= 540 and struct.unpack(endian + "i", head[:4])[0] == 540:
+            return struct.unpack(endian + "8d", head[104:168])[1:4]
+    return None
+
+
 def validate_image(image: sitk.Image, source: str | Path) -> sitk.Image:
     """Raise :class:`InputError` unless ``image`` is a 3D scalar volume with finite voxels and positive spacing."""
     dim = image.GetDimension()
@@ -107,12 +124,18 @@ def read_image(path: str | Path) -> sitk.Image:
     reader.SetFileName(str(path))
     try:
         reader.ReadImageInformation()
-        if volume_suffix(path) in (".nii", ".nii.gz") and (problem := _nifti_complete(path, reader)):
-            raise InputError(path, problem)
+        if volume_suffix(path) in (".nii", ".nii.gz"):
+            if (problem := _nifti_complete(path, reader)):
+                raise InputError(path, problem)
+            spacing = _nifti_spacing(path)
+            if spacing and any(not s > 0 for s in spacing[: reader.GetDimension()]):
+                raise InputError(path, f"has zero or negative voxel spacing {tuple(spacing)} in its header")
         image = reader.Execute()
     except RuntimeError as exc:
         detail = str(exc).strip().splitlines()
         reason = next((ln.strip() for ln in reversed(detail) if ln.strip()), "unknown reason")
+        if "spacing" in reason.lower():
+            raise InputError(path, f"has zero, negative or invalid voxel spacing ({reason[:160]})") from None
         raise InputError(path, f"cannot be read as an image; the file is truncated, corrupt or not "
                                f"a {volume_suffix(path)} file ({reason[:160]})") from None
     return validate_image(image, path)
