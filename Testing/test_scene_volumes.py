@@ -8,7 +8,7 @@ import SimpleITK as sitk
 from scene_helpers import assert_same_image, rotated_copy
 
 from MedGradeSegmentLib.scene.geometry import LPS_TO_RAS, ijk_to_lps, numpy_matrix
-from MedGradeSegmentLib.scene.volumes import sitk_to_volume_node, volume_node_to_sitk
+from MedGradeSegmentLib.scene.volumes import match_grid, sitk_to_volume_node, volume_node_to_sitk
 
 REAL = ["brain-mr/brain1_image.nrrd", "glioma-native/TCGA-FG-6692/t1c.nii.gz"]
 
@@ -76,3 +76,12 @@ def test_update_existing_node_and_refuse_2d(slicer_app, sample):
     assert_same_image(volume_node_to_sitk(node), smaller)
     with pytest.raises(ValueError, match="3D"):
         sitk_to_volume_node(slicer_app.scene, image[:, :, 0], "flat")
+
+
+def test_match_grid_undoes_a_slice_reversal_exactly(sample):
+    image = rotated_copy(sitk.ReadImage(str(sample("glioma-native/TCGA-FG-6692/t1c.nii.gz"))))
+    reversed_ = sitk.Flip(image, [False, False, True])
+    assert not np.array_equal(sitk.GetArrayFromImage(reversed_), sitk.GetArrayFromImage(image))
+    assert_same_image(match_grid(reversed_, image), image)
+    with pytest.raises(ValueError, match="grids differ"):
+        match_grid(image[1:, :, :], image)

@@ -5,8 +5,8 @@ Slicer application (pass ``slicer.mrmlScene``) and headless on ``slicer-core``
 (:func:`MedGradeSegmentLib.headless_app.create_headless_slicer`).
 """
 
-from .hierarchy import ensure_patient_study, place_under, sh_item, study_item_of
-from .persistence import save_scene
+from .hierarchy import ensure_patient_study, place_under, place_with, sh_item, study_item_of
+from .persistence import load_scene, save_scene
 from .plots import plot_chart
 from .preprocess_result import load_preprocessed_into_scene
 from .provenance import get_provenance, set_provenance
@@ -15,7 +15,7 @@ from .tables import table_from_rows, table_to_rows
 from .terminology import load_medgrade_terminology, terminology_entry
 from .transaction import SceneTransaction
 from .transforms import linear_transform_node_to_sitk, sitk_transform_to_node
-from .volumes import sitk_to_volume_node, volume_node_to_sitk
+from .volumes import match_grid, sitk_to_volume_node, volume_node_to_sitk
 
 __all__ = [
     "SceneTransaction",
@@ -23,9 +23,12 @@ __all__ = [
     "get_provenance",
     "linear_transform_node_to_sitk",
     "load_medgrade_terminology",
+    "load_scene",
     "load_preprocessed_into_scene",
     "mask_to_segmentation_node",
+    "match_grid",
     "place_under",
+    "place_with",
     "plot_chart",
     "save_scene",
     "segmentation_node_to_mask",

@@ -9,6 +9,7 @@ from typing import Any
 import SimpleITK as sitk
 
 from ..errors import InputError
+from ..io.images import read_image
 from .hierarchy import ensure_patient_study, place_under
 from .provenance import set_provenance
 from .segmentations import mask_to_segmentation_node
@@ -29,18 +30,6 @@ def _read_json(path: Path) -> dict[str, Any]:
     return doc
 
 
-def _read_image(path: Path) -> sitk.Image:
-    if not path.is_file():
-        raise InputError(path, "missing")
-    try:
-        image = sitk.ReadImage(str(path))
-    except RuntimeError as err:
-        raise InputError(path, f"not a readable image ({str(err).strip().splitlines()[-1]})") from None
-    if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
-        raise InputError(path, "expected a 3D scalar image")
-    return image
-
-
 def _read_transform(path: Path) -> sitk.Transform:
     if not path.is_file():
         raise InputError(path, "missing")
@@ -51,7 +40,11 @@ def _read_transform(path: Path) -> sitk.Transform:
 
 
 def read_case_files(case_dir: str | Path) -> dict[str, Any]:
-    """Read and check every file of a preprocessed case folder (no scene involved)."""
+    """Read and check every file of a preprocessed case folder (no scene involved).
+
+    Images go through :func:`MedGradeSegmentLib.io.images.read_image`, which also catches the
+    truncated ``.nii.gz`` files ITK would read silently (zero-filled).
+    """
     folder = Path(case_dir)
     case = _read_json(folder / "case.json")
     for key in ("patient_id", "reference", "sequences", "brain_mask"):
@@ -61,9 +54,9 @@ def read_case_files(case_dir: str | Path) -> dict[str, Any]:
     return {
         "case": case,
         "quality": _read_json(quality_path) if quality_path.exists() else {},
-        "volumes": {seq: _read_image(folder / rel) for seq, rel in case["sequences"].items()},
-        "brain_mask": _read_image(folder / case["brain_mask"]),
-        "lesion_mask": _read_image(folder / case["lesion_mask"]) if case.get("lesion_mask") else None,
+        "volumes": {seq: read_image(folder / rel) for seq, rel in case["sequences"].items()},
+        "brain_mask": read_image(folder / case["brain_mask"]),
+        "lesion_mask": read_image(folder / case["lesion_mask"]) if case.get("lesion_mask") else None,
         "transforms": {seq: _read_transform(folder / rel) for seq, rel in (case.get("transforms") or {}).items()},
     }
 

@@ -83,3 +83,24 @@ def volume_node_to_sitk(node: Any) -> sitk.Image:
     image.SetOrigin(tuple(float(v) for v in _FLIP @ np.array(node.GetOrigin(), dtype=float)))
     image.SetDirection(tuple(float(v) for v in (_FLIP @ direction_ras).ravel()))
     return image
+
+
+def match_grid(image: sitk.Image, reference: sitk.Image, tolerance: float = 1e-4) -> sitk.Image:
+    """``image`` with its axes permuted/flipped (voxels moved, not interpolated) onto ``reference``'s grid.
+
+    Needed for nodes that Slicer's file reader loaded: it may store the slices in reverse order (a
+    flipped K axis) with the same physical geometry. Raises ``ValueError`` when the grids differ
+    other than by axis order or direction.
+    """
+    orientation = sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(reference.GetDirection())
+    out = sitk.DICOMOrient(image, orientation)
+    same = (
+        out.GetSize() == reference.GetSize()
+        and np.allclose(out.GetOrigin(), reference.GetOrigin(), atol=tolerance)
+        and np.allclose(out.GetSpacing(), reference.GetSpacing(), atol=tolerance)
+        and np.allclose(out.GetDirection(), reference.GetDirection(), atol=tolerance)
+    )
+    if not same:
+        raise ValueError("image and reference grids differ beyond axis order")
+    out.CopyInformation(reference)
+    return out
