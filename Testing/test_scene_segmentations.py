@@ -102,3 +102,10 @@ def test_unknown_kind_is_refused_before_adding_nodes(slicer_app, brain1):
     with pytest.raises(KeyError, match="unknown segment kind"):
         mask_to_segmentation_node(slicer_app.scene, brain1[1], "x", {1: "tumour"})
     assert slicer_app.scene.GetNumberOfNodes() == before
+
+
+def test_empty_mask_gives_an_empty_segment(slicer_app, brain1):
+    image, label = brain1
+    seg = mask_to_segmentation_node(slicer_app.scene, label * 0, "nothing found")
+    assert seg.GetSegmentation().GetNumberOfSegments() == 1
+    assert sitk.GetArrayViewFromImage(segmentation_node_to_mask(seg, image)).sum() == 0

@@ -14,15 +14,16 @@ from .geometry import check_3d_scalar, ijk_to_ras, vtk_matrix
 from .terminology import terminology_entry
 
 
-def oriented_image(image: sitk.Image, voxels: np.ndarray | None = None) -> Any:
+def oriented_image(image: sitk.Image, voxels: np.ndarray | None = None, geometry_only: bool = False) -> Any:
     """A ``vtkOrientedImageData`` with ``image``'s geometry (RAS) and voxels (default: its own)."""
-    array = sitk.GetArrayFromImage(image) if voxels is None else voxels
-    array = np.ascontiguousarray(array)
     out = slicer.vtkOrientedImageData()
     out.SetDimensions(image.GetSize())
-    vtk_array = numpy_support.numpy_to_vtk(array.ravel(), deep=True)
-    out.GetPointData().SetScalars(vtk_array)
     out.SetImageToWorldMatrix(vtk_matrix(ijk_to_ras(image)))
+    if not geometry_only:
+        array = np.ascontiguousarray(sitk.GetArrayFromImage(image) if voxels is None else voxels)
+        if array.shape != tuple(reversed(image.GetSize())):
+            raise ValueError(f"voxel array shape {array.shape} does not match the image size {image.GetSize()}")
+        out.GetPointData().SetScalars(numpy_support.numpy_to_vtk(array.ravel(), deep=True))
     return out
 
 
@@ -38,7 +39,8 @@ def mask_to_segmentation_node(
 
     ``segments`` maps label value -> MedGrade segment kind (``"neoplasm"``, ``"brain"`` ...);
     default ``{1: "neoplasm"}``, and then any non-zero voxel counts. Each segment gets the kind's
-    terminology entry, name and colour. The reference geometry is ``reference_node``'s when given,
+    terminology entry, name and colour; other label values are ignored, an empty label gives an
+    empty segment. The reference geometry is ``reference_node``'s when given,
     else the mask's own grid.
     """
     check_3d_scalar(mask, name)
@@ -53,7 +55,7 @@ def mask_to_segmentation_node(
     if reference_node is not None:
         node.SetReferenceImageGeometryParameterFromVolumeNode(reference_node)
     else:
-        geometry = slicer.vtkSegmentationConverter.SerializeImageGeometry(oriented_image(mask, labels[:1, :1, :1]))
+        geometry = slicer.vtkSegmentationConverter.SerializeImageGeometry(oriented_image(mask, geometry_only=True))
         node.GetSegmentation().SetConversionParameter(
             slicer.vtkSegmentationConverter.GetReferenceImageGeometryParameterName(), geometry
         )
