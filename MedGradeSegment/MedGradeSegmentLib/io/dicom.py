@@ -57,7 +57,8 @@ def _is_candidate(path: Path) -> bool:
         and volume_suffix(path) is None
 
 
-def _read_header(path: Path) -> pydicom.Dataset | None:
+def read_dicom_header(path: str | Path) -> pydicom.Dataset | None:
+    """The header of a DICOM image file (the tags MedGrade uses), or None for anything else."""
     try:
         ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=_TAGS)
     except (InvalidDicomError, OSError, ValueError, TypeError, AttributeError, KeyError):
@@ -76,7 +77,7 @@ def is_dicom_folder(folder: str | Path, max_files: int = 20) -> bool:
             p = Path(root) / name
             if not _is_candidate(p):
                 continue
-            if _read_header(p) is not None:
+            if read_dicom_header(p) is not None:
                 return True
             seen += 1
             if seen >= max_files:
@@ -170,7 +171,7 @@ def scan_dicom_folder(folder: str | Path) -> list[SeriesInfo]:
         dirs.sort()
         for name in sorted(files):
             p = Path(root) / name
-            if _is_candidate(p) and (ds := _read_header(p)) is not None:
+            if _is_candidate(p) and (ds := read_dicom_header(p)) is not None:
                 groups[str(ds.SeriesInstanceUID)].append((p, ds))
     series = [_build_series(uid, items, folder) for uid, items in groups.items()]
     return sorted(series, key=lambda s: (s.series_number if s.series_number is not None else 1 << 30, s.uid))

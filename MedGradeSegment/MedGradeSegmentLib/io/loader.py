@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,7 @@ import SimpleITK as sitk
 from ..case import SEQUENCES, Case
 from ..errors import InputError
 from .clinical_csv import read_clinical_csv, read_labels_csv
-from .dicom import _read_header, find_dicom, is_dicom_folder
+from .dicom import read_dicom_header, find_dicom, is_dicom_folder
 from .images import strip_volume_suffix, validate_image, volume_suffix
 from .items import Found, FoundImage
 from .research_client import find_research_client, is_research_client_folder
@@ -29,7 +29,7 @@ def find_images(path: str | Path, allow_gaps: bool = False) -> Found:
     if path.is_file():
         if volume_suffix(path):
             return find_volume_file(path)
-        if _read_header(path) is not None:
+        if read_dicom_header(path) is not None:
             return find_dicom(path.parent, allow_gaps, only_file=path)
         raise InputError(path, "is neither a NIfTI/NRRD/MHA volume nor a DICOM image file")
     if has_volume_files(path):
@@ -112,7 +112,7 @@ def _choose(path: Path, found: Found, wanted: list[str] | None, reference: str,
     return {s: chosen[s] for s in order if s in chosen}, unrecognised
 
 
-def _table(value: str | Path | Table | None, reader) -> Table | None:
+def _table(value: str | Path | Table | None, reader: Callable[[str | Path], Table]) -> Table | None:
     return value if isinstance(value, dict) or value is None else reader(value)
 
 
