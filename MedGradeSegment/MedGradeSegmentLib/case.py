@@ -11,7 +11,7 @@ import SimpleITK as sitk
 SEQUENCES = ("t1", "t1c", "t2", "flair")
 
 
-@dataclass
+@dataclass(eq=False)  # SimpleITK images have no meaningful ==; compare fields explicitly
 class Case:
     """One patient: images by sequence or modality, optional lesion mask, clinical data, labels.
 
