@@ -101,7 +101,7 @@ def build_slice_inputs(case: Case, sequences: list[str] | tuple[str, ...] = ("t1
         vol = sitk.GetArrayViewFromImage(case.images[s])
         out = np.empty((len(slices), len(MODES[mode]), size, size), np.float32)
         for i, z in enumerate(slices):
-            img = norm(torch.as_tensor(vol[z], dtype=torch.float32)[None])
+            img = norm(torch.tensor(vol[z], dtype=torch.float32)[None])
             parts = {"img": img, "roi": img * torch.from_numpy(m2[i])[None]}
             chans = torch.cat([parts[p] for p in MODES[mode]])
             out[i] = np.asarray(spatial(chans), dtype=np.float32)

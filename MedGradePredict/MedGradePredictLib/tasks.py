@@ -57,7 +57,7 @@ class Task:
 
 
 PRESETS: dict[str, Task] = {
-    "ki67": Task("ki67", "ki67", "high", "low", threshold=10.0),  # Ki-67 index < 10 % low, else high
+    "ki67": Task("ki67", "ki67_level", "high", "low", threshold=10.0),  # Ki-67 < 10 % low, else high
     "grade": Task("grade", "grade", "HGG", "LGG"),
     "idh": Task("idh", "idh", "mutant", "wildtype"),
 }

@@ -1,0 +1,72 @@
+"""Grading model bundles: network weights (safetensors) + LightGBM head (its text format) + manifest.
+
+Written with :func:`MedGradeSegmentLib.bundle.write_bundle` (every file hashed in the manifest) and
+loaded only after :func:`read_manifest` verified the hashes. A bundle round-trips exactly.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from MedGradeSegmentLib.bundle import ModelManifest, load_state_dict, read_manifest, save_state_dict, write_bundle
+from MedGradeSegmentLib.devices import choose_device
+from MedGradeSegmentLib.errors import BundleError
+
+from .head_lgbm import load_head, save_head
+from .model import GradingModel, GradingSettings
+from .networks import build_network
+
+WEIGHTS = "network.safetensors"
+HEAD = "head_lightgbm.txt"
+KIND = "grading"
+
+
+def save_grading_bundle(model: GradingModel, folder: str | Path, metrics: dict[str, Any] | None = None,
+                        trained_on: str = "", description: str = "", training: dict[str, Any] | None = None
+                        ) -> Path:
+    """Write ``model`` as a bundle folder (refuses an existing folder)."""
+    s = model.settings
+    with tempfile.TemporaryDirectory() as tmp:
+        files = {WEIGHTS: Path(tmp) / WEIGHTS}
+        save_state_dict(model.net.state_dict(), files[WEIGHTS])
+        if model.booster is not None:
+            files[HEAD] = save_head(model.booster, Path(tmp) / HEAD)
+        settings = s.to_dict()
+        task = dict(settings.pop("task"), classes=[s.task.negative_class, s.task.positive_class])
+        manifest = ModelManifest(
+            model_id=model.model_id, kind=KIND, architecture=settings.pop("architecture"),
+            inputs=settings.pop("sequences"), preprocessing=dict(settings, training=training or {}),
+            task=task, metrics=metrics or {}, trained_on=trained_on, description=description)
+        return write_bundle(folder, manifest, files)
+
+
+def resolve_bundle(model: str | Path) -> Path:
+    """A bundle folder from a path or a model id in the library (installed or bundled)."""
+    p = Path(model)
+    if p.is_dir():
+        return p
+    from MedGradeSegmentLib.model_library import find_model
+
+    return Path(find_model(str(model)).path)
+
+
+def load_grading_bundle(model: str | Path, device: str = "auto") -> GradingModel:
+    """Load a verified grading bundle onto ``device`` (auto: a GPU when there is one)."""
+    folder = resolve_bundle(model)
+    manifest = read_manifest(folder, verify=True)
+    if manifest.kind != KIND:
+        raise BundleError(f"{folder}: a {manifest.kind!r} model, not a grading model")
+    pre = {k: v for k, v in manifest.preprocessing.items() if k != "training"}
+    task = {k: v for k, v in manifest.task.items() if k != "classes"}
+    settings = GradingSettings.from_dict(dict(pre, task=task, architecture=manifest.architecture,
+                                              sequences=list(manifest.inputs)))
+    net = build_network(settings.architecture)
+    try:
+        net.load_state_dict(load_state_dict(folder / WEIGHTS))
+    except RuntimeError as exc:
+        raise BundleError(f"{folder / WEIGHTS}: weights do not fit the architecture in the manifest ({exc})") from None
+    booster = load_head(folder / HEAD) if HEAD in manifest.files else None
+    dev = choose_device(device, manifest.min_gpu_memory_mb).device
+    return GradingModel(net, settings, booster, manifest.model_id, manifest.files[WEIGHTS], dev)
