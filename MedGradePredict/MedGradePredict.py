@@ -1,0 +1,281 @@
+"""MedGradePredict: grade a segmented case (KiNet + clinical data + LightGBM), with reader findings.
+
+Thin Slicer GUI over ``MedGradePredictLib``: ``medgrade predict`` runs in a background process; the
+result (tables, slice-probability plot, heat map) is loaded with ``MedGradePredictLib.scene_grading``.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import tempfile
+from typing import Annotated
+
+import slicer
+import vtk
+from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
+from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
+from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
+                                           ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
+from slicer.util import VTKObservationMixin
+
+from MedGradeSegment import (JobRunner, MedGradeSegmentLogic, ModelLibrarySection, ensureDependencies,
+                             fillModelCombo, libraryRoot, pathText)
+from MedGradeSegmentLib import model_library
+from MedGradeSegmentLib.devices import DEVICE_CHOICES
+
+SEXES = ("unknown", "male", "female")
+FINDINGS = ("unknown", "yes", "no")
+FUSIONS = ("near", "all", "large")
+
+
+class MedGradePredict(ScriptedLoadableModule):
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        self.parent.title = "MedGrade Predict"
+        self.parent.categories = ["MedGrade"]
+        self.parent.dependencies = ["MedGradeSegment"]
+        self.parent.contributors = ["MedGrade developers"]
+        self.parent.helpText = (
+            "Grade a segmented case: KiNet on the MIX inputs (image and lesion-restricted image) of T1c and T2, "
+            "multi-scale features plus age and sex into LightGBM, slice probabilities fused per patient "
+            "(near / all / large). The reader's own findings are recorded beside the result, never mixed into it. "
+            "See the MedGrade user guide (docs/).")
+        self.parent.acknowledgementText = (
+            "KiNet and the BMS loss follow a 2023 master's thesis on non-invasive Ki-67 prediction in glioma. "
+            "Built on MONAI, LightGBM, scikit-learn and 3D Slicer.")
+
+
+@parameterNodeWrapper
+class MedGradePredictParameterNode:
+    caseFolder: pathlib.Path
+    t1cVolume: vtkMRMLScalarVolumeNode
+    t2Volume: vtkMRMLScalarVolumeNode
+    lesionSegmentation: vtkMRMLSegmentationNode
+    age: Annotated[int, WithinRange(-1, 120)] = -1
+    sex: Annotated[str, Choice(list(SEXES))] = "unknown"
+    clinicalCsv: pathlib.Path
+    enhancingFocus: Annotated[str, Choice(list(FINDINGS))] = "unknown"
+    fusion: Annotated[str, Choice(list(FUSIONS))] = "near"
+    device: Annotated[str, Choice(list(DEVICE_CHOICES))] = "auto"
+    heatmap: bool = True
+    modelId: str = ""
+
+
+class MedGradePredictWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+    def __init__(self, parent=None) -> None:
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+        self.logic = None
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
+
+    def setup(self) -> None:
+        ScriptedLoadableModuleWidget.setup(self)
+        uiWidget = slicer.util.loadUI(self.resourcePath("UI/MedGradePredict.ui"))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+        self.logic = MedGradePredictLogic()
+        self.runner = JobRunner(self.ui.progressBar, self.ui.statusLabel, self.ui.cancelButton, [self.ui.applyButton])
+        self.library = ModelLibrarySection(self.ui.modelLibraryCollapsibleButton.layout(), self.updateModelCombo)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.ui.applyButton.connect("clicked()", self.onApply)
+        self.ui.loadClinicalButton.connect("clicked()", self.onLoadClinical)
+        self.ui.gradingModelComboBox.connect("currentIndexChanged(int)", self.onModelChosen)
+        self.initializeParameterNode()
+
+    def cleanup(self) -> None:
+        self.runner.cancel()
+        self.removeObservers()
+
+    def enter(self) -> None:
+        self.initializeParameterNode()
+
+    def exit(self) -> None:
+        self.setParameterNode(None)
+
+    def onSceneStartClose(self, caller, event) -> None:
+        self.setParameterNode(None)
+
+    def onSceneEndClose(self, caller, event) -> None:
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    def initializeParameterNode(self) -> None:
+        self.setParameterNode(self.logic.getParameterNode())
+        self.logic.prefill(self._parameterNode)
+
+    def setParameterNode(self, parameterNode) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateButtons)
+        self._parameterNode = parameterNode
+        if self._parameterNode:
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateButtons)
+            self.updateButtons()
+
+    def updateButtons(self, caller=None, event=None) -> None:
+        p = self._parameterNode
+        if p is None or self.runner.running:
+            return
+        if not pathText(p.caseFolder) and p.t1cVolume is not None:
+            folder = p.t1cVolume.GetAttribute("MedGrade.caseFolder")
+            if folder:
+                p.caseFolder = pathlib.Path(folder)
+        ready = bool(pathText(p.caseFolder)) and bool(p.modelId)
+        self.ui.applyButton.enabled = ready
+        self.ui.applyButton.toolTip = "" if ready else "Choose a preprocessed case folder and a grading model"
+        self.ui.loadClinicalButton.enabled = bool(pathText(p.clinicalCsv))
+
+    def updateModelCombo(self, library: ModelLibrarySection) -> None:
+        current = self._parameterNode.modelId if self._parameterNode else ""
+        fillModelCombo(self.ui.gradingModelComboBox, library.models("grading"), current)
+
+    def onModelChosen(self, index: int) -> None:
+        if self._parameterNode is not None:
+            self._parameterNode.modelId = self.ui.gradingModelComboBox.itemData(index) or ""
+
+    def onLoadClinical(self) -> None:
+        with slicer.util.tryWithErrorDisplay("Could not read the clinical CSV"):
+            self.logic.readClinical(self._parameterNode)
+
+    def onApply(self) -> None:
+        if not ensureDependencies():
+            return
+        p = self._parameterNode
+        outDir = tempfile.mkdtemp(prefix="MedGrade-predict-")
+        with slicer.util.tryWithErrorDisplay("Could not prepare the grading", waitCursor=True):
+            args = self.logic.predictArgs(p, outDir)
+
+        def load() -> None:
+            result = self.logic.loadResult(outDir, p)
+            self.ui.resultLabel.text = result.get("summary", "") if isinstance(result, dict) else ""
+
+        self.runner.start(args, "Grading", load)
+
+
+class MedGradePredictLogic(ScriptedLoadableModuleLogic):
+    """Parameter node -> ``medgrade predict`` command line; the written result -> the scene."""
+
+    def getParameterNode(self):
+        return MedGradePredictParameterNode(super().getParameterNode())
+
+    @staticmethod
+    def prefill(p) -> None:
+        """Pick the case's volumes and lesion mask from names when the selectors are empty."""
+        from MedGradeSegmentLib.sequence_names import guess_sequence, is_lesion_mask_name
+
+        if p is None:
+            return
+        for node in slicer.util.getNodesByClass("vtkMRMLScalarVolumeNode"):
+            seq = guess_sequence(node.GetName())
+            if seq in ("t1c", "t2") and getattr(p, f"{seq}Volume") is None:
+                setattr(p, f"{seq}Volume", node)
+        if p.lesionSegmentation is None:
+            for node in slicer.util.getNodesByClass("vtkMRMLSegmentationNode"):
+                if is_lesion_mask_name(node.GetName()) or node.GetAttribute("MedGrade.step") == "segment":
+                    p.lesionSegmentation = node
+
+    @staticmethod
+    def patientId(p) -> str:
+        folder = pathText(p.caseFolder)
+        return os.path.basename(os.path.normpath(folder)) if folder else ""
+
+    def readClinical(self, p) -> None:
+        from MedGradeSegmentLib.io.clinical_csv import read_clinical_csv
+
+        rows = read_clinical_csv(pathText(p.clinicalCsv))
+        pid = self.patientId(p)
+        if pid not in rows:
+            raise ValueError(f"{pathText(p.clinicalCsv)}: no row for patient {pid!r}")
+        row = rows[pid]
+        if row.get("age") is not None:
+            p.age = int(round(row["age"]))
+        p.sex = {"M": "male", "F": "female"}.get(row.get("sex"), "unknown")
+
+    def predictArgs(self, p, outDir: str) -> list[str]:
+        caseDir = pathText(p.caseFolder)
+        args = ["predict", caseDir, "--model", p.modelId, "--fusion", p.fusion, "--device", p.device,
+                "--output", outDir]
+        if p.lesionSegmentation is not None:  # the mask in the scene (possibly corrected or hand-drawn)
+            args += ["--mask", self.exportMask(p, caseDir, outDir)]
+        if p.age >= 0:
+            args += ["--age", str(p.age)]
+        if p.sex != "unknown":
+            args += ["--sex", "M" if p.sex == "male" else "F"]
+        if p.enhancingFocus != "unknown":
+            args += ["--enhancing-focus", p.enhancingFocus]
+        return args + (["--heatmap"] if p.heatmap else [])
+
+    @staticmethod
+    def exportMask(p, caseDir: str, outDir: str) -> str:
+        import json
+
+        import SimpleITK as sitk
+
+        from MedGradeSegmentLib.scene import segmentation_node_to_mask
+
+        with open(os.path.join(caseDir, "case.json")) as f:
+            reference = json.load(f)["reference"]
+        grid = sitk.ReadImage(os.path.join(caseDir, f"{reference}.nii.gz"))
+        path = os.path.join(outDir, "lesion_mask_from_scene.nii.gz")
+        sitk.WriteImage(segmentation_node_to_mask(p.lesionSegmentation, grid), path, True)
+        return path
+
+    def loadResult(self, outDir: str, p):
+        from MedGradePredictLib.scene_grading import load_grading_into_scene
+
+        reference = p.t1cVolume or p.t2Volume
+        return load_grading_into_scene(slicer.mrmlScene, outDir, MedGradeSegmentLogic.studyOf(reference))
+
+
+class MedGradePredictTest(ScriptedLoadableModuleTest):
+    """Sample case -> preprocess -> (lesion mask from the sample label) -> grade -> tables in the scene."""
+
+    def setUp(self) -> None:
+        slicer.mrmlScene.Clear()
+
+    def runTest(self) -> None:
+        self.setUp()
+        self.test_grade_sample_case()
+
+    def test_grade_sample_case(self) -> None:
+        import SampleData
+
+        from MedGradeSegment import registerSampleData
+        from MedGradeSegmentLib.slicer_sample_data import entry_for
+
+        models = model_library.list_models(libraryRoot(), kind="grading")
+        if not models:
+            self.delayDisplay("No grading model in the library: nothing to test")
+            return
+        registerSampleData()
+        nodes = SampleData.SampleDataLogic().downloadSamples(entry_for("tcga-fg-6692").sampleName)
+        segLogic = MedGradeSegmentLogic()
+        sp = segLogic.getParameterNode()
+        for node in nodes:
+            from MedGradeSegmentLib.sequence_names import guess_sequence
+
+            setattr(sp, f"{guess_sequence(node.GetName())}Volume", node)
+        out = tempfile.mkdtemp(prefix="MedGradePredictTest-")
+        sp.outputFolder, sp.patientId = pathlib.Path(out), "TCGA-FG-6692"
+        segLogic.runSync(segLogic.preprocessArgs(sp, segLogic.exportInputs(sp, tempfile.mkdtemp())))
+        caseDir = segLogic.findCaseFolder(out, sp.patientId, 0)
+        loaded = segLogic.loadPreprocessed(caseDir, sp.t1cVolume)
+
+        logic = MedGradePredictLogic()
+        p = logic.getParameterNode()
+        p.caseFolder = pathlib.Path(caseDir)
+        p.t1cVolume, p.t2Volume = loaded["volumes"]["t1c"], loaded["volumes"]["t2"]
+        p.lesionSegmentation = loaded["lesion_mask"] or loaded["brain_mask"]
+        p.modelId, p.age, p.sex, p.enhancingFocus = models[0].model_id, 45, "female", "yes"
+        outDir = tempfile.mkdtemp()
+        self.delayDisplay(f"Grading with {p.modelId}")
+        segLogic.runSync(logic.predictArgs(p, outDir))
+        tablesBefore = len(slicer.util.getNodesByClass("vtkMRMLTableNode"))
+        logic.loadResult(outDir, p)
+        self.assertGreater(len(slicer.util.getNodesByClass("vtkMRMLTableNode")), tablesBefore)
+        self.delayDisplay("Test passed")
