@@ -1,0 +1,93 @@
+"""``medgrade preprocess``: one case or a folder of cases -> preprocessed case folders (docs/CONTRACTS.md)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..errors import CancelledError, InputError, MedGradeError
+from ..progress import Progress
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("preprocess", help="skull-strip, co-register, resample and normalise cases",
+                              description=__doc__)
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="a case (file or folder) or a folder of case folders")
+    p.add_argument("--output", "-o", required=True, help="folder receiving one sub-folder per case")
+    p.add_argument("--sequences", nargs="+", help="sequences required (e.g. t1c t2); default: all found")
+    p.add_argument("--reference", default="t1c", help="sequence everything is registered to (default t1c)")
+    p.add_argument("--patient-id", help="patient id of a single case (default: folder or file name)")
+    p.add_argument("--clinical", help="CSV with id, age, sex (+ extra columns)")
+    p.add_argument("--labels", help="CSV with id and label columns")
+    p.add_argument("--no-skull-strip", dest="skull_strip", action="store_false",
+                   help="inputs are already skull-stripped (brain mask = image > 0)")
+    p.add_argument("--n4", action="store_true", help="N4 bias-field correction")
+    p.add_argument("--affine", action="store_true", help="affine registration after the rigid one")
+    p.add_argument("--spacing", type=float, default=1.0, help="isotropic output spacing in mm (default 1)")
+    p.add_argument("--slices", type=int, default=20, help="number of axial slices to sample (default 20)")
+    strip = p.add_mutually_exclusive_group()
+    strip.add_argument("--fast-strip", dest="strip_mode", action="store_const", const="fast",
+                       help="skull stripping on a coarse working grid (default)")
+    strip.add_argument("--full-strip", dest="strip_mode", action="store_const", const="full",
+                       help="the plain full-resolution Swiss Skull Stripper (slower)")
+    p.set_defaults(handler=run, strip_mode="fast")
+
+
+def _is_cohort(path: Path) -> bool:
+    """A folder none of the readers takes as one case, holding sub-folders (one per case)."""
+    from ..io.dicom import is_dicom_folder
+    from ..io.research_client import is_research_client_folder
+    from ..io.volume_folder import has_volume_files
+
+    if not path.is_dir() or has_volume_files(path) or is_research_client_folder(path) or is_dicom_folder(path):
+        return False
+    return any(d.is_dir() and not d.name.startswith(".") for d in path.iterdir())
+
+
+def _cases(args: argparse.Namespace) -> Iterator[tuple[str, object]]:
+    """(label, Case or MedGradeError) for every case named on the command line."""
+    from ..io import iter_cohort, load_case
+
+    for raw in args.inputs:
+        path = Path(raw)
+        if _is_cohort(path):
+            for item in iter_cohort(path, args.clinical, args.labels, args.sequences, args.reference):
+                label = item.patient_id if not isinstance(item, Exception) else (item.path or raw)
+                yield str(label), item
+            continue
+        try:
+            pid = args.patient_id if len(args.inputs) == 1 else None
+            case = load_case(path, args.sequences, args.clinical, args.labels, pid, args.reference)
+            yield case.patient_id, case
+        except MedGradeError as exc:
+            yield raw, exc
+
+
+def run(args: argparse.Namespace, progress: Progress) -> int:
+    from ..preprocess import PreprocessConfig, preprocess_case, write_preprocessed
+
+    config = PreprocessConfig(reference=args.reference, skull_strip=args.skull_strip, strip_mode=args.strip_mode,
+                              n4=args.n4, affine=args.affine, spacing=args.spacing, n_slices=args.slices)
+    items = list(_cases(args))
+    failed = 0
+    for i, (label, item) in enumerate(items):
+        sub = progress.sub(i / len(items), (i + 1) / len(items))
+        try:
+            if isinstance(item, Exception):
+                raise item
+            result = preprocess_case(item, config, sub)  # type: ignore[arg-type]
+            folder = write_preprocessed(result, args.output)
+            print(f"{label}: written {folder} ({len(result.quality.warnings)} warnings)")
+        except CancelledError:
+            raise
+        except MedGradeError as exc:
+            failed += 1
+            print(f"error: {label}: {exc}", file=sys.stderr)
+        except (RuntimeError, OSError, ValueError) as exc:
+            failed += 1
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
+            print(f"error: {label}: {reason}", file=sys.stderr)
+    progress(1.0, f"{len(items) - failed}/{len(items)} cases preprocessed")
+    return 1 if failed else 0

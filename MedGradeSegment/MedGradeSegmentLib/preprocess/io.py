@@ -1,0 +1,118 @@
+"""The preprocessed case folder of docs/CONTRACTS.md: ``write_preprocessed`` and ``read_preprocessed``."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import SimpleITK as sitk
+
+from ..case import Case
+from ..errors import InputError
+from .pipeline import PreprocessResult
+
+
+def _safe_name(patient_id: str) -> str:
+    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in patient_id).strip(".")
+    return name or "case"
+
+
+def case_json(result: PreprocessResult) -> dict[str, Any]:
+    """The ``case.json`` content for ``result``."""
+    return {
+        "patient_id": result.patient_id,
+        "reference": result.reference,
+        "sequences": {seq: f"{seq}.nii.gz" for seq in result.images},
+        "brain_mask": "brain_mask.nii.gz",
+        "transforms": {seq: f"transforms/{seq}_to_{result.reference}.tfm" for seq in result.transforms},
+        "lesion_mask": "lesion_mask.nii.gz" if result.lesion_mask is not None else None,
+        "slices": list(result.slices),
+        "clinical": result.clinical,
+        "labels": result.labels,
+        "parameters": result.config.to_dict(),
+        "sources": {k: str(v) for k, v in result.sources.items()},
+        "medgrade_version": result.version,
+    }
+
+
+def write_preprocessed(result: PreprocessResult, out_dir: str | Path) -> Path:
+    """Write ``<out_dir>/<patient_id>/`` atomically (via ``<patient_id>.partial``) and return its path."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    final = out_dir / _safe_name(result.patient_id)
+    partial = out_dir / f"{final.name}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        (partial / "transforms").mkdir(parents=True)
+        info = case_json(result)
+        for seq, image in result.images.items():
+            sitk.WriteImage(image, str(partial / info["sequences"][seq]), True)
+        sitk.WriteImage(result.brain_mask, str(partial / info["brain_mask"]), True)
+        if result.lesion_mask is not None:
+            sitk.WriteImage(result.lesion_mask, str(partial / info["lesion_mask"]), True)
+        for seq, transform in result.transforms.items():
+            sitk.WriteTransform(transform, str(partial / info["transforms"][seq]))
+        (partial / "quality.json").write_text(json.dumps(result.quality.to_dict(), indent=1))
+        (partial / "case.json").write_text(json.dumps(info, indent=1, default=str))
+        if final.exists():
+            old = out_dir / f"{final.name}.old"
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(final, old)
+            os.replace(partial, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(partial, final)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return final
+
+
+def _read(folder: Path, rel: str, what: str) -> sitk.Image:
+    path = folder / rel
+    if not path.is_file():
+        raise InputError(path, f"{what} listed in case.json is missing")
+    try:
+        return sitk.ReadImage(str(path))
+    except RuntimeError as exc:
+        raise InputError(path, f"cannot read the {what}: {str(exc).strip().splitlines()[-1]}") from None
+
+
+def read_preprocessed(folder: str | Path) -> tuple[Case, dict[str, Any]]:
+    """Load a preprocessed case folder back: the :class:`Case` (images, lesion mask; ``meta`` holds
+    ``brain_mask``, ``slices``, ``transforms``) and the ``case.json`` dict (plus ``quality``)."""
+    folder = Path(folder)
+    path = folder / "case.json"
+    if not path.is_file():
+        raise InputError(folder, "not a preprocessed case folder (no case.json)")
+    try:
+        info = json.loads(path.read_text())
+        sequences = dict(info["sequences"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(path, f"invalid case.json ({exc})") from None
+    case = Case(patient_id=str(info.get("patient_id", folder.name)), reference=info.get("reference", "t1c"),
+                clinical=dict(info.get("clinical") or {}), labels=dict(info.get("labels") or {}),
+                sources=dict(info.get("sources") or {}))
+    for seq, rel in sequences.items():
+        case.images[seq] = _read(folder, rel, f"{seq} image")
+    if info.get("lesion_mask"):
+        case.mask = sitk.Cast(_read(folder, info["lesion_mask"], "lesion mask"), sitk.sitkUInt8)
+    if info.get("brain_mask"):
+        case.meta["brain_mask"] = sitk.Cast(_read(folder, info["brain_mask"], "brain mask"), sitk.sitkUInt8)
+    case.meta["slices"] = list(info.get("slices") or [])
+    case.meta["transforms"] = {}
+    for seq, rel in (info.get("transforms") or {}).items():
+        tfm = folder / rel
+        if not tfm.is_file():
+            raise InputError(tfm, "transform listed in case.json is missing")
+        case.meta["transforms"][seq] = sitk.ReadTransform(str(tfm))
+    quality = folder / "quality.json"
+    if quality.is_file():
+        try:
+            info["quality"] = json.loads(quality.read_text())
+        except ValueError as exc:
+            raise InputError(quality, f"invalid JSON ({exc})") from None
+    return case, info

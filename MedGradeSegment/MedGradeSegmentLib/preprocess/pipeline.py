@@ -1,0 +1,162 @@
+"""``preprocess_case``: orientation, N4, brain mask, co-registration, 1 mm grid, z-score, slices, quality."""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import SimpleITK as sitk
+
+from .. import __version__
+from ..case import Case
+from ..errors import InputError
+from ..progress import Progress
+from .bias import n4_correct
+from .config import PreprocessConfig
+from .normalize import zscore
+from .orient import orient, to_float
+from .quality import QualityReport, volume_ml
+from .registration import register
+from .resample import footprint_overlap, reference_grid, resample_image, resample_mask
+from .skullstrip import skull_strip, threshold_mask
+from .slices import sample_slices
+
+# progress ranges of the stages
+_STAGES = {"orient": (0.0, 0.02), "n4": (0.02, 0.15), "brain_mask": (0.15, 0.45), "registration": (0.45, 0.9),
+           "resample": (0.9, 0.95), "normalize": (0.95, 0.98), "slices": (0.98, 1.0)}
+
+
+@dataclass
+class PreprocessResult:
+    """A preprocessed case: every image, the brain and lesion masks on one grid, transforms, slices, quality."""
+
+    patient_id: str
+    reference: str
+    images: dict[str, sitk.Image]
+    brain_mask: sitk.Image
+    transforms: dict[str, sitk.Transform]  # sequence -> transform mapping reference points to its points
+    lesion_mask: sitk.Image | None
+    slices: list[int]
+    quality: QualityReport
+    config: PreprocessConfig
+    clinical: dict[str, Any] = field(default_factory=dict)
+    labels: dict[str, Any] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+    version: str = __version__
+
+    def to_case(self) -> Case:
+        """The preprocessed images as a :class:`Case` (brain mask and slices in ``meta``)."""
+        return Case(patient_id=self.patient_id, images=dict(self.images), mask=self.lesion_mask,
+                    clinical=dict(self.clinical), labels=dict(self.labels), sources=dict(self.sources),
+                    meta={"brain_mask": self.brain_mask, "slices": list(self.slices)}, reference=self.reference)
+
+
+def choose_reference(case: Case, wanted: str) -> tuple[str, list[str]]:
+    """``wanted`` when the case has it, else the case's own reference or first sequence, with a warning."""
+    if wanted in case.images:
+        return wanted, []
+    fallback = case.reference if case.reference in case.images else next(iter(case.images))
+    return fallback, [f"reference sequence {wanted} is missing; registered to {fallback} instead"]
+
+
+def _source(case: Case, seq: str) -> str:
+    return case.sources.get(seq, f"{case.patient_id}/{seq}")
+
+
+def _dilated(mask: sitk.Image, mm: float = 5.0) -> sitk.Image:
+    radius = [max(1, int(round(mm / s))) for s in mask.GetSpacing()]
+    return sitk.BinaryDilate(sitk.Cast(mask, sitk.sitkUInt8), radius)
+
+
+def preprocess_case(case: Case, config: PreprocessConfig | None = None, progress: Progress | None = None,
+                    atlas: tuple[sitk.Image, sitk.Image] | None = None) -> PreprocessResult:
+    """Run every enabled step on ``case``; raises :class:`InputError` naming the file for unusable inputs."""
+    config = config or PreprocessConfig()
+    progress = progress or Progress()
+    if not case.images:
+        raise InputError(case.patient_id, "the case has no images")
+    quality = QualityReport()
+    ref, warnings = choose_reference(case, config.reference)
+    quality.warnings += warnings + list(case.meta.get("warnings", []))
+
+    @contextmanager
+    def stage(name: str) -> Iterator[Progress]:
+        start = time.perf_counter()
+        sub = progress.sub(*_STAGES[name])
+        sub(0.0, name.replace("_", " "))
+        yield sub
+        quality.seconds[name] = quality.seconds.get(name, 0.0) + time.perf_counter() - start
+
+    with stage("orient"):
+        images = {seq: to_float(orient(img, config.orientation)) for seq, img in case.images.items()}
+        lesion = orient(case.mask, config.orientation) if case.mask is not None else None
+    if config.n4:
+        with stage("n4") as p:
+            for i, seq in enumerate(list(images)):
+                images[seq] = n4_correct(images[seq], None, config.n4_shrink, config.n4_iterations,
+                                         p.sub(i / len(images), (i + 1) / len(images)))
+    with stage("brain_mask") as p:
+        if config.skull_strip:
+            brain = skull_strip(images[ref], config.strip_mode, config.strip_scale, config.strip_smooth_mm, atlas, p)
+        else:
+            brain = threshold_mask(images[ref], config.stripped_threshold)
+        if not sitk.GetArrayViewFromImage(brain).any():
+            raise InputError(_source(case, ref), "the brain mask is empty: no brain found in the reference image")
+    transforms: dict[str, sitk.Transform] = {}
+    with stage("registration") as p:
+        others = [s for s in images if s != ref]
+        for i, seq in enumerate(others):
+            transforms[seq] = _register_one(case, images, ref, seq, brain, config, quality,
+                                            p.sub(i / len(others), (i + 1) / len(others)))
+    with stage("resample"):
+        grid = reference_grid(images[ref], config.spacing)
+        on_grid = {s: resample_image(img, grid, transforms.get(s)) for s, img in images.items()}
+        brain_grid = resample_mask(brain, grid)
+        lesion_grid = resample_mask(lesion, grid) if lesion is not None else None
+    quality.brain_volume_ml = round(volume_ml(brain_grid), 2)
+    if quality.brain_volume_ml < config.min_brain_ml:
+        quality.warnings.append(f"tiny brain mask: {quality.brain_volume_ml:.0f} ml (< {config.min_brain_ml:.0f} ml)")
+    with stage("normalize"):
+        for seq in on_grid:
+            if config.normalize:
+                on_grid[seq], stats = zscore(on_grid[seq], brain_grid, config.clip_percentiles, config.clip_z)
+            else:
+                on_grid[seq] = sitk.Mask(on_grid[seq], brain_grid, 0.0)
+                stats = {}
+            quality.intensity[seq] = {k: round(v, 4) for k, v in stats.items()}
+            if stats.get("max_abs_z", 0.0) > config.extreme_z:
+                quality.warnings.append(f"{seq}: extreme intensities in the brain (|z| up to "
+                                        f"{stats['max_abs_z']:.1f} before clipping)")
+    with stage("slices"):
+        has_lesion = lesion_grid is not None and sitk.GetArrayViewFromImage(lesion_grid).any()
+        slices = sample_slices(lesion_grid if has_lesion else brain_grid, config.n_slices)
+    progress(1.0, "preprocessing done")
+    return PreprocessResult(case.patient_id, ref, on_grid, brain_grid, transforms, lesion_grid, slices, quality,
+                            config, dict(case.clinical), dict(case.labels), dict(case.sources))
+
+
+def _register_one(case: Case, images: dict[str, sitk.Image], ref: str, seq: str, brain: sitk.Image,
+                  config: PreprocessConfig, quality: QualityReport, progress: Progress) -> sitk.Transform:
+    """Register ``seq`` to ``ref`` (or keep the scanner frame) and record metric and overlap."""
+    if config.reg_init == "scanner" and footprint_overlap(images[seq], brain) == 0.0:
+        raise InputError(_source(case, seq), f"does not overlap the reference sequence {ref} "
+                                             f"({_source(case, ref)}) at all: no common field of view")
+    metric = float("nan")
+    transform: sitk.Transform = sitk.Euler3DTransform()
+    if config.register:
+        mask = _dilated(brain) if config.reg_brain_mask else None
+        try:
+            result = register(images[ref], images[seq], config, mask, progress)
+        except RuntimeError as exc:
+            reason = str(exc).strip().splitlines()[-1][:200]
+            raise InputError(_source(case, seq), f"registration to {ref} failed: {reason}") from None
+        transform, metric = result.transform, result.metric
+    overlap = footprint_overlap(images[seq], brain, transform)
+    if overlap == 0.0:
+        raise InputError(_source(case, seq), f"does not overlap the reference sequence {ref} after registration")
+    if overlap < config.min_overlap:
+        quality.warnings.append(f"{seq}: covers only {overlap:.0%} of the brain in {ref}")
+    quality.registration[seq] = {"metric": round(metric, 5), "overlap": round(overlap, 4)}
+    return transform
