@@ -1,0 +1,91 @@
+"""``medgrade evaluate``: metrics, ROC and calibration plots for patient-level predictions.
+
+``--predictions CSV --labels CSV --output DIR`` evaluates a ``medgrade predict`` CSV;
+``--cohort DIR --model M --labels CSV --output DIR`` grades a labelled cohort first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from MedGradeSegmentLib.errors import InputError
+from MedGradeSegmentLib.progress import Progress
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("evaluate", help="evaluate grading predictions against labels",
+                              description=__doc__.splitlines()[0])
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--predictions", help="predictions.csv written by `medgrade predict`")
+    src.add_argument("--cohort", help="a cohort folder to grade first (needs --model)")
+    p.add_argument("--model", action="append", help="model id or bundle folder (with --cohort)")
+    p.add_argument("--labels", help="labels CSV (id + the task's label column)")
+    p.add_argument("--clinical", help="clinical CSV (with --cohort)")
+    p.add_argument("--output", required=True)
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the AUC CI")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(handler=run)
+
+
+def _label_rows(rows: list[dict], labels_csv: str | None) -> list[dict]:
+    from MedGradeSegmentLib.io import read_labels_csv
+
+    from ..fusion import METHODS, fuse
+    from ..tasks import Task
+
+    table = read_labels_csv(labels_csv) if labels_csv else {}
+    out = []
+    for row in rows:
+        thr = row.get("task_threshold")
+        task = Task(row["task"], row["label_column"], row["positive_class"], row["negative_class"],
+                    float(thr) if thr not in (None, "") else None)
+        value = table.get(row["patient_id"], {}).get(task.column) if table else None
+        if value is not None:
+            row["label"] = task.encode(value)
+        elif row.get("label") not in (None, ""):
+            row["label"] = int(float(row["label"]))
+        else:
+            continue
+        if row.get("slice_probabilities") and row.get("slice_areas"):
+            for m in METHODS:
+                row[f"probability_{m}"] = fuse(row["slice_probabilities"], row["slice_areas"], m).probability
+        out.append(row)
+    return out
+
+
+def run(args: argparse.Namespace, progress: Progress) -> int:
+    from ..evaluate import write_report
+    from ..results_io import CSV_NAME, read_prediction_rows
+
+    out = Path(args.output)
+    if args.cohort:
+        if not args.model:
+            raise InputError(None, "--cohort needs --model")
+        from .predict import run as predict
+
+        ns = argparse.Namespace(case=args.cohort, model=args.model, output=str(out / "predictions"), fusion=None,
+                                clinical=args.clinical, labels=args.labels, mask=None, patient_id=None, age=None,
+                                sex=None, enhancing_focus=None, finding=[], heatmap=False, device=args.device)
+        predict(ns, progress.sub(0, 0.8))
+        pred_csv = out / "predictions" / CSV_NAME
+    else:
+        pred_csv = Path(args.predictions)
+    rows = _label_rows(read_prediction_rows(pred_csv), args.labels)
+    if not rows:
+        raise InputError(pred_csv, "no prediction has a label; give --labels with the task's label column")
+    tasks = sorted({r["task"] for r in rows})
+    reports = {}
+    for t in tasks:
+        sub = [r for r in rows if r["task"] == t]
+        reports[t] = write_report(sub, out if len(tasks) == 1 else out / t, n_boot=args.bootstrap)
+        m = reports[t]["decision"]["pooled"]
+        ci = m["auc_ci95"]
+        auc = f"{m['auc']:.3f}" if m["auc"] is not None else "n/a"
+        print(f"{t}: n={m['n']} AUC {auc}" + (f" (95% CI {ci[0]:.3f}-{ci[1]:.3f})" if ci else "")
+              + f" accuracy {m['accuracy']:.3f} sensitivity {m['sensitivity']:.3f} "
+                f"specificity {m['specificity']:.3f} kappa {m['kappa']:.3f}")
+    (out / "evaluation.json").write_text(json.dumps(reports, indent=1))
+    progress(1.0, "done")
+    return 0

@@ -1,0 +1,98 @@
+"""``medgrade predict CASE_OR_COHORT --model ID|PATH [--model ...] --output DIR``: grade cases -> CSV + JSON."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from MedGradeSegmentLib.errors import InputError, MedGradeError
+from MedGradeSegmentLib.progress import Progress
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("predict", help="grade one case or a cohort with one or more grading models",
+                              description=__doc__.splitlines()[0])
+    p.add_argument("case", help="a preprocessed case folder (case.json), any case folder the readers "
+                                "understand, or a folder of such case folders (a cohort)")
+    p.add_argument("--model", action="append", required=True,
+                   help="model id in the library or bundle folder; repeat for several tasks")
+    p.add_argument("--output", required=True, help="folder for predictions.csv, predictions.json, heatmaps/")
+    p.add_argument("--fusion", choices=("all", "near", "large"), default=None,
+                   help="patient-level fusion of slice probabilities (default: the model's)")
+    p.add_argument("--clinical", help="CSV of id, age, sex (+ further columns)")
+    p.add_argument("--labels", help="labels CSV: adds a label column for `medgrade evaluate`")
+    p.add_argument("--mask", help="lesion mask on the case's grid (replaces the case's own)")
+    p.add_argument("--patient-id", help="patient id of a single case (default: the folder name)")
+    p.add_argument("--age", type=float, help="patient age in years (single case)")
+    p.add_argument("--sex", choices=("M", "F"), help="patient sex (single case)")
+    p.add_argument("--enhancing-focus", help="reader finding: is an enhancing focus present (yes/no)")
+    p.add_argument("--finding", action="append", default=[], metavar="KEY=VALUE",
+                   help="further reader finding (recorded with the result, never used by the model)")
+    p.add_argument("--heatmap", action="store_true", help="write the Grad-CAM heat map of each case and task")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps")
+    p.set_defaults(handler=run)
+
+
+def _findings(args: argparse.Namespace) -> dict[str, str]:
+    out = {}
+    if args.enhancing_focus:
+        out["enhancing_focus"] = args.enhancing_focus
+    for item in args.finding:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InputError(None, f"--finding {item!r}: expected KEY=VALUE")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def run(args: argparse.Namespace, progress: Progress) -> int:
+    import SimpleITK as sitk
+
+    from ..cohort import is_cohort_folder, load_grading_case
+    from ..model_bundle import load_grading_bundle
+    from ..predict import predict_case
+    from ..results_io import write_results
+
+    path = Path(args.case)
+    if not path.exists():
+        raise InputError(path, "case or cohort folder not found")
+    progress(0.0, "loading models")
+    models = [load_grading_bundle(m, args.device) for m in args.model]
+    seqs = sorted({s for m in models for s in m.settings.sequences})
+    cohort = is_cohort_folder(path)
+    folders = sorted(d for d in path.iterdir() if d.is_dir() and not d.name.startswith(".")) if cohort else [path]
+    findings = _findings(args)
+    results, errors, labels = [], {}, {}
+    for i, folder in enumerate(folders):
+        sub = progress.sub(0.05 + 0.95 * i / len(folders), 0.05 + 0.95 * (i + 1) / len(folders))
+        sub(0.0, f"grading {folder.name}")
+        try:
+            case = load_grading_case(folder, seqs, args.clinical, args.labels)
+            if args.patient_id and not cohort:
+                case.patient_id = args.patient_id
+            if args.mask:
+                from MedGradeSegmentLib.io.loader import lesion_mask_on_grid
+
+                case.mask, _ = lesion_mask_on_grid(sitk.ReadImage(args.mask), case.images, case.reference, args.mask)
+            if args.age is not None:
+                case.clinical["age"] = args.age
+            if args.sex:
+                case.clinical["sex"] = args.sex
+            for m in models:
+                r = predict_case(m, case, args.fusion, reader_findings=findings, gradcam=args.heatmap)
+                results.append(r)
+                if args.labels:
+                    value = case.labels.get(m.settings.task.column)
+                    labels[(r.patient_id, r.task)] = None if value is None else m.settings.task.encode(value)
+        except MedGradeError as exc:
+            if not cohort:
+                raise
+            errors[folder.name] = str(exc)
+            print(f"error: {folder.name}: {exc}", file=sys.stderr)
+        sub(1.0, f"graded {folder.name}")
+    write_results(results, args.output, errors, labels if args.labels else None)
+    for r in results:
+        print(f"{r.patient_id}\t{r.task}\t{r.predicted_level}\tp={r.probability:.3f}\t{r.fusion}\t{r.model_id}")
+    progress(1.0, "done")
+    return 1 if errors else 0
