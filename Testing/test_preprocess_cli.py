@@ -1,0 +1,36 @@
+"""``medgrade preprocess`` on a folder of cases, one of them broken."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import SimpleITK as sitk
+
+from MedGradeTrainLib.cli import main
+
+
+def test_folder_with_one_broken_case(sample, tmp_path, capsys):
+    cohort = tmp_path / "cohort"
+    good = cohort / "TCGA-FG-6692"
+    good.mkdir(parents=True)
+    for seq in ("t1c", "t2"):
+        image = sitk.ReadImage(str(sample(f"glioma-native/TCGA-FG-6692/{seq}.nii.gz")))
+        sitk.WriteImage(image[::2, ::2, :], str(good / f"{seq}.nii.gz"))  # halve the matrix: a fast test
+    bad = cohort / "BROKEN-001"
+    bad.mkdir()
+    shutil.copy(good / "t1c.nii.gz", bad / "t1c.nii.gz")
+    (bad / "t2.nii.gz").write_bytes((good / "t2.nii.gz").read_bytes()[:300])  # truncated NIfTI
+    out = tmp_path / "out"
+
+    code = main(["preprocess", str(cohort), "--output", str(out), "--no-skull-strip", "--spacing", "2",
+                 "--slices", "5"])
+
+    assert code != 0
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "BROKEN-001" in errors[0]
+    assert sorted(p.name for p in out.iterdir()) == ["TCGA-FG-6692"]
+    info = json.loads((out / "TCGA-FG-6692" / "case.json").read_text())
+    assert info["parameters"]["spacing"] == [2.0, 2.0, 2.0] and len(info["slices"]) == 5
+    for rel in [*info["sequences"].values(), info["brain_mask"], *info["transforms"].values(), "../TCGA-FG-6692/quality.json"]:
+        assert (out / "TCGA-FG-6692" / rel).is_file()
