@@ -81,6 +81,24 @@ class AtlasCase:
     mask: sitk.Image
 
 
+def warp_mask_to_template(case: AtlasCase, template: sitk.Image, affine: bool = True,
+                          shrink: Sequence[int] = (4, 2)) -> tuple[np.ndarray, sitk.Transform]:
+    """(binary mask on the template grid as uint8 array, transform template -> case points)."""
+    tx = register_to_template(case.image, template, affine=affine, shrink=shrink)
+    binary = sitk.Cast(case.mask > 0, sitk.sitkUInt8)
+    warped = sitk.Resample(binary, template, tx, sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+    return sitk.GetArrayFromImage(warped), tx
+
+
+def atlas_from_warped(warped: Sequence[np.ndarray], template: sitk.Image) -> sitk.Image:
+    """``P`` = mean of masks already on the template grid (float32 image on the template's grid)."""
+    if not warped:
+        raise ValueError("the FPG atlas needs at least one case with a lesion mask")
+    p = sitk.GetImageFromArray(np.mean(np.stack(warped).astype(np.float32), axis=0))
+    p.CopyInformation(template)
+    return p
+
+
 def build_fpg_atlas(cases: Sequence[AtlasCase], template: sitk.Image, affine: bool = True,
                     progress: Progress | None = None) -> tuple[sitk.Image, dict[str, sitk.Transform]]:
     """Average of the registered lesion masks on the template grid -> (P as float32, transforms).
@@ -90,21 +108,15 @@ def build_fpg_atlas(cases: Sequence[AtlasCase], template: sitk.Image, affine: bo
     """
     if not cases:
         raise ValueError("the FPG atlas needs at least one case with a lesion mask")
-    acc = np.zeros(sitk.GetArrayViewFromImage(template).shape, dtype=np.float64)
-    transforms: dict[str, sitk.Transform] = {}
+    warped, transforms = [], {}
     for i, c in enumerate(cases):
         if progress is not None:
             progress(i / len(cases), f"registering {c.patient_id} to the template")
-        tx = register_to_template(c.image, template, affine=affine)
-        transforms[c.patient_id] = tx
-        binary = sitk.Cast(c.mask > 0, sitk.sitkUInt8)
-        warped = sitk.Resample(binary, template, tx, sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
-        acc += sitk.GetArrayViewFromImage(warped)
-    p = sitk.GetImageFromArray((acc / len(cases)).astype(np.float32))
-    p.CopyInformation(template)
+        arr, transforms[c.patient_id] = warp_mask_to_template(c, template, affine)
+        warped.append(arr)
     if progress is not None:
         progress(1.0, "FPG atlas built")
-    return p, transforms
+    return atlas_from_warped(warped, template), transforms
 
 
 def prior_on_case(atlas: sitk.Image, reference: sitk.Image, transform: sitk.Transform | None) -> sitk.Image:

@@ -1,0 +1,35 @@
+"""``medgrade save-correction CASE_DIR MASK --user NAME``: store an annotator's corrected mask as a new version."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import SimpleITK as sitk
+
+from ..errors import InputError
+from ..progress import Progress
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("save-correction", help="save a corrected lesion mask as a new version of the case",
+                              description=__doc__.splitlines()[0])
+    p.add_argument("case_dir", help="the case folder (holds segmentation/lesion_mask.nii.gz from medgrade segment)")
+    p.add_argument("mask", help="the corrected mask (NIfTI/NRRD/MHA; non-zero = lesion)")
+    p.add_argument("--user", required=True, help="who corrected it")
+    p.add_argument("--ai-mask", help="the AI mask to compare with (default: the case folder's segmentation)")
+    p.add_argument("--note", default="")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, progress: Progress) -> int:
+    from ..segmentation.corrections import save_correction
+
+    try:
+        mask = sitk.ReadImage(args.mask)
+    except RuntimeError as exc:
+        raise InputError(args.mask, f"cannot read the corrected mask ({str(exc).strip().splitlines()[-1]})") from exc
+    record = save_correction(args.case_dir, mask, args.user, args.ai_mask, note=args.note)
+    progress(1.0, f"saved version {record.version}")
+    print(json.dumps(record.to_dict(), default=str))
+    return 0

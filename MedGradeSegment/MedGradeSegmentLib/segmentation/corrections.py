@@ -1,0 +1,130 @@
+"""Annotator corrections: each saved corrected mask is a new version in the case folder.
+
+``<case>/corrections/v0001/lesion_mask.nii.gz`` + ``correction.json`` (who, when, from which model
+and weights, Dice and volume difference against the AI mask); earlier versions are never touched.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import re
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..errors import InputError
+
+CORRECTIONS = "corrections"
+MASK_NAME = "lesion_mask.nii.gz"
+RECORD_NAME = "correction.json"
+AI_RESULT = "segmentation.json"
+_VERSION = re.compile(r"^v(\d{4,})$")
+
+
+@dataclass
+class CorrectionRecord:
+    version: int
+    folder: str
+    user: str
+    created: str
+    model_id: str | None
+    weights_sha256: str | None
+    ai_mask: str | None
+    dice: float | None
+    volume_ai_ml: float | None
+    volume_corrected_ml: float
+    volume_difference_ml: float | None
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def volume_ml(mask: sitk.Image) -> float:
+    return float(sitk.GetArrayViewFromImage(mask).astype(bool).sum()) * float(np.prod(mask.GetSpacing())) / 1000.0
+
+
+def dice(ai: sitk.Image, corrected: sitk.Image) -> float:
+    """Dice of two binary masks (SimpleITK's overlap filter); the corrected one is put on the AI grid."""
+    a = sitk.Cast(ai != 0, sitk.sitkUInt8)
+    c = sitk.Resample(sitk.Cast(corrected != 0, sitk.sitkUInt8), a, sitk.Transform(), sitk.sitkNearestNeighbor, 0,
+                      sitk.sitkUInt8)
+    if not sitk.GetArrayViewFromImage(a).any() and not sitk.GetArrayViewFromImage(c).any():
+        return 1.0
+    f = sitk.LabelOverlapMeasuresImageFilter()
+    f.Execute(a, c)
+    return float(f.GetDiceCoefficient())
+
+
+def versions(case_dir: str | Path) -> list[int]:
+    root = Path(case_dir) / CORRECTIONS
+    if not root.is_dir():
+        return []
+    return sorted(int(m.group(1)) for p in root.iterdir() if p.is_dir() and (m := _VERSION.match(p.name)))
+
+
+def find_ai_result(case_dir: str | Path) -> tuple[Path | None, dict[str, Any]]:
+    """The AI mask of a case folder (``segmentation/`` or the folder itself) and its provenance."""
+    for folder in (Path(case_dir) / "segmentation", Path(case_dir)):
+        if (folder / MASK_NAME).is_file():
+            info = json.loads((folder / AI_RESULT).read_text()) if (folder / AI_RESULT).is_file() else {}
+            return folder / MASK_NAME, info
+    return None, {}
+
+
+def save_correction(case_dir: str | Path, corrected: sitk.Image, user: str | None = None,
+                    ai_mask: sitk.Image | str | Path | None = None, model_id: str | None = None,
+                    weights_sha256: str | None = None, note: str = "") -> CorrectionRecord:
+    """Write ``corrected`` as the next version under ``<case_dir>/corrections/``.
+
+    ``ai_mask`` defaults to the case folder's AI result (see :func:`find_ai_result`), whose
+    ``segmentation.json`` also supplies the model id and weights sha256 when not given.
+    """
+    case_dir = Path(case_dir)
+    if not case_dir.is_dir():
+        raise InputError(case_dir, "case folder not found")
+    if corrected.GetDimension() != 3:
+        raise InputError(None, "the corrected mask must be a 3D image")
+    ai_path: Path | None = None
+    if ai_mask is None:
+        ai_path, info = find_ai_result(case_dir)
+        model_id = model_id or info.get("model_id")
+        weights_sha256 = weights_sha256 or info.get("weights_sha256")
+        ai_mask = sitk.ReadImage(str(ai_path)) if ai_path else None
+    elif not isinstance(ai_mask, sitk.Image):
+        ai_path = Path(ai_mask)
+        ai_mask = sitk.ReadImage(str(ai_path))
+    binary = sitk.Cast(corrected != 0, sitk.sitkUInt8)
+    root = case_dir / CORRECTIONS
+    root.mkdir(exist_ok=True)
+    while True:  # mkdir(exist_ok=False) claims a version atomically, even with two annotators at once
+        version = (versions(case_dir) or [0])[-1] + 1
+        folder = root / f"v{version:04d}"
+        try:
+            folder.mkdir()
+            break
+        except FileExistsError:
+            continue
+    sitk.WriteImage(binary, str(folder / MASK_NAME), useCompression=True)
+    v_ai = volume_ml(ai_mask) if ai_mask is not None else None
+    v_c = volume_ml(binary)
+    record = CorrectionRecord(
+        version=version, folder=str(folder), user=user or getpass.getuser(),
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"), model_id=model_id,
+        weights_sha256=weights_sha256, ai_mask=str(ai_path) if ai_path else None,
+        dice=dice(ai_mask, binary) if ai_mask is not None else None, volume_ai_ml=v_ai, volume_corrected_ml=v_c,
+        volume_difference_ml=(v_c - v_ai) if v_ai is not None else None, note=note)
+    (folder / RECORD_NAME).write_text(json.dumps(record.to_dict(), indent=2))
+    return record
+
+
+def list_corrections(case_dir: str | Path) -> list[dict[str, Any]]:
+    """Every saved correction record, oldest first."""
+    root = Path(case_dir) / CORRECTIONS
+    return [json.loads((root / f"v{v:04d}" / RECORD_NAME).read_text()) for v in versions(case_dir)
+            if (root / f"v{v:04d}" / RECORD_NAME).is_file()]

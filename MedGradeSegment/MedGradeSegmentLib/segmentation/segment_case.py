@@ -1,0 +1,56 @@
+"""A case (preprocessed folder or any readable input) in, mask + probability + provenance files out."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import SimpleITK as sitk
+
+from ..case import Case
+from ..progress import Progress
+from .corrections import AI_RESULT, MASK_NAME
+from .infer import SegmentationResult
+from .model_bundle import LoadedModel, segment_with_model
+
+PROBABILITY_NAME = "lesion_probability.nii.gz"
+
+
+def read_input_case(path: str | Path, sequences: list[str] | None = None) -> tuple[Case, sitk.Image | None]:
+    """(case, brain mask or None): a preprocessed folder (``case.json``) or anything ``load_case`` reads."""
+    path = Path(path)
+    if (path / "case.json").is_file():
+        from ..preprocess.io import read_preprocessed
+
+        case, info = read_preprocessed(path)
+        brain = None
+        if info.get("brain_mask") and (path / info["brain_mask"]).is_file():
+            brain = sitk.ReadImage(str(path / info["brain_mask"]))
+        case.meta.setdefault("preprocessing", info.get("parameters", {}))
+        return case, brain
+    from ..io import load_case
+
+    return load_case(path), None
+
+
+def segment_case(case: Case, loaded: LoadedModel, brain_mask: sitk.Image | None = None, device: str = "cpu",
+                 keep_largest: bool | None = None, batch_size: int = 8, progress: Progress | None = None
+                 ) -> SegmentationResult:
+    """Segment a case on its reference image's exact grid."""
+    return segment_with_model(loaded, case.images, case.reference, case.reference_image(), brain_mask,
+                              keep_largest, device, batch_size, progress)
+
+
+def write_result(result: SegmentationResult, out_dir: str | Path, case: Case | None = None) -> dict[str, Any]:
+    """Write ``lesion_mask.nii.gz``, ``lesion_probability.nii.gz`` and ``segmentation.json``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    sitk.WriteImage(result.mask, str(out / MASK_NAME), useCompression=True)
+    sitk.WriteImage(result.probability, str(out / PROBABILITY_NAME), useCompression=True)
+    info = dict(result.info)
+    info.update(mask=MASK_NAME, probability=PROBABILITY_NAME)
+    if case is not None:
+        info.update(patient_id=case.patient_id, sources=case.sources, case_preprocessing=case.meta.get("preprocessing"))
+    (out / AI_RESULT).write_text(json.dumps(info, indent=2, default=str))
+    return info
