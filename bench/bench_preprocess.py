@@ -78,7 +78,7 @@ def _run_child(*args: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scales", type=float, nargs="+", default=[2.0, 1.5])
+    parser.add_argument("--scales", type=float, nargs="+", default=[1.5, 2.0])
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:

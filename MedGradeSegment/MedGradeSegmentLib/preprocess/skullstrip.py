@@ -94,7 +94,7 @@ def clean_mask(mask: sitk.Image, smooth_mm: float = 0.0) -> sitk.Image:
     return sitk.Cast(sitk.BinaryFillhole(largest, fullyConnected=False, foregroundValue=1), sitk.sitkUInt8)
 
 
-def skull_strip(image: sitk.Image, mode: str = "fast", scale: float = 2.0, smooth_mm: float = 1.0,
+def skull_strip(image: sitk.Image, mode: str = "fast", scale: float = 1.5, smooth_mm: float = 1.0,
                 atlas: tuple[sitk.Image, sitk.Image] | None = None, progress: Progress | None = None) -> sitk.Image:
     """Brain mask of a head image: ``mode="fast"`` (coarse ``scale`` mm working grid) or ``"full"`` (1 mm),
     both followed by :func:`clean_mask` (one connected region, no holes)."""
