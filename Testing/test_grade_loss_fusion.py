@@ -96,3 +96,18 @@ def test_kinet_channel_ratios_and_merge_switch():
     assert (net.fc["s2"].in_features, net.fc["s3"].in_features) == (8 * 4, 24 * 4)  # 1:2:1, 1:4:1
     off = build_network({"name": "kinet", "width": 4, "merge_in": False})
     assert off.merge is None and net.merge is not None
+
+
+def test_eight_row_ablation_configs():
+    from MedGradePredictLib.ablation import ablation_configs, input_mode_configs
+    from MedGradePredictLib.train import TrainConfig
+
+    rows = ablation_configs(TrainConfig(architecture={"name": "kinet", "width": 4}))
+    assert len(rows) == 8 and len({n for n, _ in rows}) == 8
+    seen = set()
+    for _, cfg in rows:
+        s = cfg.settings()
+        net = build_network(s.architecture)
+        seen.add((cfg.loss["bms"], net.merge is not None, s.architecture["n_meta"]))
+    assert seen == {(b, m, n) for b in (False, True) for m in (False, True) for n in (0, 2)}
+    assert [c.settings().architecture["in_channels"] for _, c in input_mode_configs(TrainConfig())] == [2, 1, 1]

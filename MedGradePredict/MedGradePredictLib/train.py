@@ -57,6 +57,7 @@ class TrainConfig:
     amp: bool = True
     folds: int = 0  # 0: one stratified hold-out of test_fraction; >1: K patient-level folds
     test_fraction: float = 0.25
+    bootstrap: int = 1000  # resamples for the AUC 95% CI of the cross-validation report
     cohort: str = ""
     labels_csv: str = ""
     clinical_csv: str = ""

@@ -1,0 +1,54 @@
+"""MIX / IMG / ROI inputs from a real case (TCGA-FG-6692 brats-space, model lesion label)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from MedGradeSegmentLib.errors import InputError
+from MedGradeSegmentLib.io import load_case
+from MedGradeSegmentLib.sample_data import fetch_dataset
+from MedGradePredictLib.mix_inputs import build_slice_inputs, merge_in, sample_lesion_slices
+from MedGradePredictLib.tasks import get_task
+
+
+@pytest.fixture(scope="module")
+def case():
+    files = fetch_dataset("tcga-fg-6692-brats-space")
+    return load_case(next(iter(files.values())).parent, ["t1c", "t2"])
+
+
+def test_mix_inputs_on_real_case(case):
+    mask = sitk.GetArrayFromImage(case.mask) > 0
+    z = np.flatnonzero(mask.any((1, 2)))
+    slices = sample_lesion_slices(mask, 20)
+    assert len(slices) == 20 and slices[0] == z.min() and slices[-1] == z.max()
+    mix = build_slice_inputs(case, ("t1c", "t2"), size=48)
+    assert mix.slices == slices and mix.arrays["t1c"].shape == (20, 2, 48, 48)
+    np.testing.assert_array_equal(mix.areas, mask[slices].sum((1, 2)))
+    img, roi = mix.arrays["t2"][:, 0], mix.arrays["t2"][:, 1]
+    inside = roi != 0  # the lesion-restricted channel is the image there (up to interpolation at the border)
+    assert np.median(np.abs(roi - img)[inside]) < 1e-4
+    big = int(np.argmax(mix.areas))
+    assert (roi[big] != 0).mean() > 0.05 and (roi[0] != 0).mean() < (roi[big] != 0).mean()
+    y0, y1, x0, x1 = mix.box
+    assert mask[slices][:, y0:y1, x0:x1].sum() == mask[slices].sum()  # the crop holds the whole lesion
+    only_img = build_slice_inputs(case, ("t1c", "t2"), size=48, mode="img")
+    only_roi = build_slice_inputs(case, ("t1c", "t2"), size=48, mode="roi")
+    np.testing.assert_allclose(only_img.arrays["t1c"][:, 0], mix.arrays["t1c"][:, 0])
+    np.testing.assert_allclose(only_roi.arrays["t1c"][:, 0], mix.arrays["t1c"][:, 1])
+
+    assert merge_in(mix.tensors(), ("t1c", "t2")).shape == (20, 4, 48, 48)
+
+
+def test_bad_inputs_and_tasks(case):
+    with pytest.raises(InputError, match="missing sequence"):
+        build_slice_inputs(case, ("t1c", "flair"))
+    with pytest.raises(InputError, match="unknown input mode"):
+        build_slice_inputs(case, ("t1c", "t2"), mode="both")
+    ki67 = get_task("ki67")
+    assert (ki67.encode(9.9), ki67.encode(10), ki67.encode("high"), ki67.encode("Low")) == (0, 1, 1, 0)
+    assert get_task("grade").encode("HGG") == 1 and get_task("grade").decode(0) == "LGG"
+    with pytest.raises(InputError, match="neither"):
+        get_task("idh").encode("unknown")
