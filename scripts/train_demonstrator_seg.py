@@ -5,7 +5,9 @@ glioma data in ../shared/data: brain1 (TCGA-02-0003, expert label, T1c only, wit
 TCGA-FG-6692 in BraTS space (T1c + T2, *model* label: necrotic core 1 + enhancing 4 as the lesion).
 Two patients -> 2-fold (leave-one-patient-out) cross-validation, then a final fit on both.
 
-    MEDGRADE_SAMPLE_MIRROR=../shared/data python scripts/train_demonstrator_seg.py [--epochs N]
+    MEDGRADE_SAMPLE_MIRROR=../shared/data python scripts/train_demonstrator_seg.py [--epochs N] [--install]
+
+The same run from the command line: ``--write-config demo.json`` then ``medgrade train-seg --config demo.json``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import time
 from pathlib import Path
 
 from MedGradeSegmentLib.progress import Progress
-from MedGradeSegmentLib.sample_data import sample_path
+from MedGradeSegmentLib.sample_data import cache_dir, sample_path
 from MedGradeSegmentLib.segmentation.config import CaseSpec, TrainConfig
 from MedGradeSegmentLib.segmentation.train import train
 
@@ -60,9 +62,14 @@ def config(epochs: int, output_dir: str) -> TrainConfig:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=12)
-    ap.add_argument("--work", default="demonstrator-training", help="folder for checkpoints and metrics")
+    ap.add_argument("--work", default=str(cache_dir() / "seg-demonstrator"),
+                    help="folder for checkpoints and metrics (a resumed run continues from its checkpoints)")
     ap.add_argument("--install", action="store_true", help=f"replace the shipped bundle at {BUNDLE_DIR}")
+    ap.add_argument("--write-config", help="only write the training config as JSON (for medgrade train-seg) and exit")
     args = ap.parse_args(argv)
+    if args.write_config:
+        Path(args.write_config).write_text(json.dumps(config(args.epochs, args.work).to_dict(), indent=2))
+        return 0
     t0 = time.time()
 
     def report(fraction: float, message: str) -> None:

@@ -48,9 +48,7 @@ def load_training_case(spec: CaseSpec, sequences: list[str]) -> TrainingCase:
         if case.mask is None:
             raise InputError(spec.case_dir, "this preprocessed case has no lesion mask; it cannot be used for training")
         images = {s: case.images[s] for s in sequences if s in case.images}
-        brain = None
-        if info.get("brain_mask") and (Path(spec.case_dir) / info["brain_mask"]).is_file():
-            brain = _read(str(Path(spec.case_dir) / info["brain_mask"]), "brain mask")
+        brain = case.meta.get("brain_mask")
         grade = spec.grade or case.labels.get("grade")
         return TrainingCase(spec.patient_id or case.patient_id, images, lesion_binary(case.mask, spec.lesion_labels),
                             case.reference if case.reference in images else next(iter(images)), grade, brain,

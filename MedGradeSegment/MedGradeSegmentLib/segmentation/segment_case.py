@@ -15,6 +15,28 @@ from .infer import SegmentationResult
 from .model_bundle import LoadedModel, segment_with_model
 
 PROBABILITY_NAME = "lesion_probability.nii.gz"
+ORIGINAL_MASK_NAME = "lesion_mask_original.nii.gz"
+
+
+def original_geometry(case: Case) -> sitk.Image | None:
+    """An empty image with the grid of the reference sequence's source file (before preprocessing),
+    or None when the source is not a single readable volume file."""
+    src = case.sources.get(case.reference)
+    if not src or not Path(src).is_file():
+        return None
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(src))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError:
+        return None
+    if reader.GetDimension() != 3:
+        return None
+    grid = sitk.Image(reader.GetSize(), sitk.sitkUInt8)
+    grid.SetSpacing(reader.GetSpacing())
+    grid.SetOrigin(reader.GetOrigin())
+    grid.SetDirection(reader.GetDirection())
+    return grid
 
 
 def read_input_case(path: str | Path, sequences: list[str] | None = None) -> tuple[Case, sitk.Image | None]:
@@ -24,9 +46,7 @@ def read_input_case(path: str | Path, sequences: list[str] | None = None) -> tup
         from ..preprocess.io import read_preprocessed
 
         case, info = read_preprocessed(path)
-        brain = None
-        if info.get("brain_mask") and (path / info["brain_mask"]).is_file():
-            brain = sitk.ReadImage(str(path / info["brain_mask"]))
+        brain = case.meta.get("brain_mask")
         case.meta.setdefault("preprocessing", info.get("parameters", {}))
         return case, brain
     from ..io import load_case
@@ -50,7 +70,20 @@ def write_result(result: SegmentationResult, out_dir: str | Path, case: Case | N
     sitk.WriteImage(result.probability, str(out / PROBABILITY_NAME), useCompression=True)
     info = dict(result.info)
     info.update(mask=MASK_NAME, probability=PROBABILITY_NAME)
+    grid = original_geometry(case) if case is not None else None
+    if grid is not None and not _same_grid(grid, result.mask):
+        original = sitk.Resample(result.mask, grid, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+        sitk.WriteImage(original, str(out / ORIGINAL_MASK_NAME), useCompression=True)
+        info.update(mask_original=ORIGINAL_MASK_NAME, original_source=case.sources.get(case.reference))
     if case is not None:
         info.update(patient_id=case.patient_id, sources=case.sources, case_preprocessing=case.meta.get("preprocessing"))
     (out / AI_RESULT).write_text(json.dumps(info, indent=2, default=str))
     return info
+
+
+def _same_grid(a: sitk.Image, b: sitk.Image) -> bool:
+    import numpy as np
+
+    return (a.GetSize() == b.GetSize() and np.allclose(a.GetSpacing(), b.GetSpacing(), atol=1e-4)
+            and np.allclose(a.GetOrigin(), b.GetOrigin(), atol=1e-3)
+            and np.allclose(a.GetDirection(), b.GetDirection(), atol=1e-4))
