@@ -26,7 +26,7 @@ def toy_cases():
 
 
 def _cfg(**kw) -> TrainConfig:
-    base = dict(task=TOY_TASK.to_dict(), architecture={"name": "kinet", "width": 4}, size=32, epochs=5,
+    base = dict(task=TOY_TASK.to_dict(), architecture={"name": "kinet", "width": 4}, size=32, epochs=4,
                 batch_size=16, lr=3e-3, test_fraction=0.3, device="auto", seed=0)
     return TrainConfig(**dict(base, **kw))
 
@@ -70,3 +70,14 @@ def test_toy_label_is_learned_and_bundle_round_trips(toy_cases, tmp_path):
     (folder / HEAD).write_text((folder / HEAD).read_text().replace("tree", "tree ", 1))
     with pytest.raises(BundleError, match="does not match"):
         load_grading_bundle(folder)
+
+
+def test_training_reports_progress_and_can_be_cancelled(toy_cases):
+    from MedGradeSegmentLib.errors import CancelledError
+    from MedGradeSegmentLib.progress import Progress
+
+    seen = []
+    progress = Progress(lambda f, m: (seen.append((f, m)), progress.cancel() if f > 0.3 else None))
+    with pytest.raises(CancelledError):
+        fit_grading_model(_cfg(epochs=3), toy_cases[:6], progress)
+    assert seen and seen[0][1].startswith("epoch 1/3") and all(0 <= f <= 1 for f, _ in seen)

@@ -14,7 +14,7 @@ import numpy as np
 DEFAULT_PARAMS: dict[str, Any] = {
     "objective": "binary", "learning_rate": 0.1, "num_leaves": 7, "min_data_in_leaf": 3,
     "feature_fraction": 0.8, "bagging_fraction": 1.0, "lambda_l2": 1.0, "verbose": -1,
-    "deterministic": True, "force_row_wise": True, "num_threads": 2, "seed": 0,
+    "deterministic": True, "force_row_wise": True, "num_threads": 1, "seed": 0,
 }
 
 
