@@ -52,3 +52,24 @@ def test_bad_inputs_and_tasks(case):
     assert get_task("grade").encode("HGG") == 1 and get_task("grade").decode(0) == "LGG"
     with pytest.raises(InputError, match="neither"):
         get_task("idh").encode("unknown")
+
+
+@pytest.mark.parametrize("arch", ["kinet", "early", "late", "centralnet"])
+def test_gradcam_heatmap_for_every_architecture(case, arch):
+    from MedGradePredictLib.gradcam import gradcam_maps, heatmap_volume
+    from MedGradePredictLib.model import GradingModel, GradingSettings
+    from MedGradePredictLib.networks import build_network
+    from MedGradePredictLib.tasks import get_task
+
+    import torch
+
+    torch.manual_seed(0)
+    settings = GradingSettings(get_task("grade"), {"name": arch, "width": 4, "n_meta": 2}, size=32, metadata=True)
+    model = GradingModel(build_network(settings.architecture), settings)
+    inputs = build_slice_inputs(case, ("t1c", "t2"), k=6, size=32)
+    maps = gradcam_maps(model, inputs, [2, 3], {"age": 50, "sex": "M"})
+    assert maps.shape == (2, 32, 32) and np.isfinite(maps).all()
+    heat = heatmap_volume(maps, inputs, [2, 3], case.mask)
+    assert heat.GetSize() == case.mask.GetSize() and heat.GetOrigin() == case.mask.GetOrigin()
+    arr = sitk.GetArrayViewFromImage(heat)
+    assert set(np.flatnonzero(arr.reshape(arr.shape[0], -1).any(1))) <= {inputs.slices[2], inputs.slices[3]}
