@@ -1,7 +1,8 @@
 """MedGradePredict: grade a segmented case (KiNet + clinical data + LightGBM), with reader findings.
 
-Thin Slicer GUI over ``MedGradePredictLib``: ``medgrade predict`` runs in a background process; the
-result (tables, slice-probability plot, heat map) is loaded with ``MedGradePredictLib.scene_grading``.
+Thin Slicer GUI over ``MedGradePredictLib``: ``medgrade predict`` runs in a background process and writes
+``<case>/grading/`` (predictions.csv, predictions.json, heatmaps/); the result (tables, slice-probability
+plot, heat map) is loaded with ``MedGradePredictLib.scene_grading.load_grading_into_scene``.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import os
 import pathlib
 import tempfile
-from typing import Annotated
+from typing import Annotated, Any
 
 import slicer
 import vtk
@@ -19,10 +20,13 @@ from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoada
                                            ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
 from slicer.util import VTKObservationMixin
 
-from MedGradeSegment import (JobRunner, MedGradeSegmentLogic, ModelLibrarySection, ensureDependencies,
-                             fillModelCombo, libraryRoot, pathText)
+from MedGradeSegment import MedGradeSegmentLogic
 from MedGradeSegmentLib import model_library
 from MedGradeSegmentLib.devices import DEVICE_CHOICES
+from MedGradeWidgets import pathText
+from MedGradeWidgets.dependencies_prompt import ensureDependencies
+from MedGradeWidgets.job_runner import JobRunner, libraryRoot, runSync
+from MedGradeWidgets.model_library_section import ModelLibrarySection, fillModelCombo
 
 SEXES = ("unknown", "male", "female")
 FINDINGS = ("unknown", "yes", "no")
@@ -146,13 +150,13 @@ class MedGradePredictWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if not ensureDependencies():
             return
         p = self._parameterNode
-        outDir = tempfile.mkdtemp(prefix="MedGrade-predict-")
+        outDir = self.logic.outputFolder(p)
         with slicer.util.tryWithErrorDisplay("Could not prepare the grading", waitCursor=True):
             args = self.logic.predictArgs(p, outDir)
 
         def load() -> None:
             result = self.logic.loadResult(outDir, p)
-            self.ui.resultLabel.text = result.get("summary", "") if isinstance(result, dict) else ""
+            self.ui.resultLabel.text = result.get("summary", "")
 
         self.runner.start(args, "Grading", load)
 
@@ -160,12 +164,18 @@ class MedGradePredictWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 class MedGradePredictLogic(ScriptedLoadableModuleLogic):
     """Parameter node -> ``medgrade predict`` command line; the written result -> the scene."""
 
-    def getParameterNode(self):
+    def getParameterNode(self) -> Any:
         return MedGradePredictParameterNode(super().getParameterNode())
 
     @staticmethod
-    def prefill(p) -> None:
+    def outputFolder(p: Any) -> str:
+        """``<case>/grading``: where the panel asks ``medgrade predict`` to write."""
+        return os.path.join(pathText(p.caseFolder), "grading")
+
+    @staticmethod
+    def prefill(p: Any) -> None:
         """Pick the case's volumes and lesion mask from names when the selectors are empty."""
+        from MedGradeSegmentLib.scene_segmentation import STEP
         from MedGradeSegmentLib.sequence_names import guess_sequence, is_lesion_mask_name
 
         if p is None:
@@ -176,15 +186,15 @@ class MedGradePredictLogic(ScriptedLoadableModuleLogic):
                 setattr(p, f"{seq}Volume", node)
         if p.lesionSegmentation is None:
             for node in slicer.util.getNodesByClass("vtkMRMLSegmentationNode"):
-                if is_lesion_mask_name(node.GetName()) or node.GetAttribute("MedGrade.step") == "segment":
+                if is_lesion_mask_name(node.GetName()) or node.GetAttribute("MedGrade.step") == STEP:
                     p.lesionSegmentation = node
 
     @staticmethod
-    def patientId(p) -> str:
+    def patientId(p: Any) -> str:
         folder = pathText(p.caseFolder)
         return os.path.basename(os.path.normpath(folder)) if folder else ""
 
-    def readClinical(self, p) -> None:
+    def readClinical(self, p: Any) -> None:
         from MedGradeSegmentLib.io.clinical_csv import read_clinical_csv
 
         rows = read_clinical_csv(pathText(p.clinicalCsv))
@@ -194,9 +204,10 @@ class MedGradePredictLogic(ScriptedLoadableModuleLogic):
         row = rows[pid]
         if row.get("age") is not None:
             p.age = int(round(row["age"]))
-        p.sex = {"M": "male", "F": "female"}.get(row.get("sex"), "unknown")
+        p.sex = {"M": "male", "F": "female"}.get(row.get("sex"), "unknown")  # read_clinical_csv gives M/F
 
-    def predictArgs(self, p, outDir: str) -> list[str]:
+    def predictArgs(self, p: Any, outDir: str) -> list[str]:
+        """``medgrade predict CASE --model ID --output DIR ...`` (reader findings recorded, never used)."""
         caseDir = pathText(p.caseFolder)
         args = ["predict", caseDir, "--model", p.modelId, "--fusion", p.fusion, "--device", p.device,
                 "--output", outDir]
@@ -211,7 +222,8 @@ class MedGradePredictLogic(ScriptedLoadableModuleLogic):
         return args + (["--heatmap"] if p.heatmap else [])
 
     @staticmethod
-    def exportMask(p, caseDir: str, outDir: str) -> str:
+    def exportMask(p: Any, caseDir: str, outDir: str) -> str:
+        """The scene's lesion segmentation (possibly corrected) as a mask on the case's reference grid."""
         import json
 
         import SimpleITK as sitk
@@ -219,17 +231,20 @@ class MedGradePredictLogic(ScriptedLoadableModuleLogic):
         from MedGradeSegmentLib.scene import segmentation_node_to_mask
 
         with open(os.path.join(caseDir, "case.json")) as f:
-            reference = json.load(f)["reference"]
-        grid = sitk.ReadImage(os.path.join(caseDir, f"{reference}.nii.gz"))
+            case = json.load(f)
+        grid = sitk.ReadImage(os.path.join(caseDir, case["sequences"][case["reference"]]))
+        os.makedirs(outDir, exist_ok=True)
         path = os.path.join(outDir, "lesion_mask_from_scene.nii.gz")
         sitk.WriteImage(segmentation_node_to_mask(p.lesionSegmentation, grid), path, True)
         return path
 
-    def loadResult(self, outDir: str, p):
+    def loadResult(self, outDir: str, p: Any) -> dict:
+        """Tables, slice plot and heat maps under the study of the case's T1c (or T2) volume, the heat
+        map overlaid on it; returns ``{"nodes", "summary", "errors"}``."""
         from MedGradePredictLib.scene_grading import load_grading_into_scene
 
         reference = p.t1cVolume or p.t2Volume
-        return load_grading_into_scene(slicer.mrmlScene, outDir, MedGradeSegmentLogic.studyOf(reference))
+        return load_grading_into_scene(slicer.mrmlScene, outDir, MedGradeSegmentLogic.studyOf(reference), reference)
 
 
 class MedGradePredictTest(ScriptedLoadableModuleTest):
@@ -245,8 +260,9 @@ class MedGradePredictTest(ScriptedLoadableModuleTest):
     def test_grade_sample_case(self) -> None:
         import SampleData
 
-        from MedGradeSegment import registerSampleData
+        from MedGradeSegmentLib.sequence_names import guess_sequence
         from MedGradeSegmentLib.slicer_sample_data import entry_for
+        from MedGradeWidgets.sample_data_registration import registerSampleData
 
         models = model_library.list_models(libraryRoot(), kind="grading")
         if not models:
@@ -257,13 +273,11 @@ class MedGradePredictTest(ScriptedLoadableModuleTest):
         segLogic = MedGradeSegmentLogic()
         sp = segLogic.getParameterNode()
         for node in nodes:
-            from MedGradeSegmentLib.sequence_names import guess_sequence
-
             setattr(sp, f"{guess_sequence(node.GetName())}Volume", node)
         out = tempfile.mkdtemp(prefix="MedGradePredictTest-")
         sp.outputFolder, sp.patientId = pathlib.Path(out), "TCGA-FG-6692"
-        segLogic.runSync(segLogic.preprocessArgs(sp, segLogic.exportInputs(sp, tempfile.mkdtemp())))
-        caseDir = segLogic.findCaseFolder(out, sp.patientId, 0)
+        job = runSync(segLogic.preprocessArgs(sp, segLogic.exportInputs(sp, tempfile.mkdtemp())))
+        caseDir = segLogic.findCaseFolder(out, job.log, 0)
         loaded = segLogic.loadPreprocessed(caseDir, sp.t1cVolume)
 
         logic = MedGradePredictLogic()
@@ -272,10 +286,11 @@ class MedGradePredictTest(ScriptedLoadableModuleTest):
         p.t1cVolume, p.t2Volume = loaded["volumes"]["t1c"], loaded["volumes"]["t2"]
         p.lesionSegmentation = loaded["lesion_mask"] or loaded["brain_mask"]
         p.modelId, p.age, p.sex, p.enhancingFocus = models[0].model_id, 45, "female", "yes"
-        outDir = tempfile.mkdtemp()
+        outDir = logic.outputFolder(p)
         self.delayDisplay(f"Grading with {p.modelId}")
-        segLogic.runSync(logic.predictArgs(p, outDir))
+        runSync(logic.predictArgs(p, outDir))
         tablesBefore = len(slicer.util.getNodesByClass("vtkMRMLTableNode"))
-        logic.loadResult(outDir, p)
+        result = logic.loadResult(outDir, p)
+        self.assertEqual(list(result["nodes"]), ["TCGA-FG-6692"])
         self.assertGreater(len(slicer.util.getNodesByClass("vtkMRMLTableNode")), tablesBefore)
         self.delayDisplay("Test passed")

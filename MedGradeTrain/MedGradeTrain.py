@@ -2,6 +2,8 @@
 
 Thin Slicer GUI over ``MedGradeTrainLib``: ``medgrade train-seg`` / ``train-grade`` run in a background
 process (one process, or torchrun over several GPUs); for a cluster the panel writes a Slurm script.
+Command lines come from ``MedGradeTrainLib.launchers`` (``train-seg`` gets an effective config written
+into the output folder: the chosen config with the cohort's cases and the device).
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import os
 import pathlib
 import tempfile
-from typing import Annotated
+from typing import Annotated, Any
 
 import slicer
 import vtk
@@ -18,9 +20,11 @@ from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoada
                                            ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
 from slicer.util import VTKObservationMixin
 
-from MedGradeSegment import (JobRunner, MedGradeSegmentLogic, ModelLibrarySection, ensureDependencies,
-                             medgradeEnvironment, pathText, pythonExecutable)
 from MedGradeSegmentLib.devices import DEVICE_CHOICES
+from MedGradeWidgets import pathText
+from MedGradeWidgets.dependencies_prompt import ensureDependencies
+from MedGradeWidgets.job_runner import JobRunner, libraryRoot, medgradeEnvironment, pythonExecutable, runSync
+from MedGradeWidgets.model_library_section import ModelLibrarySection
 from MedGradeTrainLib.launchers import LAUNCHERS, TRAIN_COMMANDS, CommandJob, slurm_script, torchrun_command, \
     training_args
 
@@ -122,11 +126,12 @@ class MedGradeTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         p = self._parameterNode
         self.ui.logTextEdit.clear()
-        args = self.logic.trainArgs(p)
-        job = self.logic.torchrunJob(p, args) if p.launcher == "torchrun" else None
+        with slicer.util.tryWithErrorDisplay("Could not prepare the training run", waitCursor=True):
+            args = self.logic.trainArgs(p)
+            job = self.logic.torchrunJob(p, args) if p.launcher == "torchrun" else None
         self.runner.start(args, f"Training ({p.modelKind})", lambda: self.onTrained(p), job=job)
 
-    def onTrained(self, p) -> None:
+    def onTrained(self, p: Any) -> None:
         bundle = self.logic.importTrainedBundle(pathText(p.outputFolder))
         self.library.refresh()
         slicer.util.infoDisplay(f"Training finished; model {bundle} is in the library." if bundle else
@@ -141,20 +146,21 @@ class MedGradeTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 class MedGradeTrainLogic(ScriptedLoadableModuleLogic):
     """Parameter node -> training command lines; the trained bundle -> the model library."""
 
-    def getParameterNode(self):
+    def getParameterNode(self) -> Any:
         return MedGradeTrainParameterNode(super().getParameterNode())
 
     @staticmethod
-    def trainArgs(p) -> list[str]:
+    def trainArgs(p: Any) -> list[str]:
+        """``train-seg`` / ``train-grade`` arguments (see ``MedGradeTrainLib.launchers.training_args``)."""
         return training_args(p.modelKind, pathText(p.configFile), pathText(p.cohortFolder),
                              pathText(p.outputFolder), pathText(p.labelsCsv) or None, p.device)
 
     @staticmethod
-    def torchrunJob(p, args: list[str]) -> CommandJob:
+    def torchrunJob(p: Any, args: list[str]) -> CommandJob:
         return CommandJob(torchrun_command(pythonExecutable(), args, p.gpus), env=medgradeEnvironment())
 
     @staticmethod
-    def writeSlurmScript(p) -> str:
+    def writeSlurmScript(p: Any) -> str:
         out = pathText(p.outputFolder)
         os.makedirs(out, exist_ok=True)
         path = os.path.join(out, f"medgrade-{p.modelKind}.sbatch")
@@ -165,7 +171,6 @@ class MedGradeTrainLogic(ScriptedLoadableModuleLogic):
     @staticmethod
     def importTrainedBundle(outputFolder: str) -> str | None:
         """Add the newest bundle (a folder with manifest.json) under the output folder to the library."""
-        from MedGradeSegment import libraryRoot
         from MedGradeSegmentLib import model_library
 
         manifests = sorted(pathlib.Path(outputFolder).rglob("manifest.json"), key=lambda m: m.stat().st_mtime)
@@ -185,7 +190,7 @@ class MedGradeTrainTest(ScriptedLoadableModuleTest):
         self.test_slurm_script()
         self.test_local_training_command_starts()
 
-    def _params(self):
+    def _params(self) -> Any:
         p = MedGradeTrainLogic().getParameterNode()
         out = tempfile.mkdtemp(prefix="MedGradeTrainTest-")
         p.cohortFolder, p.configFile, p.outputFolder = pathlib.Path(out), pathlib.Path(out, "cfg.json"), pathlib.Path(out)
@@ -193,12 +198,12 @@ class MedGradeTrainTest(ScriptedLoadableModuleTest):
 
     def test_slurm_script(self) -> None:
         p = self._params()
-        p.launcher, p.gpus = "slurm", 2
+        p.modelKind, p.launcher, p.gpus = "grading", "slurm", 2
         with open(MedGradeTrainLogic.writeSlurmScript(p)) as f:
             self.assertIn("--nproc_per_node=2", f.read())
 
     def test_local_training_command_starts(self) -> None:
         """``train-seg --help`` through the same background path the panel uses (proves the wiring)."""
-        job = MedGradeSegmentLogic.runSync([MedGradeTrainLogic.trainArgs(self._params())[0], "--help"])
+        job = runSync([TRAIN_COMMANDS[self._params().modelKind], "--help"])
         self.assertTrue(any("usage" in line for line in job.log))
         self.delayDisplay("Test passed")

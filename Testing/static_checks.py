@@ -1,11 +1,13 @@
-"""Static checks of the Slicer side that need no Slicer: widget names vs .ui files, CMake file lists,
-extension metadata. Each ``check_*`` returns a list of problems (empty = fine); the tests run them on
-the real tree and on broken temporary copies. ``scripts/update_cmake_lists.py`` uses
-:func:`expected_module_files` and :func:`rewrite_cmake_lists` to refresh the lists.
+"""Static checks of the Slicer side that need no Slicer: widget names vs .ui files (module panels and the
+shared Qt pieces in ``MedGradeSegment/MedGradeWidgets``), the ``medgrade`` options the panels pass vs the
+real argparse parsers, CMake file lists, extension metadata. Each ``check_*`` returns a list of problems
+(empty = fine); the tests run them on the real tree and on broken temporary copies.
+``scripts/update_cmake_lists.py`` uses :func:`expected_module_files` and :func:`rewrite_cmake_lists`.
 """
 
 from __future__ import annotations
 
+import argparse
 import ast
 import re
 import xml.etree.ElementTree as ET
@@ -13,9 +15,12 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 MODULES = ("MedGradeSegment", "MedGradePredict", "MedGradeTrain")
-SHARED_UI = REPO / "MedGradeSegment" / "Resources" / "UI" / "ModelLibrary.ui"
-# Classes whose ``self.ui`` comes from the shared model-library .ui instead of the module's own.
-SHARED_UI_CLASSES = {"ModelLibrarySection": SHARED_UI}
+WIDGETS_DIR = REPO / "MedGradeSegment" / "MedGradeWidgets"  # Qt pieces shared by the panels (not a Lib)
+SHARED_UI_DIR = REPO / "MedGradeSegment" / "Resources" / "UI"
+SHARED_UI = SHARED_UI_DIR / "ModelLibrary.ui"
+# Files whose ``medgrade`` command lines are checked against the CLI parsers (besides the module files).
+COMMAND_LINE_FILES = (REPO / "MedGradeTrain" / "MedGradeTrainLib" / "launchers.py",)
+MAX_MODULE_LINES = 450  # module files stay thin: shared Qt code goes to MedGradeWidgets, work to the Libs
 
 # Widget-name suffix -> the .ui classes a widget with that name may have.
 SUFFIX_CLASSES: dict[str, set[str]] = {
@@ -95,8 +100,9 @@ def expected_class_problem(name: str, cls: str) -> str | None:
 
 
 def check_module_ui(py_path: Path, ui_path: Path, shared: dict[str, Path] | None = None) -> list[str]:
-    """Every ``self.ui.<name>`` exists in its .ui with the expected class; bound parameters exist."""
-    shared = SHARED_UI_CLASSES if shared is None else shared
+    """Every ``self.ui.<name>`` exists in its .ui with the expected class; bound parameters exist.
+    ``shared``: class name -> the .ui its ``self.ui`` comes from instead of ``ui_path``."""
+    shared = shared or {}
     problems = []
     cache: dict[Path, dict[str, str]] = {}
     for cls_name, used in ui_names_used(py_path).items():
@@ -119,6 +125,156 @@ def check_module_ui(py_path: Path, ui_path: Path, shared: dict[str, Path] | None
     return list(dict.fromkeys(problems))
 
 
+def ui_files_loaded(py_path: Path) -> list[str]:
+    """The ``.ui`` file names a Python file mentions as string constants (``"ModelLibrary.ui"``)."""
+    tree = ast.parse(py_path.read_text(), str(py_path))
+    names = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)
+             and n.value.endswith(".ui")]
+    return list(dict.fromkeys(Path(n).name for n in names))
+
+
+def check_widget_files(widgets_dir: Path = WIDGETS_DIR, ui_dir: Path = SHARED_UI_DIR) -> list[str]:
+    """Every file of the shared Qt package that uses ``self.ui`` names the one .ui it loads, and every
+    ``self.ui.<name>`` it uses exists there with the expected class."""
+    problems = []
+    for py in sorted(widgets_dir.glob("*.py")):
+        if not any(ui_names_used(py).values()):
+            continue
+        uis = ui_files_loaded(py)
+        if len(uis) != 1:
+            problems.append(f"{py.name}: uses self.ui but loads {len(uis)} .ui files ({', '.join(uis) or 'none'})")
+            continue
+        ui = ui_dir / uis[0]
+        if not ui.is_file():
+            problems.append(f"{py.name}: loads {uis[0]}, which is not in {ui_dir}")
+            continue
+        problems += check_module_ui(py, ui)
+    return problems
+
+
+# --- medgrade command lines the panels build -----------------------------------------------------
+
+def command_parsers(parser: argparse.ArgumentParser | None = None) -> dict[tuple[str, ...], argparse.ArgumentParser]:
+    """Every (sub-)command of ``medgrade`` -> its parser: ``("segment",)``, ``("models", "install")`` ..."""
+    if parser is None:
+        from MedGradeTrainLib.cli import build_parser
+
+        parser = build_parser()
+    out: dict[tuple[str, ...], argparse.ArgumentParser] = {}
+
+    def walk(p: argparse.ArgumentParser, prefix: tuple[str, ...]) -> None:
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    out[prefix + (name,)] = sub
+                    walk(sub, prefix + (name,))
+
+    walk(parser, ())
+    return out
+
+
+def _own_nodes(func: ast.AST):
+    """Nodes of a function, not descending into nested function definitions."""
+    stack = list(ast.iter_child_nodes(func))
+    while stack:
+        node = stack.pop()
+        yield node
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            stack.extend(ast.iter_child_nodes(node))
+
+
+def _const_str(node: ast.AST | None) -> str | None:
+    return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
+
+
+def _literal_values(node: ast.AST | None) -> list[str]:
+    """String constants a value expression can take: ``"M"``, or both arms of ``"M" if x else "F"``."""
+    if isinstance(node, ast.IfExp):
+        return _literal_values(node.body) + _literal_values(node.orelse)
+    value = _const_str(node)
+    return [value] if value is not None else []
+
+
+def _cli() -> tuple[dict[tuple[str, ...], argparse.ArgumentParser], set[str]]:
+    from MedGradeTrainLib.cli import build_parser
+
+    top = build_parser()
+    return command_parsers(top), set(top._option_string_actions)
+
+
+def commands_built(py_path: Path) -> dict[str, tuple[str, ...]]:
+    """Function name -> the ``medgrade`` command its list literals start with (for the tests)."""
+    parsers, _ = _cli()
+    out = {}
+    for func in (n for n in ast.walk(ast.parse(py_path.read_text())) if isinstance(n, ast.FunctionDef)):
+        for lst in (n for n in _own_nodes(func) if isinstance(n, ast.List)):
+            words = [w for w in (_const_str(e) for e in lst.elts)]
+            words = words[:words.index(None)] if None in words else words
+            for n in range(len(words), 0, -1):
+                if tuple(words[:n]) in parsers:
+                    out[func.name] = tuple(words[:n])
+                    break
+    return out
+
+
+def check_command_lines(py_path: Path, strict: bool = True) -> list[str]:
+    """In each function that builds a ``medgrade`` command line (a list literal starting with a command
+    name), every ``--option`` exists in that command's parser, constant values are among its choices,
+    and every required option is passed. ``strict``: also report options in a function that names no
+    command (``--help`` and the global ``--progress-json`` excepted)."""
+    parsers, global_options = _cli()
+    tree = ast.parse(py_path.read_text(), str(py_path))
+    problems = []
+    for func in (n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))):
+        lists = [n for n in _own_nodes(func) if isinstance(n, ast.List)]
+        commands: dict[tuple[str, ...], int] = {}
+        options: list[tuple[str, int, ast.AST | None]] = []
+        for lst in lists:
+            words: list[str] = []
+            for el in lst.elts:
+                word = _const_str(el)
+                if word is None:
+                    break
+                words.append(word)
+            for n in range(len(words), 0, -1):
+                if tuple(words[:n]) in parsers:
+                    commands.setdefault(tuple(words[:n]), lst.lineno)
+                    break
+            for i, el in enumerate(lst.elts):
+                word = _const_str(el)
+                if word is not None and word.startswith("--"):
+                    options.append((word, el.lineno, lst.elts[i + 1] if i + 1 < len(lst.elts) else None))
+        where = f"{py_path.name}:{func.name}"
+        if not commands:
+            if strict:
+                problems += [f"{where}:{line}: {opt} passed, but no medgrade command is named in this function"
+                             for opt, line, _ in options if opt != "--help" and opt not in global_options]
+            continue
+        if len(commands) > 1:
+            problems.append(f"{where}: builds several commands ({', '.join(' '.join(c) for c in commands)}); "
+                            "use one function per command")
+            continue
+        command = next(iter(commands))
+        parser, name = parsers[command], " ".join(command)
+        known = parser._option_string_actions
+        for opt, line, value in options:
+            if opt not in known and opt not in global_options:
+                problems.append(f"{where}:{line}: medgrade {name} has no option {opt}")
+                continue
+            action = known.get(opt)
+            if action is not None and action.choices is not None:
+                for v in _literal_values(value):
+                    if v not in action.choices:
+                        problems.append(f"{where}:{line}: medgrade {name} {opt} {v!r} is not one of "
+                                        f"{sorted(map(str, action.choices))}")
+        passed = {opt for opt, _, _ in options}
+        for action in parser._actions:
+            if action.required and action.option_strings and not passed & set(action.option_strings):
+                problems.append(f"{where}: medgrade {name} requires {'/'.join(action.option_strings)}, "
+                                "which is not passed")
+    return problems
+
+
 # --- CMakeLists.txt file lists -----------------------------------------------------------------
 
 _SET_RE = r"set\(\s*{var}\s+(.*?)\)"
@@ -139,11 +295,16 @@ def _skip(p: Path) -> bool:
         or p.name.startswith(".")
 
 
+def module_packages(module_dir: Path) -> list[Path]:
+    """The Python packages of a module folder: its Lib, and e.g. MedGradeSegment's MedGradeWidgets."""
+    return sorted(d for d in module_dir.iterdir() if d.is_dir() and (d / "__init__.py").is_file())
+
+
 def expected_module_files(module_dir: Path) -> tuple[list[str], list[str]]:
     """(Python scripts, resources) a module's CMakeLists.txt must list, relative to the module folder."""
     name = module_dir.name
-    lib = module_dir / f"{name}Lib"
-    files = sorted(p for p in lib.rglob("*") if p.is_file() and not _skip(p.relative_to(module_dir)))
+    files = sorted(p for pkg in module_packages(module_dir) for p in pkg.rglob("*")
+                   if p.is_file() and not _skip(p.relative_to(module_dir)))
     scripts = [f"{name}.py"] + [p.relative_to(module_dir).as_posix() for p in files if p.suffix == ".py"]
     resources = sorted(p.relative_to(module_dir).as_posix() for p in (module_dir / "Resources").rglob("*")
                        if p.is_file() and not _skip(p.relative_to(module_dir)))
@@ -217,11 +378,11 @@ def check_extension_metadata(cmake_path: Path = REPO / "CMakeLists.txt") -> list
 
 # --- module files and Lib packages ---------------------------------------------------------------
 
-QT_MODULES = ("qt", "ctk", "slicer.ScriptedLoadableModule", "PythonQt")
+QT_MODULES = ("qt", "ctk", "slicer.ScriptedLoadableModule", "PythonQt", "MedGradeWidgets")
 
 
 def check_lib_has_no_qt(lib_dir: Path) -> list[str]:
-    """A Lib package never imports Qt, CTK or the scripted-module base classes."""
+    """A Lib package never imports Qt, CTK, the scripted-module base classes or the Qt-side MedGradeWidgets."""
     problems = []
     for py in sorted(lib_dir.rglob("*.py")):
         for node in ast.walk(ast.parse(py.read_text(), str(py))):
@@ -235,12 +396,20 @@ def check_lib_has_no_qt(lib_dir: Path) -> list[str]:
 
 def check_module_file(py_path: Path) -> list[str]:
     """Module class metadata (title, categories ["MedGrade"], contributors, help, acknowledgement),
-    a Widget, a Logic and a ScriptedLoadableModuleTest with runTest."""
+    a Widget, a Logic and a ScriptedLoadableModuleTest with runTest; at most MAX_MODULE_LINES lines and no
+    top-level code besides the module's own classes (shared Qt pieces belong in MedGradeWidgets)."""
     name = py_path.stem
-    tree = ast.parse(py_path.read_text(), str(py_path))
+    text = py_path.read_text()
+    tree = ast.parse(text, str(py_path))
     classes = {c.name: c for c in tree.body if isinstance(c, ast.ClassDef)}
     problems = [f"{py_path.name}: class {name}{suffix} missing" for suffix in ("", "Widget", "Logic", "Test")
                 if f"{name}{suffix}" not in classes]
+    lines = len(text.splitlines())
+    if lines > MAX_MODULE_LINES:
+        problems.append(f"{py_path.name}: {lines} lines (at most {MAX_MODULE_LINES}); move shared Qt code to "
+                        "MedGradeWidgets and work to the Lib")
+    problems += [f"{py_path.name}:{f.lineno}: top-level function {f.name} (put shared code in MedGradeWidgets)"
+                 for f in tree.body if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))]
     if name in classes:
         assigned = {}
         for node in ast.walk(classes[name]):

@@ -55,12 +55,65 @@ def test_ui_check_fails_when_a_widget_is_removed_or_has_the_wrong_class(tmp_path
     assert any("t1cVolumeSelector: is a QComboBox" in p for p in sc.check_module_ui(py, wrong))
 
 
+def test_shared_qt_widgets_use_only_names_of_the_ui_they_load():
+    assert sc.check_widget_files() == []
+    section = sc.WIDGETS_DIR / "model_library_section.py"
+    assert sc.ui_files_loaded(section) == ["ModelLibrary.ui"]
+    assert len(sc.ui_names_used(section)["ModelLibrarySection"]) > 5
+
+
 def test_ui_check_fails_for_the_shared_library_ui_too(tmp_path):
-    py, ui = _paths("MedGradeSegment")
-    lib = tmp_path / "ModelLibrary.ui"
-    lib.write_text(sc.SHARED_UI.read_text().replace('name="installButton"', 'name="downloadButton"'))
-    problems = sc.check_module_ui(py, ui, {"ModelLibrarySection": lib})
+    ui_dir = tmp_path / "UI"
+    ui_dir.mkdir()
+    (ui_dir / "ModelLibrary.ui").write_text(sc.SHARED_UI.read_text().replace('name="installButton"',
+                                                                              'name="downloadButton"'))
+    problems = sc.check_widget_files(sc.WIDGETS_DIR, ui_dir)
     assert any("self.ui.installButton is not in ModelLibrary.ui" in p for p in problems)
+    widgets = tmp_path / "MedGradeWidgets"
+    widgets.mkdir()
+    (widgets / "section.py").write_text((sc.WIDGETS_DIR / "model_library_section.py").read_text()
+                                        .replace('UI_FILE = "ModelLibrary.ui"', 'UI_FILE = "Gone.ui"'))
+    assert any("loads Gone.ui, which is not in" in p for p in sc.check_widget_files(widgets, sc.SHARED_UI_DIR))
+
+
+@pytest.mark.parametrize("path", [REPO / m / f"{m}.py" for m in sc.MODULES] + sorted(sc.WIDGETS_DIR.glob("*.py")))
+def test_panel_command_lines_match_the_cli(path):
+    assert sc.check_command_lines(path) == []
+
+
+def test_command_line_files_match_the_cli():
+    for path in sc.COMMAND_LINE_FILES:
+        assert sc.check_command_lines(path, strict=False) == []
+    built = {}
+    for path in [REPO / m / f"{m}.py" for m in sc.MODULES] + sorted(sc.WIDGETS_DIR.glob("*.py")) + \
+            list(sc.COMMAND_LINE_FILES):
+        built.update(sc.commands_built(path))
+    assert set(built.values()) >= {("preprocess",), ("segment",), ("predict",), ("train-seg",), ("train-grade",),
+                                   ("models", "install"), ("models", "import")}  # the check saw every command
+
+
+def test_command_line_check_fails_on_a_broken_copy(tmp_path):
+    seg = (REPO / "MedGradeSegment" / "MedGradeSegment.py").read_text()
+    bad = tmp_path / "MedGradeSegment.py"
+    bad.write_text(seg.replace('"--output", str(segment_output_dir(caseDir))', '"--out", str(segment_output_dir(caseDir))')
+                   .replace('["--n4"]', '["--n4-bias"]'))
+    problems = sc.check_command_lines(bad)
+    assert any("medgrade segment has no option --out" in p for p in problems)
+    assert any("medgrade segment requires --output" in p for p in problems)
+    assert any("medgrade preprocess has no option --n4-bias" in p for p in problems)
+    predict = (REPO / "MedGradePredict" / "MedGradePredict.py").read_text()
+    bad.write_text(predict.replace('"M" if p.sex == "male" else "F"', '"male" if p.sex == "male" else "F"'))
+    assert any("--sex 'male' is not one of ['F', 'M']" in p for p in sc.check_command_lines(bad))
+    bad.write_text("def f(x):\n    return [x, '--model', 'm']\n")
+    assert any("no medgrade command is named" in p for p in sc.check_command_lines(bad))
+
+
+def test_module_check_fails_for_a_fat_module(tmp_path):
+    py, _ = _paths("MedGradeSegment")
+    fat = tmp_path / "MedGradeSegment.py"
+    fat.write_text(py.read_text() + "\n\ndef sharedHelper() -> None:\n    pass\n" + "\n" * sc.MAX_MODULE_LINES)
+    problems = sc.check_module_file(fat)
+    assert any("lines (at most" in p for p in problems) and any("top-level function sharedHelper" in p for p in problems)
 
 
 def test_ui_check_fails_for_a_binding_the_parameter_node_lacks(tmp_path):
@@ -74,10 +127,12 @@ def test_cmake_check_fails_when_a_lib_file_is_not_listed_or_a_listed_file_is_mis
     module = REPO / "MedGradeSegment"
     text = (module / "CMakeLists.txt").read_text()
     dropped = tmp_path / "CMakeLists.txt"
-    dropped.write_text(text.replace("  MedGradeSegmentLib/model_library.py\n", ""))
+    dropped.write_text(text.replace("  MedGradeSegmentLib/model_library.py\n", "")
+                       .replace("  MedGradeWidgets/job_runner.py\n", ""))
     problems = sc.check_cmake_lists(module, dropped)
     assert any("does not list MedGradeSegmentLib/model_library.py" in p and "update_cmake_lists" in p
                for p in problems)
+    assert any("does not list MedGradeWidgets/job_runner.py" in p for p in problems)
     extra = tmp_path / "extra.txt"
     extra.write_text(text.replace("  MedGradeSegmentLib/model_library.py\n",
                                   "  MedGradeSegmentLib/model_library.py\n  MedGradeSegmentLib/gone.py\n"))
@@ -109,5 +164,6 @@ def test_metadata_check_fails_without_pytorch_or_a_homepage(tmp_path):
 def test_thin_module_check_catches_qt_in_a_lib(tmp_path):
     lib = tmp_path / "FakeLib"
     lib.mkdir()
-    (lib / "bad.py").write_text("import qt\nfrom slicer.ScriptedLoadableModule import ScriptedLoadableModule\n")
-    assert len(sc.check_lib_has_no_qt(lib)) == 2
+    (lib / "bad.py").write_text("import qt\nfrom slicer.ScriptedLoadableModule import ScriptedLoadableModule\n"
+                                "from MedGradeWidgets.job_runner import JobRunner\n")
+    assert len(sc.check_lib_has_no_qt(lib)) == 3
