@@ -1,8 +1,12 @@
 #!/usr/bin/env python3
 """Pictures for docs/ from real runs on the sample data (nothing drawn by hand).
 
-Always: the native sample case as read by MedGrade, and the BraTS-space case with its lesion label.
-When the pipeline commands exist (``medgrade preprocess`` / ``segment``), also their outputs.
+- ``input-native-case.png``: the native sample case as MedGrade reads it;
+- ``lesion-outline.png``: the same patient in SRI24 space with its model label (necrotic + enhancing core);
+- ``preprocessed-case.png``: ``medgrade preprocess`` on the native case, with the brain mask it made;
+- ``segmentation-result.png``: ``medgrade segment`` on that preprocessed case with the first segmentation
+  model of the library (the shipped demonstrator), when one is available.
+The command lines are the ones the MedGradeSegment panel builds.
 Run: MEDGRADE_SAMPLE_MIRROR=../shared/data python scripts/make_doc_images.py
 """
 
@@ -16,16 +20,17 @@ from pathlib import Path
 import SimpleITK as sitk
 
 from MedGradeSegmentLib.io.loader import load_case
+from MedGradeSegmentLib.model_library import list_models
 from MedGradeSegmentLib.overview import render_overview
+from MedGradeSegmentLib.preprocess.io import read_preprocessed
 from MedGradeSegmentLib.sample_data import fetch_dataset
-from MedGradeTrainLib.cli import build_parser
+from MedGradeSegmentLib.scene_outputs import read_segment_output, segment_output_dir
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "images"
 
 
-def _commands() -> set[str]:
-    sub = next(a for a in build_parser()._actions if a.dest == "command")
-    return set(sub.choices)
+def _medgrade(*args: str) -> None:
+    subprocess.run([sys.executable, "-m", "MedGradeTrainLib.cli", *args], check=True)
 
 
 def native_case() -> Path:
@@ -45,28 +50,34 @@ def labelled_case() -> Path:
                            title="TCGA-FG-6692 in SRI24 space, lesion core outlined")
 
 
-def pipeline(commands: set[str]) -> list[Path]:
-    made = []
-    if "preprocess" not in commands:
-        print("medgrade preprocess is not available yet: preprocessing pictures skipped")
-        return made
+def pipeline(work: Path) -> list[Path]:
+    """Preprocess the native sample case, then segment it; pictures of both results."""
     folder = next(iter(fetch_dataset("tcga-fg-6692").values())).parent
-    with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([sys.executable, "-m", "MedGradeTrainLib.cli", "preprocess", str(folder), "--output", tmp,
-                        "--patient-id", "TCGA-FG-6692", "--overview"], check=True)
-        pngs = sorted(Path(tmp).rglob("*.png"))
-        for png in pngs:
-            target = OUT / f"preprocess-{png.name}"
-            target.write_bytes(png.read_bytes())
-            made.append(target)
+    _medgrade("preprocess", str(folder), "--output", str(work), "--reference", "t1c", "--spacing", "1",
+              "--slices", "20", "--patient-id", "TCGA-FG-6692")
+    case_dir = work / "TCGA-FG-6692"
+    case, _ = read_preprocessed(case_dir)
+    made = [render_overview(case.images, OUT / "preprocessed-case.png", masks={"brain mask": case.meta["brain_mask"]},
+                            count=4, title="medgrade preprocess: skull-stripped, registered to T1c, 1 mm, z-scored")]
+    models = [m.model_id for m in list_models(kind="segmentation") if not m.error]
+    if not models:
+        print("no segmentation model in the library: segmentation picture skipped")
+        return made
+    out = segment_output_dir(case_dir)
+    _medgrade("segment", str(case_dir), "--model", models[0], "--output", str(out), "--device", "cpu")
+    seg = read_segment_output(out)
+    images = {s: case.images[s] for s in ("t1c", "t2") if s in case.images}
+    made.append(render_overview(images, OUT / "segmentation-result.png", masks={"AI lesion mask": seg.mask},
+                                count=4, title=f"medgrade segment with {models[0]}"))
     return made
 
 
 def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
-    made = [native_case(), labelled_case(), *pipeline(_commands())]
-    for p in made:
-        print(p)
+    with tempfile.TemporaryDirectory() as tmp:
+        made = [native_case(), labelled_case(), *pipeline(Path(tmp))]
+        for p in made:
+            print(p)
     return 0
 
 
