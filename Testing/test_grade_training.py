@@ -10,7 +10,7 @@ import pytest
 from MedGradeSegmentLib.errors import BundleError, InputError
 from MedGradeSegmentLib.io import load_case
 from MedGradeSegmentLib.sample_data import fetch_dataset
-from MedGradePredictLib.cohort import CohortCase, patient_folds, split_cases
+from MedGradePredictLib.cohort import patient_folds, split_cases
 from MedGradePredictLib.evaluate import write_report
 from MedGradePredictLib.model_bundle import HEAD, WEIGHTS, load_grading_bundle, save_grading_bundle
 from MedGradePredictLib.toy import TOY_TASK, swap_toy_cohort

@@ -50,7 +50,8 @@ def main() -> None:
                     "4 slices, each as-acquired and swapped"),
         description=("Not a Ki-67/grade/IDH model. KiNet (width 8, MIX inputs, BMS loss) + LightGBM head, "
                      "trained to tell whether the T1c and T2 inputs were exchanged; for demos and tests."),
-        training={"epochs": cfg.epochs, "final_loss": history[-1]["total"], "script": "scripts/train_demonstrator_grade.py"})
+        training={"epochs": cfg.epochs, "final_loss": history[-1]["total"],
+                  "script": "scripts/train_demonstrator_grade.py"})
     print("bundle:", args.output, sum(f.stat().st_size for f in args.output.iterdir()) // 1024, "KiB")
 
 

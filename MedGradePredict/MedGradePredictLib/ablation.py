@@ -28,7 +28,8 @@ def ablation_configs(base: TrainConfig) -> list[tuple[str, TrainConfig]]:
 
 def input_mode_configs(base: TrainConfig) -> list[tuple[str, TrainConfig]]:
     """MIX vs IMG-only vs ROI-only inputs (the cohort must be built with the matching mode)."""
-    return [(m, dataclasses.replace(base, input_mode=m, model_id=f"{base.model_id}-{m}")) for m in ("mix", "img", "roi")]
+    return [(m, dataclasses.replace(base, input_mode=m, model_id=f"{base.model_id}-{m}"))
+            for m in ("mix", "img", "roi")]
 
 
 def run_ablation(base: TrainConfig, cases: list[CohortCase], progress: Progress | None = None

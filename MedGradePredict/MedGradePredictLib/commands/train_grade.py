@@ -53,7 +53,8 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     if not args.no_cv:
         rows, _ = cross_validate(cfg, cases, progress.sub(0.1, 0.6))
         cv_dir = out.with_name(out.name + "_cv")
-        report = write_report([dict(r, probability=r[f"probability_{cfg.fusion}"]) for r in rows], cv_dir, n_boot=cfg.bootstrap)
+        decided = [dict(r, probability=r[f"probability_{cfg.fusion}"]) for r in rows]
+        report = write_report(decided, cv_dir, n_boot=cfg.bootstrap)
         (cv_dir / "predictions.json").write_text(json.dumps(rows, indent=1, default=str))
         metrics = {"cross_validation": report["decision"], "by_fusion": report["by_fusion"]}
     model, history = fit_grading_model(cfg, cases, progress.sub(0.6, 0.98))
