@@ -1,7 +1,7 @@
 """MedGradeTrain: train a segmentation or grading model on a cohort and add it to the model library.
 
 Thin Slicer GUI over ``MedGradeTrainLib``: ``medgrade train-seg`` / ``train-grade`` run in a background
-process (one process, or torchrun over several GPUs); for a cluster the panel writes a Slurm script.
+process; for a cluster the panel writes a Slurm script (one GPU).
 Command lines come from ``MedGradeTrainLib.launchers`` (``train-seg`` gets an effective config written
 into the output folder: the chosen config with the cohort's cases and the device).
 """
@@ -25,7 +25,7 @@ from MedGradeWidgets import pathText
 from MedGradeWidgets.dependencies_prompt import ensureDependencies
 from MedGradeWidgets.job_runner import JobRunner, libraryRoot, medgradeEnvironment, pythonExecutable, runSync
 from MedGradeWidgets.model_library_section import ModelLibrarySection
-from MedGradeTrainLib.launchers import LAUNCHERS, TRAIN_COMMANDS, CommandJob, slurm_script, torchrun_command, \
+from MedGradeTrainLib.launchers import LAUNCHERS, TRAIN_COMMANDS, CommandJob, slurm_script, \
     training_args
 
 
@@ -39,7 +39,7 @@ class MedGradeTrain(ScriptedLoadableModule):
         self.parent.helpText = (
             "Train a lesion-segmentation model (MIG-Net and its ablations, U-Net) or a grading model (KiNet and "
             "baselines) on a folder of preprocessed, corrected cases, with patient-level cross-validation. "
-            "Runs locally, with torchrun on several GPUs, or writes a Slurm script. The trained bundle goes "
+            "Runs locally in the background, or writes a Slurm script (one GPU). The trained bundle goes "
             "into the model library. See the developer guide (docs/).")
         self.parent.acknowledgementText = (
             "Methods from a 2023 master's thesis on non-invasive Ki-67 prediction in glioma (MIG-Net/FPG, "
@@ -54,7 +54,6 @@ class MedGradeTrainParameterNode:
     configFile: pathlib.Path
     outputFolder: pathlib.Path
     launcher: Annotated[str, Choice(list(LAUNCHERS))] = "local"
-    gpus: Annotated[int, WithinRange(1, 64)] = 1
     device: Annotated[str, Choice(list(DEVICE_CHOICES))] = "auto"
 
 
@@ -119,7 +118,6 @@ class MedGradeTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         ready = all(pathText(x) for x in (p.cohortFolder, p.configFile, p.outputFolder))
         self.ui.trainButton.enabled = ready and p.launcher != "slurm"
         self.ui.slurmScriptButton.enabled = ready and p.launcher == "slurm"
-        self.ui.gpusSpinBox.enabled = p.launcher != "local"
 
     def onTrain(self) -> None:
         if not ensureDependencies():
@@ -128,8 +126,7 @@ class MedGradeTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.logTextEdit.clear()
         with slicer.util.tryWithErrorDisplay("Could not prepare the training run", waitCursor=True):
             args = self.logic.trainArgs(p)
-            job = self.logic.torchrunJob(p, args) if p.launcher == "torchrun" else None
-        self.runner.start(args, f"Training ({p.modelKind})", lambda: self.onTrained(p), job=job)
+        self.runner.start(args, f"Training ({p.modelKind})", lambda: self.onTrained(p))
 
     def onTrained(self, p: Any) -> None:
         bundle = self.logic.importTrainedBundle(pathText(p.outputFolder))
@@ -156,16 +153,12 @@ class MedGradeTrainLogic(ScriptedLoadableModuleLogic):
                              pathText(p.outputFolder), pathText(p.labelsCsv) or None, p.device)
 
     @staticmethod
-    def torchrunJob(p: Any, args: list[str]) -> CommandJob:
-        return CommandJob(torchrun_command(pythonExecutable(), args, p.gpus), env=medgradeEnvironment())
-
-    @staticmethod
     def writeSlurmScript(p: Any) -> str:
         out = pathText(p.outputFolder)
         os.makedirs(out, exist_ok=True)
         path = os.path.join(out, f"medgrade-{p.modelKind}.sbatch")
         with open(path, "w") as f:
-            f.write(slurm_script(MedGradeTrainLogic.trainArgs(p), p.gpus, f"medgrade-{p.modelKind}", out))
+            f.write(slurm_script(MedGradeTrainLogic.trainArgs(p), f"medgrade-{p.modelKind}", out))
         return path
 
     @staticmethod
@@ -198,9 +191,9 @@ class MedGradeTrainTest(ScriptedLoadableModuleTest):
 
     def test_slurm_script(self) -> None:
         p = self._params()
-        p.modelKind, p.launcher, p.gpus = "grading", "slurm", 2
+        p.modelKind, p.launcher = "grading", "slurm"
         with open(MedGradeTrainLogic.writeSlurmScript(p)) as f:
-            self.assertIn("--nproc_per_node=2", f.read())
+            self.assertIn("#SBATCH --gres=gpu:1", f.read())
 
     def test_local_training_command_starts(self) -> None:
         """``train-seg --help`` through the same background path the panel uses (proves the wiring)."""

@@ -1,4 +1,4 @@
-"""Training launch command lines: local args, torchrun, Slurm script, and a running CommandJob."""
+"""Training launch command lines: local args, Slurm script, and a running CommandJob."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from MedGradeTrainLib.cli import build_parser
-from MedGradeTrainLib.launchers import (SEG_CONFIG_NAME, CommandJob, slurm_script, torchrun_command, train_grade_args,
+from MedGradeTrainLib.launchers import (SEG_CONFIG_NAME, CommandJob, slurm_script, train_grade_args,
                                         training_args)
 
 
@@ -22,7 +22,7 @@ def cohort(tmp_path):
     return tmp_path
 
 
-def test_training_args_and_torchrun(cohort):
+def test_training_args(cohort):
     from MedGradeSegmentLib.segmentation.config import load_config
 
     (cohort / "cfg.json").write_text('{"epochs": 3, "architecture": {"name": "UNet", "width": 16}, '
@@ -41,9 +41,6 @@ def test_training_args_and_torchrun(cohort):
     assert parser.parse_args(grade).labels == "l.csv"
     with pytest.raises(ValueError, match="unknown model kind"):
         training_args("breast", "c", "d", "o")
-    cmd = torchrun_command("py", args, 4)
-    assert cmd[:5] == ["py", "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=4"]
-    assert cmd[5:7] == ["-m", "MedGradeTrainLib.cli"] and cmd[7:] == args
 
 
 def test_segmentation_training_needs_preprocessed_cases(tmp_path):
@@ -56,9 +53,9 @@ def test_segmentation_training_needs_preprocessed_cases(tmp_path):
 
 
 def test_slurm_script(tmp_path):
-    text = slurm_script(training_args("grading", "c d.json", "/x", "/y"), 2, "mg", tmp_path)
-    assert text.startswith("#!/bin/bash") and "#SBATCH --gres=gpu:2" in text
-    assert "'c d.json'" in text and "--nproc_per_node=2" in text
+    text = slurm_script(training_args("grading", "c d.json", "/x", "/y"), "mg", tmp_path)
+    assert text.startswith("#!/bin/bash") and "#SBATCH --gres=gpu:1" in text
+    assert "-m MedGradeTrainLib.cli train-grade --config 'c d.json'" in text
 
 
 def test_command_job_runs_a_full_command_line():

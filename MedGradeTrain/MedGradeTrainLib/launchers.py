@@ -1,5 +1,8 @@
-"""How a training run is launched: here in one process, here on several GPUs (torchrun), or on a
-cluster through a Slurm batch script. No Qt; the MedGradeTrain panel and scripts use it."""
+"""How a training run is launched: here in one background process, or on a cluster through a Slurm
+batch script (one GPU). No Qt; the MedGradeTrain panel and scripts use it.
+
+Training is single-process (one GPU or the CPU); multi-GPU (torchrun / DDP) training is not offered
+until the training code shards its data and synchronises gradients."""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from pathlib import Path
 from MedGradeSegmentLib.jobs import BackgroundJob
 
 TRAIN_COMMANDS = {"segmentation": "train-seg", "grading": "train-grade"}
-LAUNCHERS = ("local", "torchrun", "slurm")
+LAUNCHERS = ("local", "slurm")
 SEG_CONFIG_NAME = "train-seg-config.json"
 
 
@@ -73,22 +76,16 @@ def training_args(kind: str, config: str | Path, cohort: str | Path, output: str
     raise ValueError(f"unknown model kind {kind!r}; choose {', '.join(TRAIN_COMMANDS)}")
 
 
-def torchrun_command(python: str, medgrade_args: list[str], nproc: int) -> list[str]:
-    """One node, ``nproc`` processes (one per GPU) with ``torch.distributed.run``."""
-    return [python, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={int(nproc)}",
-            "-m", "MedGradeTrainLib.cli", *medgrade_args]
-
-
-def slurm_script(medgrade_args: list[str], gpus: int, job_name: str, log_dir: str | Path,
-                 python: str = "python", hours: int = 24, cpus_per_gpu: int = 8) -> str:
-    """An ``sbatch`` script running the same command with torchrun on one node with ``gpus`` GPUs."""
-    cmd = " ".join(shlex.quote(a) for a in torchrun_command(python, medgrade_args, gpus))
+def slurm_script(medgrade_args: list[str], job_name: str, log_dir: str | Path,
+                 python: str = "python", hours: int = 24, cpus: int = 8) -> str:
+    """An ``sbatch`` script running the same ``medgrade`` command on one node with one GPU."""
+    cmd = " ".join(shlex.quote(a) for a in [python, "-m", "MedGradeTrainLib.cli", *medgrade_args])
     return "\n".join([
         "#!/bin/bash",
         f"#SBATCH --job-name={job_name}",
         "#SBATCH --nodes=1",
-        f"#SBATCH --gres=gpu:{int(gpus)}",
-        f"#SBATCH --cpus-per-task={int(gpus) * cpus_per_gpu}",
+        "#SBATCH --gres=gpu:1",
+        f"#SBATCH --cpus-per-task={int(cpus)}",
         f"#SBATCH --time={int(hours)}:00:00",
         f"#SBATCH --output={Path(log_dir) / (job_name + '-%j.log')}",
         "set -euo pipefail",
@@ -99,7 +96,7 @@ def slurm_script(medgrade_args: list[str], gpus: int, job_name: str, log_dir: st
 
 
 class CommandJob(BackgroundJob):
-    """A :class:`BackgroundJob` running a full command line (e.g. torchrun) instead of the CLI module."""
+    """A :class:`BackgroundJob` running a full command line instead of the CLI module."""
 
     def __init__(self, argv: list[str], env: dict[str, str] | None = None, cwd: str | None = None):
         super().__init__(argv[1:], python=argv[0], env=env, cwd=cwd)
