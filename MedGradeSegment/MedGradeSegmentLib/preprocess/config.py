@@ -27,13 +27,17 @@ class PreprocessConfig:
     affine: bool = False
     reg_init: str = "scanner"              # "scanner" (same-session frame) | "geometry" | "moments"
     reg_bins: int = 32
-    reg_sampling: float = 0.1
+    reg_sampling: float = 0.1              # share of voxels sampled by the metric (finer levels)
+    reg_coarse_sampling: float = 0.5       # ... at the coarsest level, where the starts are compared
+    reg_start_deg: float = 0.0             # extra coarse starts at +-this about each axis (0: none; TCGA-FG-6692
+                                           # converges from up to 40 deg without them once the mask is right)
     reg_iterations: int = 100
     reg_learning_rate: float = 2.0
     reg_min_step: float = 1e-3
     reg_shrink: tuple[int, ...] = (4, 2, 1)
     reg_smoothing_mm: tuple[float, ...] = (2.0, 1.0, 0.0)
     reg_brain_mask: bool = True            # restrict the metric to the (dilated) reference brain mask
+    reg_mask_dilate_mm: float = 25.0       # dilation: the skull and scalp outline carry T1c-vs-T2 alignment
     reg_seed: int = 42
     # resampling, normalisation, slices
     spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)
@@ -45,6 +49,7 @@ class PreprocessConfig:
     min_brain_ml: float = 200.0
     min_overlap: float = 0.8
     extreme_z: float = 20.0
+    weak_metric_ratio: float = 0.4         # warn when a sequence's |metric| < this x the best sequence's
 
     def __post_init__(self) -> None:
         if isinstance(self.spacing, (int, float)):

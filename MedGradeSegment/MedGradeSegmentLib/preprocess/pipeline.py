@@ -17,7 +17,7 @@ from .bias import n4_correct
 from .config import PreprocessConfig
 from .normalize import zscore
 from .orient import orient, to_float
-from .quality import QualityReport, volume_ml
+from .quality import QualityReport, volume_ml, weak_registrations
 from .registration import register
 from .resample import footprint_overlap, reference_grid, resample_image, resample_mask
 from .skullstrip import skull_strip, threshold_mask
@@ -65,9 +65,11 @@ def _source(case: Case, seq: str) -> str:
     return case.sources.get(seq, f"{case.patient_id}/{seq}")
 
 
-def _dilated(mask: sitk.Image, mm: float = 5.0) -> sitk.Image:
-    radius = [max(1, int(round(mm / s))) for s in mask.GetSpacing()]
-    return sitk.BinaryDilate(sitk.Cast(mask, sitk.sitkUInt8), radius)
+def dilated(mask: sitk.Image, mm: float) -> sitk.Image:
+    """``mask`` grown by ``mm`` millimetres (Euclidean, physical units)."""
+    distance = sitk.SignedMaurerDistanceMap(sitk.Cast(mask, sitk.sitkUInt8), insideIsPositive=False,
+                                            squaredDistance=False, useImageSpacing=True)
+    return sitk.Cast(distance <= mm, sitk.sitkUInt8)
 
 
 def preprocess_case(case: Case, config: PreprocessConfig | None = None, progress: Progress | None = None,
@@ -109,7 +111,8 @@ def preprocess_case(case: Case, config: PreprocessConfig | None = None, progress
         others = [s for s in images if s != ref]
         for i, seq in enumerate(others):
             transforms[seq] = _register_one(case, images, ref, seq, brain, config, quality,
-                                            p.sub(i / len(others), (i + 1) / len(others)))
+                                            p.sub(i / len(others), (i + 1) / len(others)), transforms)
+        quality.warnings += weak_registrations(quality.registration, config.weak_metric_ratio)
     with stage("resample"):
         grid = reference_grid(images[ref], config.spacing)
         on_grid = {s: resample_image(img, grid, transforms.get(s)) for s, img in images.items()}
@@ -138,17 +141,20 @@ def preprocess_case(case: Case, config: PreprocessConfig | None = None, progress
 
 
 def _register_one(case: Case, images: dict[str, sitk.Image], ref: str, seq: str, brain: sitk.Image,
-                  config: PreprocessConfig, quality: QualityReport, progress: Progress) -> sitk.Transform:
-    """Register ``seq`` to ``ref`` (or keep the scanner frame) and record metric and overlap."""
+                  config: PreprocessConfig, quality: QualityReport, progress: Progress,
+                  done: dict[str, sitk.Transform]) -> sitk.Transform:
+    """Register ``seq`` to ``ref`` (or keep the scanner frame) and record metric and overlap; the rigid
+    results of the sequences ``done`` before are extra coarse starts (patient motion is often shared)."""
     if config.reg_init == "scanner" and footprint_overlap(images[seq], brain) == 0.0:
         raise InputError(_source(case, seq), f"does not overlap the reference sequence {ref} "
                                              f"({_source(case, ref)}) at all: no common field of view")
     metric = float("nan")
     transform: sitk.Transform = sitk.Euler3DTransform()
     if config.register:
-        mask = _dilated(brain) if config.reg_brain_mask else None
+        mask = dilated(brain, config.reg_mask_dilate_mm) if config.reg_brain_mask else None
+        extra = [t for t in done.values() if isinstance(t, sitk.Euler3DTransform)]
         try:
-            result = register(images[ref], images[seq], config, mask, progress)
+            result = register(images[ref], images[seq], config, mask, progress, extra)
         except RuntimeError as exc:
             reason = str(exc).strip().splitlines()[-1][:200]
             raise InputError(_source(case, seq), f"registration to {ref} failed: {reason}") from None

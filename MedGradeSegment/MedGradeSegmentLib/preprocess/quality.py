@@ -34,3 +34,18 @@ def volume_ml(mask: sitk.Image) -> float:
     """Volume of the non-zero voxels in millilitres."""
     voxels = int(np.count_nonzero(sitk.GetArrayViewFromImage(mask)))
     return voxels * float(np.prod(mask.GetSpacing())) / 1000.0
+
+
+def weak_registrations(registration: dict[str, dict[str, float]], ratio: float) -> list[str]:
+    """Warnings for sequences whose Mattes MI metric magnitude is below ``ratio`` x the strongest one's.
+
+    Different contrasts share less information, so a weaker metric alone is normal; a far weaker one
+    (TCGA-FG-6692's T2 in a local optimum: 0.07 against T1's 0.27) is a registration to check by eye.
+    """
+    strength = {seq: -r["metric"] for seq, r in registration.items() if np.isfinite(r.get("metric", np.nan))}
+    if len(strength) < 2 or max(strength.values()) <= 0:
+        return []
+    best_seq = max(strength, key=strength.__getitem__)
+    best = strength[best_seq]
+    return [f"{seq}: registration metric {-value:.3f} is far weaker than {best_seq}'s {-best:.3f}: "
+            f"check its alignment" for seq, value in strength.items() if value < ratio * best]

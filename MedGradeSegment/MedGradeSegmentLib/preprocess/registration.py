@@ -1,9 +1,22 @@
-"""Co-registration of a sequence to the reference: Mattes MI, rigid (Euler3D) then optional affine."""
+"""Co-registration of a sequence to the reference: Mattes MI, rigid (Euler3D) then optional affine.
+
+Robustness (measured on glioma-native/TCGA-FG-6692, where T2 used to land in a local optimum):
+
+- the resolution pyramid shrinks each axis to a near-isotropic grid (``shrink x`` the finest spacing), so a
+  thick-slice volume (0.9 x 0.9 x 5.5 mm) is not reduced to a handful of slices at the coarse level;
+- the coarse level samples more voxels (``reg_coarse_sampling``) and runs from several starts: the scanner
+  frame, that frame turned by +-``reg_start_deg`` about each axis, and any caller-given transforms (e.g. other
+  sequences' results); the start with the best coarse metric is refined at the finer levels;
+- the metric mask is given by the caller (the pipeline dilates the brain mask to include the skull outline:
+  inside the brain alone T1c-vs-T2 mutual information is flat and prefers wrong poses).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
+import numpy as np
 import SimpleITK as sitk
 
 from ..errors import CancelledError
@@ -24,6 +37,14 @@ class Registration:
     stop: str
 
 
+@dataclass
+class _Level:
+    fixed: sitk.Image
+    moving: sitk.Image
+    mask: sitk.Image | None
+    sampling: float
+
+
 def initial_rigid(fixed: sitk.Image, moving: sitk.Image, mode: str = "scanner") -> sitk.Euler3DTransform:
     """Euler3D centred on the fixed image; ``scanner`` keeps the shared scanner frame (no translation)."""
     tx = sitk.Euler3DTransform(sitk.CenteredTransformInitializer(
@@ -33,73 +54,144 @@ def initial_rigid(fixed: sitk.Image, moving: sitk.Image, mode: str = "scanner") 
     return tx
 
 
-def _method(config: PreprocessConfig, progress: Progress | None, stage: str,
-            fixed_mask: sitk.Image | None) -> sitk.ImageRegistrationMethod:
+def shrink_factors(image: sitk.Image, shrink: int) -> list[int]:
+    """Per-axis factors bringing ``image`` to about ``shrink`` x its finest spacing on every axis."""
+    spacing = image.GetSpacing()
+    return [max(1, int(round(shrink * min(spacing) / s))) for s in spacing]
+
+
+def _pyramid_level(image: sitk.Image, shrink: int, sigma_mm: float) -> sitk.Image:
+    if sigma_mm > 0:
+        image = sitk.SmoothingRecursiveGaussian(image, sigma_mm)
+    factors = shrink_factors(image, shrink)
+    return sitk.Shrink(image, factors) if max(factors) > 1 else image
+
+
+def _levels(fixed: sitk.Image, moving: sitk.Image, mask: sitk.Image | None,
+            config: PreprocessConfig) -> list[_Level]:
+    out = []
+    for i, (shrink, sigma) in enumerate(zip(config.reg_shrink, config.reg_smoothing_mm)):
+        level_mask = None
+        if mask is not None:
+            factors = shrink_factors(mask, shrink)
+            level_mask = sitk.Shrink(mask, factors) if max(factors) > 1 else mask
+        sampling = config.reg_coarse_sampling if i == 0 and len(config.reg_shrink) > 1 else config.reg_sampling
+        out.append(_Level(_pyramid_level(fixed, shrink, sigma), _pyramid_level(moving, shrink, sigma),
+                          level_mask, sampling))
+    return out
+
+
+def _method(config: PreprocessConfig, level: _Level, progress: Progress | None,
+            message: str) -> sitk.ImageRegistrationMethod:
     reg = sitk.ImageRegistrationMethod()
     reg.SetMetricAsMattesMutualInformation(config.reg_bins)
     reg.SetMetricSamplingStrategy(reg.RANDOM)
-    reg.SetMetricSamplingPercentage(config.reg_sampling, config.reg_seed)
-    if fixed_mask is not None:
-        reg.SetMetricFixedMask(fixed_mask)
+    reg.SetMetricSamplingPercentage(min(level.sampling, 1.0), config.reg_seed)
+    if level.mask is not None:
+        reg.SetMetricFixedMask(level.mask)
     reg.SetInterpolator(sitk.sitkLinear)
     reg.SetOptimizerAsRegularStepGradientDescent(config.reg_learning_rate, config.reg_min_step,
                                                  config.reg_iterations, relaxationFactor=0.5,
                                                  gradientMagnitudeTolerance=1e-6)
     reg.SetOptimizerScalesFromPhysicalShift()
-    reg.SetShrinkFactorsPerLevel(list(config.reg_shrink))
-    reg.SetSmoothingSigmasPerLevel(list(config.reg_smoothing_mm))
-    reg.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
     if progress is not None:
-        levels = len(config.reg_shrink)
-
         def report() -> None:
-            level = reg.GetCurrentLevel()
-            frac = (level + min(reg.GetOptimizerIteration() / config.reg_iterations, 1.0)) / levels
-            progress(frac, f"{stage}: level {level + 1}/{levels}, metric {reg.GetMetricValue():.4f}")
+            frac = min(reg.GetOptimizerIteration() / config.reg_iterations, 1.0)
+            progress(frac, f"{message}, metric {reg.GetMetricValue():.4f}")
 
         reg.AddCommand(sitk.sitkIterationEvent, report)
     return reg
 
 
-def _execute(reg: sitk.ImageRegistrationMethod, fixed: sitk.Image, moving: sitk.Image,
-             progress: Progress | None) -> sitk.Transform:
+def _run(config: PreprocessConfig, level: _Level, initial: sitk.Transform, progress: Progress | None,
+         message: str) -> Registration:
+    """One single-resolution optimisation from ``initial``; the result has ``initial``'s type."""
+    reg = _method(config, level, progress, message)
+    reg.SetInitialTransform(initial, inPlace=False)
     try:
-        return reg.Execute(fixed, moving)
+        out = reg.Execute(level.fixed, level.moving)
     except RuntimeError:
         if progress is not None and progress.cancelled:
             raise CancelledError("cancelled by the user") from None
         raise
+    if isinstance(out, sitk.CompositeTransform):
+        out = out.GetBackTransform()
+    result = type(initial)(out)
+    return Registration(result, float(reg.GetMetricValue()), int(reg.GetOptimizerIteration()),
+                        reg.GetOptimizerStopConditionDescription())
+
+
+def rigid_starts(base: sitk.Euler3DTransform, degrees: float,
+                 extra: Sequence[sitk.Euler3DTransform] = ()) -> list[sitk.Euler3DTransform]:
+    """``base``, ``base`` turned by +-``degrees`` about each axis (about its centre), then ``extra`` rigid
+    transforms re-expressed about ``base``'s centre."""
+    starts = [sitk.Euler3DTransform(base)]
+    if degrees > 0:
+        for axis in range(3):
+            for sign in (-1.0, 1.0):
+                tx = sitk.Euler3DTransform(base)
+                angles = [tx.GetAngleX(), tx.GetAngleY(), tx.GetAngleZ()]
+                angles[axis] += sign * np.deg2rad(degrees)
+                tx.SetRotation(*angles)
+                starts.append(tx)
+    for other in extra:
+        tx = sitk.Euler3DTransform()
+        tx.SetCenter(base.GetCenter())
+        tx.SetMatrix(other.GetMatrix())
+        tx.SetTranslation(np.subtract(other.TransformPoint(base.GetCenter()), base.GetCenter()).tolist())
+        starts.append(tx)
+    return starts
+
+
+def _best_start(config: PreprocessConfig, level: _Level, starts: list[sitk.Euler3DTransform],
+                progress: Progress | None) -> Registration:
+    best: Registration | None = None
+    for i, start in enumerate(starts):
+        sub = progress.sub(i / len(starts), (i + 1) / len(starts)) if progress is not None else None
+        result = _run(config, level, start, sub, f"rigid registration: start {i + 1}/{len(starts)}")
+        if best is None or result.metric < best.metric:
+            best = result
+    assert best is not None
+    return best
+
+
+def _pyramid(config: PreprocessConfig, levels: list[_Level], initial: sitk.Transform, progress: Progress | None,
+             stage: str, done: int = 0) -> Registration:
+    result = Registration(initial, float("nan"), 0, "")
+    for i, level in enumerate(levels):
+        sub = progress.sub(i / len(levels), (i + 1) / len(levels)) if progress is not None else None
+        result = _run(config, level, result.transform, sub,
+                      f"{stage}: level {done + i + 1}/{done + len(levels)}")
+    return result
 
 
 def register(fixed: sitk.Image, moving: sitk.Image, config: PreprocessConfig | None = None,
-             fixed_mask: sitk.Image | None = None, progress: Progress | None = None) -> Registration:
+             fixed_mask: sitk.Image | None = None, progress: Progress | None = None,
+             extra_starts: Sequence[sitk.Euler3DTransform] = ()) -> Registration:
     """Rigid (+ affine when ``config.affine``) multi-resolution registration of ``moving`` to ``fixed``.
 
-    Raises ``RuntimeError`` from SimpleITK when the images cannot be registered (e.g. no overlap) and
-    :class:`CancelledError` when ``progress`` is cancelled (checked at every iteration).
+    The coarsest level runs from every start of :func:`rigid_starts` (``extra_starts``: e.g. the transforms of
+    sequences registered before) and keeps the best metric. Raises ``RuntimeError`` from SimpleITK when the
+    images cannot be registered (e.g. no overlap) and :class:`CancelledError` when ``progress`` is cancelled
+    (checked at every iteration).
     """
     config = config or PreprocessConfig()
     fixed = sitk.Cast(fixed, sitk.sitkFloat32)
     moving = sitk.Cast(moving, sitk.sitkFloat32)
     mask = sitk.Cast(fixed_mask, sitk.sitkUInt8) if fixed_mask is not None else None
-    stages = 2 if config.affine else 1
-    rigid_progress = progress.sub(0.0, 1.0 / stages) if progress is not None else None
-    reg = _method(config, rigid_progress, "rigid registration", mask)
-    reg.SetInitialTransform(initial_rigid(fixed, moving, config.reg_init), inPlace=False)
-    out = _execute(reg, fixed, moving, rigid_progress)
-    rigid = sitk.Euler3DTransform(sitk.CompositeTransform(out).GetBackTransform()) \
-        if isinstance(out, sitk.CompositeTransform) else sitk.Euler3DTransform(out)
-    result: sitk.Transform = rigid
-    if config.affine:
-        affine = sitk.AffineTransform(3)
-        affine.SetCenter(rigid.GetCenter())
-        affine.SetMatrix(rigid.GetMatrix())
-        affine.SetTranslation(rigid.GetTranslation())
-        aff_progress = progress.sub(0.5, 1.0) if progress is not None else None
-        reg = _method(config, aff_progress, "affine registration", mask)
-        reg.SetInitialTransform(affine, inPlace=False)
-        out = _execute(reg, fixed, moving, aff_progress)
-        result = sitk.AffineTransform(sitk.CompositeTransform(out).GetBackTransform()) \
-            if isinstance(out, sitk.CompositeTransform) else sitk.AffineTransform(out)
-    return Registration(result, float(reg.GetMetricValue()), int(reg.GetOptimizerIteration()),
-                        reg.GetOptimizerStopConditionDescription())
+    levels = _levels(fixed, moving, mask, config)
+    starts = rigid_starts(initial_rigid(fixed, moving, config.reg_init), config.reg_start_deg, extra_starts)
+    share = 0.5 if config.affine else 1.0
+    n = len(levels)
+    coarse_part = share * (0.5 if n > 1 else 1.0)
+    coarse = _best_start(config, levels[0], starts, progress.sub(0.0, coarse_part) if progress else None)
+    rigid = _pyramid(config, levels[1:], coarse.transform,
+                     progress.sub(coarse_part, share) if progress else None, "rigid registration", 1) \
+        if n > 1 else coarse
+    if not config.affine:
+        return rigid
+    affine = sitk.AffineTransform(3)
+    affine.SetCenter(rigid.transform.GetCenter())
+    affine.SetMatrix(rigid.transform.GetMatrix())
+    affine.SetTranslation(rigid.transform.GetTranslation())
+    return _pyramid(config, levels, affine, progress.sub(0.5, 1.0) if progress else None, "affine registration")
