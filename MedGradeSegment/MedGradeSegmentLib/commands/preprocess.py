@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TextIO
 
 from ..errors import CancelledError, InputError, MedGradeError
 from ..progress import Progress
@@ -65,12 +66,20 @@ def _cases(args: argparse.Namespace) -> Iterator[tuple[str, object]]:
             yield raw, exc
 
 
+def _error_stream(args: argparse.Namespace) -> TextIO:
+    """Where per-case ``error: <case>: <reason>`` lines go: stdout under ``--progress-json`` (the main CLI's
+    rule: :class:`MedGradeSegmentLib.jobs.BackgroundJob` reads stdout), stderr otherwise."""
+    json_mode = bool(getattr(args, "progress_json", False)) or "--progress-json" in sys.argv[1:]
+    return sys.stdout if json_mode else sys.stderr
+
+
 def run(args: argparse.Namespace, progress: Progress) -> int:
     from ..preprocess import PreprocessConfig, preprocess_case, write_preprocessed
 
     config = PreprocessConfig(reference=args.reference, skull_strip=args.skull_strip, strip_mode=args.strip_mode,
                               n4=args.n4, affine=args.affine, spacing=args.spacing, n_slices=args.slices)
     items = list(_cases(args))
+    errors = _error_stream(args)
     failed = 0
     for i, (label, item) in enumerate(items):
         sub = progress.sub(i / len(items), (i + 1) / len(items))
@@ -84,10 +93,11 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
             raise
         except MedGradeError as exc:
             failed += 1
-            print(f"error: {label}: {exc}", file=sys.stderr)
+            text = str(exc) if str(exc).startswith(label) else f"{label}: {exc}"  # the file is often the label
+            print(f"error: {text}", file=errors, flush=True)
         except (RuntimeError, OSError, ValueError) as exc:
             failed += 1
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
-            print(f"error: {label}: {reason}", file=sys.stderr)
+            print(f"error: {label}: {reason}", file=errors, flush=True)
     progress(1.0, f"{len(items) - failed}/{len(items)} cases preprocessed")
     return 1 if failed else 0
