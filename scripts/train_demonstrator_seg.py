@@ -3,7 +3,8 @@
 A small MIG-Net (all switches on) trained for a few minutes on the CPU with the only labelled
 glioma data in ../shared/data: brain1 (TCGA-02-0003, expert label, T1c only, with skull) and
 TCGA-FG-6692 in BraTS space (T1c + T2, *model* label: necrotic core 1 + enhancing 4 as the lesion).
-Two patients -> 2-fold (leave-one-patient-out) cross-validation, then a final fit on both.
+Two patients -> 2-fold (leave-one-patient-out) cross-validation (12 epochs per fold), then the
+shipped model fitted on both (40 epochs). A run resumes from the checkpoints in ``--work``.
 
     MEDGRADE_SAMPLE_MIRROR=../shared/data python scripts/train_demonstrator_seg.py [--epochs N] [--install]
 
@@ -41,7 +42,7 @@ DESCRIPTION = (
     "cross-validation scores are leave-one-patient-out on two patients and say nothing about clinical accuracy.")
 
 
-def config(epochs: int, output_dir: str) -> TrainConfig:
+def config(epochs: int, output_dir: str, final_epochs: int | None = None) -> TrainConfig:
     cases = [
         CaseSpec("TCGA-02-0003", images={"t1c": str(sample_path("brain-mr/brain1_image.nrrd"))},
                  mask=str(sample_path("brain-mr/brain1_label.nrrd")), grade="HGG"),
@@ -53,7 +54,7 @@ def config(epochs: int, output_dir: str) -> TrainConfig:
         cases=cases, output_dir=output_dir,
         architecture={"name": "MIGNet", "embed_dim": 16, "num_heads": [2, 4, 8, 16], "decoder_depths": [0, 1, 1, 1],
                       "prior_size": 128},
-        sequences=["t1c", "t2"], epochs=epochs, batch_size=8, lr=1.5e-3, folds=2, final_fit=True,
+        sequences=["t1c", "t2"], epochs=epochs, final_epochs=final_epochs, batch_size=8, lr=1.5e-3, folds=2, final_fit=True,
         slices_per_case=20, slice_margin=5, inplane_spacing=2.0, pad=160, crop=128, noise_std=0.1,
         dice_weight=1.0, grade_weight=0.3, seed=0, device="auto", model_id=MODEL_ID,
         trained_on=TRAINED_ON, description=DESCRIPTION)
@@ -61,21 +62,22 @@ def config(epochs: int, output_dir: str) -> TrainConfig:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--epochs", type=int, default=12)
+    ap.add_argument("--epochs", type=int, default=12, help="epochs of each cross-validation fold")
+    ap.add_argument("--final-epochs", type=int, default=40, help="epochs of the shipped model (both patients)")
     ap.add_argument("--work", default=str(cache_dir() / "seg-demonstrator"),
                     help="folder for checkpoints and metrics (a resumed run continues from its checkpoints)")
     ap.add_argument("--install", action="store_true", help=f"replace the shipped bundle at {BUNDLE_DIR}")
     ap.add_argument("--write-config", help="only write the training config as JSON (for medgrade train-seg) and exit")
     args = ap.parse_args(argv)
     if args.write_config:
-        Path(args.write_config).write_text(json.dumps(config(args.epochs, args.work).to_dict(), indent=2))
+        Path(args.write_config).write_text(json.dumps(config(args.epochs, args.work, args.final_epochs).to_dict(), indent=2))
         return 0
     t0 = time.time()
 
     def report(fraction: float, message: str) -> None:
         print(f"[{time.time() - t0:6.0f}s] {fraction:5.1%} {message}", file=sys.stderr, flush=True)
 
-    result = train(config(args.epochs, args.work), Progress(report))
+    result = train(config(args.epochs, args.work, args.final_epochs), Progress(report))
     print(json.dumps({"summary": result.summary, "folds": result.folds}, indent=2, default=str))
     print(f"bundle: {result.bundle}; {time.time() - t0:.0f} s in all")
     if args.install and result.bundle is not None:

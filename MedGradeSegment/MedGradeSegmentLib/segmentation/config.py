@@ -49,6 +49,7 @@ class TrainConfig:
     dice_weight: float = 1.0
     grade_weight: float = 0.3
     epochs: int = 50
+    final_epochs: int | None = None  # epochs of the final fit on every patient (default: epochs)
     batch_size: int = 8
     lr: float = 3e-4
     weight_decay: float = 1e-4

@@ -96,8 +96,9 @@ def _build(arch: dict[str, Any], atlas: sitk.Image | None) -> nn.Module:
 
 
 def fit(model: nn.Module, samples: list[dict[str, Any]], cfg: TrainConfig, arch: dict[str, Any], device: str,
-        ckpt: Path, progress: Progress) -> list[dict[str, Any]]:
-    """Train ``model`` on ``samples`` for ``cfg.epochs`` epochs; resumes from ``ckpt`` if present."""
+        ckpt: Path, progress: Progress, epochs: int | None = None) -> list[dict[str, Any]]:
+    """Train ``model`` on ``samples`` for ``epochs`` (default ``cfg.epochs``); resumes from ``ckpt``."""
+    epochs = cfg.epochs if epochs is None else epochs
     torch.manual_seed(cfg.seed)
     model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -118,13 +119,13 @@ def fit(model: nn.Module, samples: list[dict[str, Any]], cfg: TrainConfig, arch:
     loss_fn = FPGLoss(cfg.dice_weight)
     fpg = uses_fpg(arch)
     steps = len(loader) if cfg.max_steps_per_epoch is None else min(len(loader), cfg.max_steps_per_epoch)
-    for epoch in range(start_epoch, cfg.epochs):
+    for epoch in range(start_epoch, epochs):
         model.train()
         t0, total, n = time.perf_counter(), 0.0, 0
         for step, batch in enumerate(loader):
             if step >= steps:
                 break
-            progress((epoch + step / steps) / cfg.epochs, f"epoch {epoch + 1}/{cfg.epochs} step {step + 1}/{steps}")
+            progress((epoch + step / steps) / epochs, f"epoch {epoch + 1}/{epochs} step {step + 1}/{steps}")
             x = batch["image"].to(device, non_blocking=True)
             y = batch["label"].to(device, non_blocking=True)[:, 0].round().long()
             w = batch["weight"].to(device, non_blocking=True)[:, 0] if fpg else None
@@ -221,7 +222,7 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
                   "final_loss": hist[-1]["loss"] if hist else math.nan})
         (fdir / "metrics.json").write_text(json.dumps(m, indent=2))
         fold_metrics.append(m)
-    summary = {"folds": len(folds), "dsc_mean": _mean([m["dsc"] for m in fold_metrics]),
+    summary = {"folds": len(folds), "fold_epochs": cfg.epochs, "dsc_mean": _mean([m["dsc"] for m in fold_metrics]),
                "hd95_mm_mean": _mean([m["hd95_mm"] for m in fold_metrics]), "device": device,
                "architecture": arch.get("name", "MIGNet")}
     if cfg.final_fit or not folds:
@@ -231,7 +232,8 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
         samples = _samples(vols, cfg)
         model = _build(arch, atlas)
         (out / "final").mkdir(exist_ok=True)
-        hist = fit(model, samples, cfg, arch, device, out / "final" / "checkpoint.pt", sub)
+        hist = fit(model, samples, cfg, arch, device, out / "final" / "checkpoint.pt", sub, cfg.final_epochs)
+        summary["final_epochs"] = cfg.final_epochs or cfg.epochs
         summary["final_train"] = evaluate(model, samples, device, cfg.batch_size, cfg.inplane_spacing or 1.0)
         summary["final_train"]["note"] = "scored on its own training slices (not a validation score)"
     else:
@@ -249,8 +251,11 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
     (out / "metrics.json").write_text(json.dumps({"summary": summary, "folds": fold_metrics}, indent=2))
     result = TrainResult(model, arch, atlas, fold_metrics, summary, out, hist)
     if cfg.model_id:
+        import shutil
+
         from .model_bundle import write_model_bundle
 
+        shutil.rmtree(out / "bundle", ignore_errors=True)  # this run's own previous bundle
         result.bundle = write_model_bundle(out / "bundle", result, cfg)
     progress(1.0, "done")
     return result
