@@ -47,7 +47,8 @@ def render_overview(images: dict[str, sitk.Image], out_png: str | Path, masks: d
         for c, z in enumerate(slices):
             ax = axes[r][c]
             a = _axial(img, z)
-            lo, hi = np.percentile(a, [1, 99.5]) if a.any() else (0, 1)
+            fg = a[a != a[0, 0]]  # window on the foreground, not the constant background
+            lo, hi = np.percentile(fg if fg.size > 100 else a, [1, 99.5]) if a.any() else (0, 1)
             ax.imshow(a, cmap="gray", vmin=lo, vmax=hi if hi > lo else lo + 1, aspect=sy / sx)
             if name == "heat map" and heatmap is not None:
                 h = _axial(heatmap, z)

@@ -107,7 +107,7 @@ def run_demo(output: str | Path, dataset: str = DEFAULT_DATASET, seg_model: str 
     images = {s: case.images[s] for s in ("t1c", "t2", "flair") if s in case.images}
     png = render_overview(images, out / "overview.png",
                           masks={"brain": case.meta["brain_mask"], "lesion (AI)": seg_result.mask},
-                          heatmap=grades[0].heatmap, slices=slices and _spread(slices, 4),
+                          heatmap=grades[0].heatmap, slices=_overview_slices(slices, grades[0].slices_used),
                           title=f"{case.patient_id}: MedGrade demo (demonstrator models, not for diagnosis)")
     lap("scene+overview")
     voxel_ml = float(t1c.GetSpacing()[0] * t1c.GetSpacing()[1] * t1c.GetSpacing()[2]) / 1000.0
@@ -123,6 +123,14 @@ def run_demo(output: str | Path, dataset: str = DEFAULT_DATASET, seg_model: str 
     (out / "summary.json").write_text(summary.to_json())
     progress(1.0, "done")
     return summary
+
+
+def _overview_slices(lesion_slices: list[int] | None, graded: list[int], n: int = 5) -> list[int] | None:
+    """The slices grading used (their heat map) plus lesion slices spread around them, ``n`` in all."""
+    if not lesion_slices:
+        return sorted(graded) or None
+    rest = [z for z in _spread(lesion_slices, n) if z not in graded]
+    return sorted(set(graded[:n]) | set(rest[: max(0, n - len(graded))]))
 
 
 def _spread(values: list[int], n: int) -> list[int]:
