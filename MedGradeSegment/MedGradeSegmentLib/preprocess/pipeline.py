@@ -101,7 +101,8 @@ def preprocess_case(case: Case, config: PreprocessConfig | None = None, progress
                                          p.sub(i / len(images), (i + 1) / len(images)))
     with stage("brain_mask") as p:
         if config.skull_strip:
-            brain = skull_strip(images[ref], config.strip_mode, config.strip_scale, config.strip_smooth_mm, atlas, p)
+            brain = skull_strip(images[ref], config.strip_mode, config.strip_scale, config.strip_smooth_mm, atlas, p,
+                                config.strip_prealign)
         else:
             brain = threshold_mask(images[ref], config.stripped_threshold)
         if not sitk.GetArrayViewFromImage(brain).any():

@@ -60,7 +60,8 @@ def shrink_factors(image: sitk.Image, shrink: int) -> list[int]:
     return [max(1, int(round(shrink * min(spacing) / s))) for s in spacing]
 
 
-def _pyramid_level(image: sitk.Image, shrink: int, sigma_mm: float) -> sitk.Image:
+def pyramid_level(image: sitk.Image, shrink: int, sigma_mm: float) -> sitk.Image:
+    """``image`` smoothed (Gaussian, ``sigma_mm``) and shrunk per axis by :func:`shrink_factors`."""
     if sigma_mm > 0:
         image = sitk.SmoothingRecursiveGaussian(image, sigma_mm)
     factors = shrink_factors(image, shrink)
@@ -76,7 +77,7 @@ def _levels(fixed: sitk.Image, moving: sitk.Image, mask: sitk.Image | None,
             factors = shrink_factors(mask, shrink)
             level_mask = sitk.Shrink(mask, factors) if max(factors) > 1 else mask
         sampling = config.reg_coarse_sampling if i == 0 and len(config.reg_shrink) > 1 else config.reg_sampling
-        out.append(_Level(_pyramid_level(fixed, shrink, sigma), _pyramid_level(moving, shrink, sigma),
+        out.append(_Level(pyramid_level(fixed, shrink, sigma), pyramid_level(moving, shrink, sigma),
                           level_mask, sampling))
     return out
 
