@@ -96,3 +96,21 @@ def test_train_seg_command_with_unet_baseline(sample, tmp_path):
     assert not (tmp_path / "out" / "fpg_atlas.nii.gz").exists()  # no FPG, no atlas, no registration
     (tmp_path / "bad.json").write_text(json.dumps({**data, "epochz": 3}))
     assert main(["train-seg", "--config", str(tmp_path / "bad.json")]) == 2
+
+
+def test_training_can_be_cancelled(sample, tmp_path):
+    from MedGradeSegmentLib.errors import CancelledError
+    from MedGradeSegmentLib.progress import Progress
+
+    seen: list[str] = []
+
+    def on_progress(fraction: float, message: str) -> None:
+        seen.append(message)
+        if message.startswith("epoch"):
+            progress.cancel()  # the user presses Cancel once training has started
+
+    progress = Progress(on_progress)
+    with pytest.raises(CancelledError):
+        train(_config(sample, tmp_path / "run", architecture={"name": "UNet", "width": 4}), progress)
+    assert any(m.startswith("epoch 1/1") for m in seen)
+    assert not (tmp_path / "run" / "metrics.json").exists()
