@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = [a for a in argv if a != "--progress-json"]
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.progress_json = json_progress
     handler: Callable | None = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()
