@@ -69,7 +69,7 @@ def _cases(args: argparse.Namespace) -> Iterator[tuple[str, object]]:
 def _error_stream(args: argparse.Namespace) -> TextIO:
     """Where per-case ``error: <case>: <reason>`` lines go: stdout under ``--progress-json`` (the main CLI's
     rule: :class:`MedGradeSegmentLib.jobs.BackgroundJob` reads stdout), stderr otherwise."""
-    json_mode = bool(getattr(args, "progress_json", False)) or "--progress-json" in sys.argv[1:]
+    json_mode = bool(getattr(args, "progress_json", False))
     return sys.stdout if json_mode else sys.stderr
 
 
