@@ -140,7 +140,7 @@ def training_steps(device: str, width: int = 48, batch: int = 16, steps: int = 3
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--widths", type=int, nargs="+", default=[24, 48])
+    ap.add_argument("--widths", type=int, nargs="+", default=[24, 48], help="multiples of 12 (SwinUNETR)")
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--reps", type=int, default=5)
