@@ -13,7 +13,6 @@ import tempfile
 from typing import Annotated, Any
 
 import slicer
-import vtk
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
@@ -27,6 +26,7 @@ from MedGradeWidgets import pathText
 from MedGradeWidgets.dependencies_prompt import ensureDependencies
 from MedGradeWidgets.job_runner import JobRunner, libraryRoot, runSync
 from MedGradeWidgets.model_library_section import ModelLibrarySection, fillModelCombo
+from MedGradeWidgets.parameter_node_panel import ParameterNodePanel
 
 SEXES = ("unknown", "male", "female")
 FINDINGS = ("unknown", "yes", "no")
@@ -66,7 +66,7 @@ class MedGradePredictParameterNode:
     modelId: str = ""
 
 
-class MedGradePredictWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+class MedGradePredictWidget(ParameterNodePanel, ScriptedLoadableModuleWidget, VTKObservationMixin):
     def __init__(self, parent=None) -> None:
         ScriptedLoadableModuleWidget.__init__(self, parent)
         VTKObservationMixin.__init__(self)
@@ -83,43 +83,15 @@ class MedGradePredictWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.logic = MedGradePredictLogic()
         self.runner = JobRunner(self.ui.progressBar, self.ui.statusLabel, self.ui.cancelButton, [self.ui.applyButton])
         self.library = ModelLibrarySection(self.ui.modelLibraryCollapsibleButton.layout(), self.updateModelCombo)
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.observeSceneClose()
         self.ui.applyButton.connect("clicked()", self.onApply)
         self.ui.loadClinicalButton.connect("clicked()", self.onLoadClinical)
         self.ui.gradingModelComboBox.connect("currentIndexChanged(int)", self.onModelChosen)
         self.initializeParameterNode()
 
-    def cleanup(self) -> None:
-        self.runner.cancel()
-        self.removeObservers()
-
-    def enter(self) -> None:
-        self.initializeParameterNode()
-
-    def exit(self) -> None:
-        self.setParameterNode(None)
-
-    def onSceneStartClose(self, caller, event) -> None:
-        self.setParameterNode(None)
-
-    def onSceneEndClose(self, caller, event) -> None:
-        if self.parent.isEntered:
-            self.initializeParameterNode()
-
     def initializeParameterNode(self) -> None:
         self.setParameterNode(self.logic.getParameterNode())
         self.logic.prefill(self._parameterNode)
-
-    def setParameterNode(self, parameterNode) -> None:
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateButtons)
-        self._parameterNode = parameterNode
-        if self._parameterNode:
-            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
-            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateButtons)
-            self.updateButtons()
 
     def updateButtons(self, caller=None, event=None) -> None:
         p = self._parameterNode

@@ -32,6 +32,7 @@ from MedGradeWidgets import pathText
 from MedGradeWidgets.dependencies_prompt import ensureDependencies
 from MedGradeWidgets.job_runner import JobRunner, libraryRoot, runSync
 from MedGradeWidgets.model_library_section import ModelLibrarySection, fillModelCombo
+from MedGradeWidgets.parameter_node_panel import ParameterNodePanel
 from MedGradeWidgets.sample_data_registration import registerSampleData
 from MedGradeWidgets.startup import ensureTerminology, onStartupCompleted
 
@@ -79,7 +80,7 @@ class MedGradeSegmentParameterNode:
     caseFolder: pathlib.Path
 
 
-class MedGradeSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+class MedGradeSegmentWidget(ParameterNodePanel, ScriptedLoadableModuleWidget, VTKObservationMixin):
     def __init__(self, parent=None) -> None:
         ScriptedLoadableModuleWidget.__init__(self, parent)
         VTKObservationMixin.__init__(self)
@@ -98,31 +99,13 @@ class MedGradeSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.runner = JobRunner(self.ui.progressBar, self.ui.statusLabel, self.ui.cancelButton,
                                 [self.ui.preprocessButton, self.ui.segmentButton, self.ui.saveCorrectionButton])
         self.library = ModelLibrarySection(self.ui.modelLibraryCollapsibleButton.layout(), self.updateModelCombo)
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.observeSceneClose()
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.NodeAddedEvent, self.onNodeAdded)
         self.ui.preprocessButton.connect("clicked()", self.onPreprocess)
         self.ui.segmentButton.connect("clicked()", self.onSegment)
         self.ui.saveCorrectionButton.connect("clicked()", self.onSaveCorrection)
         self.ui.segmentationModelComboBox.connect("currentIndexChanged(int)", self.onModelChosen)
         self.initializeParameterNode()
-
-    def cleanup(self) -> None:
-        self.runner.cancel()
-        self.removeObservers()
-
-    def enter(self) -> None:
-        self.initializeParameterNode()
-
-    def exit(self) -> None:
-        self.setParameterNode(None)
-
-    def onSceneStartClose(self, caller, event) -> None:
-        self.setParameterNode(None)
-
-    def onSceneEndClose(self, caller, event) -> None:
-        if self.parent.isEntered:
-            self.initializeParameterNode()
 
     @vtk.calldata_type(vtk.VTK_OBJECT)
     def onNodeAdded(self, caller, event, node) -> None:
@@ -143,16 +126,6 @@ class MedGradeSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             seq = guess_sequence(node.GetName())
             if seq and getattr(self._parameterNode, f"{seq}Volume") is None:
                 setattr(self._parameterNode, f"{seq}Volume", node)
-
-    def setParameterNode(self, parameterNode) -> None:
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateButtons)
-        self._parameterNode = parameterNode
-        if self._parameterNode:
-            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
-            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateButtons)
-            self.updateButtons()
 
     def updateButtons(self, caller=None, event=None) -> None:
         p = self._parameterNode

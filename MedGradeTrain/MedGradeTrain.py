@@ -14,7 +14,6 @@ import tempfile
 from typing import Annotated, Any
 
 import slicer
-import vtk
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
                                            ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
@@ -25,6 +24,7 @@ from MedGradeWidgets import pathText
 from MedGradeWidgets.dependencies_prompt import ensureDependencies
 from MedGradeWidgets.job_runner import JobRunner, libraryRoot, medgradeEnvironment, pythonExecutable, runSync
 from MedGradeWidgets.model_library_section import ModelLibrarySection
+from MedGradeWidgets.parameter_node_panel import ParameterNodePanel
 from MedGradeTrainLib.launchers import LAUNCHERS, TRAIN_COMMANDS, CommandJob, slurm_script, \
     training_args
 
@@ -57,7 +57,7 @@ class MedGradeTrainParameterNode:
     device: Annotated[str, Choice(list(DEVICE_CHOICES))] = "auto"
 
 
-class MedGradeTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+class MedGradeTrainWidget(ParameterNodePanel, ScriptedLoadableModuleWidget, VTKObservationMixin):
     def __init__(self, parent=None) -> None:
         ScriptedLoadableModuleWidget.__init__(self, parent)
         VTKObservationMixin.__init__(self)
@@ -75,41 +75,10 @@ class MedGradeTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.runner = JobRunner(self.ui.progressBar, self.ui.statusLabel, self.ui.cancelButton,
                                 [self.ui.trainButton, self.ui.slurmScriptButton], logWidget=self.ui.logTextEdit)
         self.library = ModelLibrarySection(self.ui.modelLibraryCollapsibleButton.layout())
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.observeSceneClose()
         self.ui.trainButton.connect("clicked()", self.onTrain)
         self.ui.slurmScriptButton.connect("clicked()", self.onSlurmScript)
         self.initializeParameterNode()
-
-    def cleanup(self) -> None:
-        self.runner.cancel()
-        self.removeObservers()
-
-    def enter(self) -> None:
-        self.initializeParameterNode()
-
-    def exit(self) -> None:
-        self.setParameterNode(None)
-
-    def onSceneStartClose(self, caller, event) -> None:
-        self.setParameterNode(None)
-
-    def onSceneEndClose(self, caller, event) -> None:
-        if self.parent.isEntered:
-            self.initializeParameterNode()
-
-    def initializeParameterNode(self) -> None:
-        self.setParameterNode(self.logic.getParameterNode())
-
-    def setParameterNode(self, parameterNode) -> None:
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateButtons)
-        self._parameterNode = parameterNode
-        if self._parameterNode:
-            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
-            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateButtons)
-            self.updateButtons()
 
     def updateButtons(self, caller=None, event=None) -> None:
         p = self._parameterNode

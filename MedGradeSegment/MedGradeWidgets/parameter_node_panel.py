@@ -1,0 +1,51 @@
+"""The parameter-node lifecycle the three MedGrade panels share (Slicer's scripted-module pattern).
+
+A widget mixes this in, sets ``self.logic`` (with ``getParameterNode()``) and ``self.runner`` (a
+:class:`JobRunner`), defines ``updateButtons(caller=None, event=None)``, and calls
+``observeSceneClose()`` then ``initializeParameterNode()`` at the end of ``setup()``.
+"""
+
+from __future__ import annotations
+
+import slicer
+import vtk
+
+
+class ParameterNodePanel:
+    _parameterNode = None
+    _parameterNodeGuiTag = None
+
+    def observeSceneClose(self) -> None:
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+
+    def cleanup(self) -> None:
+        self.runner.cancel()
+        self.removeObservers()
+
+    def enter(self) -> None:
+        self.initializeParameterNode()
+
+    def exit(self) -> None:
+        self.setParameterNode(None)
+
+    def onSceneStartClose(self, caller, event) -> None:
+        self.setParameterNode(None)
+
+    def onSceneEndClose(self, caller, event) -> None:
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    def initializeParameterNode(self) -> None:
+        self.setParameterNode(self.logic.getParameterNode())
+
+    def setParameterNode(self, parameterNode) -> None:
+        """Bind the GUI to ``parameterNode`` (``.ui`` widgets with ``SlicerParameterName``)."""
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateButtons)
+        self._parameterNode = parameterNode
+        if self._parameterNode:
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateButtons)
+            self.updateButtons()
