@@ -31,9 +31,8 @@ def _segmentation_model() -> str:
     from MedGradeSegmentLib.commands.segment import DEFAULT_MODEL
 
     ids = [m.model_id for m in list_models(kind="segmentation") if not m.error]
-    if not ids:
-        pytest.skip("no segmentation model in the library or shipped with the package")
-    return DEFAULT_MODEL if DEFAULT_MODEL in ids else ids[0]
+    assert DEFAULT_MODEL in ids, f"the shipped default segmentation model {DEFAULT_MODEL} is not listed: {ids}"
+    return DEFAULT_MODEL
 
 
 @pytest.fixture(scope="module")
