@@ -52,6 +52,8 @@ def test_shipped_bundle_is_honest_and_verified():
     assert "model label" in m.trained_on and "NOT a validated model" in m.description
     assert len(m.metrics["folds"]) == 2 and (BUNDLE / "weights.safetensors").stat().st_size < 20e6
     assert all(m.architecture[k] for k in ("fpg_loss", "dual_guidance", "iag", "grade_branch"))
+    assert m.preprocessing["field_of_view_mm"] == 256.0  # brain-centred slices, as in training
+    assert "IN THE TRAINING DATA" in m.trained_on  # the demo patient was seen in training (two spaces)
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from MedGradeSegmentLib.errors import InputError
 from MedGradeSegmentLib.progress import Progress
 
 DEFAULT_DATASET = "tcga-fg-6692"
-DEFAULT_SEG_MODEL = "mignet-demo-2patients-v1"
+DEFAULT_SEG_MODEL = "mignet-demo-2patients-v2"
 DEFAULT_GRADE_MODEL = "demo-kinet-toy-swap"
 
 

@@ -8,7 +8,7 @@ import json
 from ..devices import choose_device
 from ..progress import Progress
 
-DEFAULT_MODEL = "mignet-demo-2patients-v1"
+DEFAULT_MODEL = "mignet-demo-2patients-v2"
 
 
 def register(subparsers) -> None:

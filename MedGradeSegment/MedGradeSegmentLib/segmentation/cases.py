@@ -21,6 +21,10 @@ class TrainingCase:
     grade: str | None = None
     brain_mask: sitk.Image | None = None
     sources: dict[str, str] = field(default_factory=dict)
+    case_id: str = ""  # unique per case; a patient may have several (default: the patient id)
+
+    def __post_init__(self) -> None:
+        self.case_id = self.case_id or self.patient_id
 
 
 def _read(path: str, what: str) -> sitk.Image:
@@ -52,7 +56,7 @@ def load_training_case(spec: CaseSpec, sequences: list[str]) -> TrainingCase:
         grade = spec.grade or case.labels.get("grade")
         return TrainingCase(spec.patient_id or case.patient_id, images, lesion_binary(case.mask, spec.lesion_labels),
                             case.reference if case.reference in images else next(iter(images)), grade, brain,
-                            dict(case.sources))
+                            dict(case.sources), spec.case_id or "")
     if not spec.images or not spec.mask:
         raise InputError(None, f"case {spec.patient_id!r}: give either case_dir or images + mask")
     images = {s: _read(p, f"{s} image") for s, p in spec.images.items() if s in sequences}
@@ -62,4 +66,4 @@ def load_training_case(spec: CaseSpec, sequences: list[str]) -> TrainingCase:
     mask = lesion_binary(_read(spec.mask, "lesion mask"), spec.lesion_labels)
     brain = _read(spec.brain_mask, "brain mask") if spec.brain_mask else None
     pid = spec.patient_id or Path(spec.mask).parent.name
-    return TrainingCase(pid, images, mask, ref, spec.grade, brain, dict(spec.images))
+    return TrainingCase(pid, images, mask, ref, spec.grade, brain, dict(spec.images), spec.case_id or "")

@@ -19,6 +19,7 @@ class CaseSpec:
 
     ``lesion_labels``: mask values that count as lesion (``None`` = every non-zero value), e.g.
     ``[1, 4]`` for BraTS necrotic core + enhancing tumour. ``grade``: ``"LGG"``/``"HGG"``/``None``.
+    Cases of one patient (same ``patient_id``, distinct ``case_id``) always share a fold.
     """
 
     patient_id: str | None = None
@@ -29,6 +30,7 @@ class CaseSpec:
     grade: str | None = None
     brain_mask: str | None = None
     reference: str | None = None
+    case_id: str | None = None  # unique name when a patient has several cases (e.g. two spaces); default patient_id
 
 
 @dataclass
@@ -64,6 +66,7 @@ class TrainConfig:
     noise_std: float = 0.1
     rotate: bool = True
     inplane_spacing: float = 1.0
+    fov_mm: float | None = None  # brain-centred in-plane field of view (mm) of every slice; None = the image's
     num_workers: int = 0
     device: str = "auto"
     amp: bool = True

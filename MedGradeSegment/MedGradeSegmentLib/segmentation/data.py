@@ -13,7 +13,8 @@ from monai.data import Dataset
 from monai.transforms import (Compose, DivisiblePadd, EnsureTyped, RandGaussianNoised, RandRotate90d,
                               RandSpatialCropd, SpatialPadd)
 
-from .fpg import ORIENTATION, fpg_weight_map, prior_on_case
+from .fpg import fpg_weight_map, prior_on_case
+from .geometry import on_grid, working_grid
 
 GRADES = ("LGG", "HGG")
 IMAGE_KEYS = ("image", "label", "weight")
@@ -25,35 +26,6 @@ def grade_index(grade: Any) -> int:
         return -1
     g = str(grade).strip().upper()
     return {"LGG": 0, "LOW": 0, "0": 0, "HGG": 1, "HIGH": 1, "1": 1}.get(g, -1)
-
-
-def working_grid(reference: sitk.Image, inplane_spacing: float | None = 1.0) -> sitk.Image:
-    """An empty image in the slicing orientation with ``inplane_spacing`` mm in x/y (z kept)."""
-    oriented = sitk.DICOMOrient(reference, ORIENTATION)
-    if inplane_spacing is None:
-        grid = sitk.Image(oriented.GetSize(), sitk.sitkUInt8)
-        grid.CopyInformation(oriented)
-        return grid
-    sp = oriented.GetSpacing()
-    new_sp = (inplane_spacing, inplane_spacing, sp[2])
-    size = [max(1, int(round(oriented.GetSize()[i] * sp[i] / new_sp[i]))) for i in range(3)]
-    # keep the field of view centred: shift the origin by half the difference of the extents
-    offset = [((oriented.GetSize()[i] - 1) * sp[i] - (size[i] - 1) * new_sp[i]) / 2 for i in range(3)]
-    direction = np.array(oriented.GetDirection()).reshape(3, 3)
-    origin = np.array(oriented.GetOrigin()) + direction @ np.array(offset)
-    grid = sitk.Image(size, sitk.sitkUInt8)
-    grid.SetSpacing(new_sp)
-    grid.SetDirection(oriented.GetDirection())
-    grid.SetOrigin(tuple(origin))
-    return grid
-
-
-def on_grid(image: sitk.Image, grid: sitk.Image, label: bool = False) -> np.ndarray:
-    """``image`` resampled onto ``grid`` (identity transform), as a (z, y, x) array."""
-    interp = sitk.sitkNearestNeighbor if label else sitk.sitkLinear
-    out = sitk.Resample(image, grid, sitk.Transform(), interp, 0.0,
-                        sitk.sitkUInt8 if label else sitk.sitkFloat32)
-    return sitk.GetArrayFromImage(out)
 
 
 def zscore(volume: np.ndarray, brain: np.ndarray | None = None) -> np.ndarray:
@@ -82,10 +54,11 @@ class CaseVolumes:
 def case_volumes(patient_id: str, images: dict[str, sitk.Image], mask: sitk.Image | None = None,
                  reference: str | None = None, grade: Any = None, brain_mask: sitk.Image | None = None,
                  atlas: sitk.Image | None = None, atlas_transform: sitk.Transform | None = None,
-                 inplane_spacing: float | None = 1.0) -> CaseVolumes:
-    """Bring a case's sequences (and mask, FPG prior) onto the reference's working grid."""
+                 inplane_spacing: float | None = 1.0, fov_mm: float | None = None) -> CaseVolumes:
+    """Bring a case's sequences (and mask, FPG prior) onto the reference's working grid
+    (brain-centred ``fov_mm`` field of view when given, exactly as :func:`infer.segment_images`)."""
     ref = images[reference] if reference in images else next(iter(images.values()))
-    grid = working_grid(ref, inplane_spacing)
+    grid = working_grid(ref, inplane_spacing, fov_mm, brain_mask)
     brain = on_grid(brain_mask, grid, label=True) > 0 if brain_mask is not None else None
     vols = {seq: zscore(on_grid(img, grid), brain) for seq, img in images.items()}
     label = (on_grid(mask, grid, label=True) > 0).astype(np.uint8) if mask is not None else None

@@ -18,10 +18,10 @@ import SimpleITK as sitk
 import torch
 
 from ..progress import Progress
+from .geometry import ORIENTATION, on_grid, working_grid
 
 DEFAULT_S_NEG = 0.3
 DEFAULT_S_POS = 0.5
-ORIENTATION = "LPS"  # every 2D slice is taken from a volume in this orientation
 
 ArrayLike = TypeVar("ArrayLike", np.ndarray, torch.Tensor)
 
@@ -44,7 +44,8 @@ def register_to_template(image: sitk.Image, template: sitk.Image, affine: bool =
     fixed = sitk.Cast(template, sitk.sitkFloat32)
     moving = sitk.Cast(image, sitk.sitkFloat32)
     rigid = sitk.Euler3DTransform(sitk.CenteredTransformInitializer(
-        fixed, moving, sitk.Euler3DTransform(), sitk.CenteredTransformInitializerFilter.MOMENTS))
+        _non_negative(fixed), _non_negative(moving), sitk.Euler3DTransform(),
+        sitk.CenteredTransformInitializerFilter.MOMENTS))
     _optimise(fixed, moving, rigid, shrink, seed)
     if not affine:
         return rigid
@@ -54,6 +55,16 @@ def register_to_template(image: sitk.Image, template: sitk.Image, affine: bool =
     aff.SetTranslation(rigid.GetTranslation())
     _optimise(fixed, moving, aff, shrink, seed)
     return aff
+
+
+def _non_negative(image: sitk.Image) -> sitk.Image:
+    """For the moments initialisation: a z-scored image (negative voxels) shifted to positive values
+    inside its non-zero region; images without negative voxels are returned unchanged."""
+    stats = sitk.MinimumMaximumImageFilter()
+    stats.Execute(image)
+    if stats.GetMinimum() >= 0:
+        return image
+    return sitk.Mask(image - stats.GetMinimum() + 1.0, sitk.Cast(image != 0, sitk.sitkUInt8), 0.0)
 
 
 def _optimise(fixed: sitk.Image, moving: sitk.Image, tx: sitk.Transform, shrink: Sequence[int], seed: int) -> None:
@@ -125,13 +136,21 @@ def prior_on_case(atlas: sitk.Image, reference: sitk.Image, transform: sitk.Tran
     return sitk.Resample(atlas, reference, inverse, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
 
 
-def location_prior_2d(atlas: sitk.Image, size: int = 224) -> np.ndarray:
+def location_prior_2d(atlas: sitk.Image, size: int = 224, fov_mm: float | None = None,
+                      template: sitk.Image | None = None, inplane_spacing: float | None = None) -> np.ndarray:
     """2D axial location prior for MIG-Net's ``alpha``: max of ``P`` over axial slices, ``size``x``size``.
 
-    The atlas is put in the slicing orientation first, then resized (SimpleITK linear resampling).
+    Without ``fov_mm`` the atlas's whole field of view is used. With it, ``P`` is first sampled on the
+    same brain-centred field of view the slices use (:func:`geometry.working_grid`, centred on the
+    template's non-zero region), so ``alpha`` and the network input cover the same place. The result
+    is resized to ``size`` (SimpleITK linear resampling).
     """
-    oriented = sitk.DICOMOrient(atlas, ORIENTATION)
-    arr = sitk.GetArrayFromImage(oriented).max(axis=0).astype(np.float32)  # (y, x)
+    if fov_mm is None:
+        arr = sitk.GetArrayFromImage(sitk.DICOMOrient(atlas, ORIENTATION)).max(axis=0).astype(np.float32)
+    else:
+        brain = sitk.Cast(template != 0, sitk.sitkUInt8) if template is not None else None
+        grid = working_grid(atlas, inplane_spacing, fov_mm, brain)
+        arr = on_grid(atlas, grid).max(axis=0).astype(np.float32)  # (y, x)
     img2d = sitk.GetImageFromArray(arr)
     ref = sitk.Image([size, size], sitk.sitkFloat32)
     ref.SetSpacing([arr.shape[1] / size, arr.shape[0] / size])

@@ -16,7 +16,8 @@ from torch import nn
 from ..errors import InputError
 from ..progress import Progress
 from .baselines import input_divisor
-from .data import on_grid, working_grid, zscore
+from .data import zscore
+from .geometry import on_grid, working_grid
 
 
 def amp_context(device: str, enabled: bool = True) -> Any:
@@ -73,11 +74,13 @@ def segment_images(model: nn.Module, images: dict[str, sitk.Image], sequences: S
                    reference: str | None = None, output_geometry: sitk.Image | None = None,
                    threshold: float = 0.5, keep_largest: bool = True, inplane_spacing: float | None = 1.0,
                    brain_mask: sitk.Image | None = None, device: str = "cpu", batch_size: int = 8,
-                   amp: bool = True, progress: Progress | None = None) -> SegmentationResult:
+                   amp: bool = True, progress: Progress | None = None, fov_mm: float | None = None
+                   ) -> SegmentationResult:
     """Segment every sequence in ``sequences`` slice by slice and fuse the masks by union.
 
     All sequences are sampled on the reference's working grid (``inplane_spacing`` mm in-plane,
-    slicing orientation); the fused mask (nearest) and probability (linear) are resampled onto
+    slicing orientation; cropped/padded to a brain-centred ``fov_mm`` field of view when given, as in
+    training); the fused mask (nearest) and probability (linear) are resampled onto
     ``output_geometry`` (default: the reference image itself), so they match the input exactly.
     """
     progress = progress or Progress()
@@ -88,7 +91,7 @@ def segment_images(model: nn.Module, images: dict[str, sitk.Image], sequences: S
                                f"it has {', '.join(images) or 'none'}")
     ref_name = reference if reference in images else present[0]
     ref = images[ref_name]
-    grid = working_grid(ref, inplane_spacing)
+    grid = working_grid(ref, inplane_spacing, fov_mm, brain_mask)
     brain = on_grid(brain_mask, grid, label=True) > 0 if brain_mask is not None else None
     fused_prob = np.zeros(grid.GetSize()[::-1], np.float32)
     fused_mask = np.zeros(grid.GetSize()[::-1], np.uint8)
@@ -118,7 +121,7 @@ def segment_images(model: nn.Module, images: dict[str, sitk.Image], sequences: S
     spacing = target.GetSpacing()
     voxels = int(sitk.GetArrayViewFromImage(mask_out).sum())
     info = {"sequences": present, "reference": ref_name, "fusion": "union", "threshold": threshold,
-            "largest_component": keep_largest, "slices_segmented": n_slices,
+            "largest_component": keep_largest, "slices_segmented": n_slices, "field_of_view_mm": fov_mm,
             "volume_ml": voxels * float(np.prod(spacing)) / 1000.0, "seconds": time.perf_counter() - t0,
             "device": str(device)}
     progress(1.0, "segmentation done")

@@ -16,7 +16,7 @@ from ..errors import BundleError
 from ..hashing import sha256_file
 from ..progress import Progress
 from .baselines import build_model
-from .fpg import ORIENTATION
+from .geometry import FOV_CENTRE, ORIENTATION
 from .infer import SegmentationResult, segment_images
 
 if TYPE_CHECKING:
@@ -31,6 +31,7 @@ ATLAS = "fpg_atlas.nii.gz"
 def preprocessing_parameters(cfg: "TrainConfig") -> dict[str, Any]:
     """What inference must do to an input so it looks like the training data."""
     return {"inplane_spacing_mm": cfg.inplane_spacing, "orientation": ORIENTATION,
+            "field_of_view_mm": cfg.fov_mm, "field_of_view_centre": FOV_CENTRE if cfg.fov_mm else None,
             "normalisation": "z-score inside the brain mask (non-zero voxels when none is given)",
             "expects": "skull-stripped volumes; sequences co-registered to the reference (medgrade preprocess)",
             "slice_axis": "axial", "input_channels": "one sequence per sample",
@@ -123,6 +124,6 @@ def segment_with_model(loaded: LoadedModel, images: dict[str, sitk.Image], refer
         threshold=float(m.task.get("threshold", 0.5)),
         keep_largest=m.task.get("largest_component", True) if keep_largest is None else keep_largest,
         inplane_spacing=m.preprocessing.get("inplane_spacing_mm", 1.0), brain_mask=brain_mask, device=device,
-        batch_size=batch_size, progress=progress)
+        batch_size=batch_size, progress=progress, fov_mm=m.preprocessing.get("field_of_view_mm"))
     result.info.update(loaded.provenance())
     return result

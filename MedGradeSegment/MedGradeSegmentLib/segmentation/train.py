@@ -88,10 +88,12 @@ def _load_checkpoint(path: Path) -> dict[str, Any] | None:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def _build(arch: dict[str, Any], atlas: sitk.Image | None) -> nn.Module:
+def _build(arch: dict[str, Any], atlas: sitk.Image | None, cfg: TrainConfig,
+           template: sitk.Image | None = None) -> nn.Module:
     prior = None
     if arch.get("name", "MIGNet") == "MIGNet" and arch.get("dual_guidance") and atlas is not None:
-        prior = torch.from_numpy(location_prior_2d(atlas, int(arch.get("prior_size", 224))))
+        prior = torch.from_numpy(location_prior_2d(atlas, int(arch.get("prior_size", 224)), cfg.fov_mm, template,
+                                                   cfg.inplane_spacing))
     return build_model(arch, prior)
 
 
@@ -151,7 +153,7 @@ def fit(model: nn.Module, samples: list[dict[str, Any]], cfg: TrainConfig, arch:
 def _volumes(cases: list[TrainingCase], cfg: TrainConfig, atlas: sitk.Image | None,
              transforms: dict[str, sitk.Transform]) -> list[CaseVolumes]:
     return [case_volumes(c.patient_id, c.images, c.mask, c.reference, c.grade, c.brain_mask, atlas,
-                         transforms.get(c.patient_id), cfg.inplane_spacing) for c in cases]
+                         transforms.get(c.case_id), cfg.inplane_spacing, cfg.fov_mm) for c in cases]
 
 
 def _samples(vols: list[CaseVolumes], cfg: TrainConfig) -> list[dict[str, Any]]:
@@ -160,6 +162,12 @@ def _samples(vols: list[CaseVolumes], cfg: TrainConfig) -> list[dict[str, Any]]:
         zs = select_slices(v.label, cfg.slices_per_case, cfg.slice_selection, cfg.slice_margin)
         out += slice_samples(v, cfg.sequences, zs, cfg.s_neg, cfg.s_pos)
     return out
+
+
+def _atlas(warped: dict[str, np.ndarray], cases: list[TrainingCase], patients: list[str],
+           template: sitk.Image) -> sitk.Image:
+    """The FPG atlas of the cases of ``patients`` (every case of a patient counts)."""
+    return atlas_from_warped([warped[c.case_id] for c in cases if c.patient_id in patients], template)
 
 
 def _mean(values: list[float]) -> float:
@@ -177,9 +185,10 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
     device = choose_device(cfg.device).device
     progress(0.0, "loading cases")
     cases = [load_training_case(c, cfg.sequences) for c in cfg.cases]
-    ids = [c.patient_id for c in cases]
-    if len(set(ids)) != len(ids):
-        raise InputError(None, f"patient ids must be unique, got {ids}")
+    keys = [c.case_id for c in cases]
+    if len(set(keys)) != len(keys):
+        raise InputError(None, f"case ids must be unique (give case_id when a patient has several cases), got {keys}")
+    ids = sorted({c.patient_id for c in cases})  # folds are split by patient, never by case
     needs_atlas = uses_fpg(arch) or bool(arch.get("dual_guidance"))
     warped: dict[str, np.ndarray] = {}
     transforms: dict[str, sitk.Transform] = {}
@@ -189,17 +198,17 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
         reg = progress.sub(0.0, 0.1)
         (out / "registration").mkdir(exist_ok=True)
         for i, c in enumerate(cases):
-            reg(i / len(cases), f"registering {c.patient_id} to the template")
-            tfm = out / "registration" / f"{c.patient_id}_template_to_case.tfm"
+            reg(i / len(cases), f"registering {c.case_id} to the template")
+            tfm = out / "registration" / f"{c.case_id}_template_to_case.tfm"
             if cfg.resume and tfm.is_file():  # a resumed run reuses the registrations
-                transforms[c.patient_id] = sitk.ReadTransform(str(tfm))
-                warped[c.patient_id] = sitk.GetArrayFromImage(sitk.Resample(
-                    c.mask, template, transforms[c.patient_id], sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8))
+                transforms[c.case_id] = sitk.ReadTransform(str(tfm))
+                warped[c.case_id] = sitk.GetArrayFromImage(sitk.Resample(
+                    c.mask, template, transforms[c.case_id], sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8))
                 continue
-            warped[c.patient_id], transforms[c.patient_id] = warp_mask_to_template(
+            warped[c.case_id], transforms[c.case_id] = warp_mask_to_template(
                 AtlasCase(c.patient_id, c.images[c.reference], c.mask), template, cfg.atlas_affine,
                 tuple(cfg.atlas_shrink))
-            sitk.WriteTransform(transforms[c.patient_id], str(tfm))
+            sitk.WriteTransform(transforms[c.case_id], str(tfm))
     n_runs = (cfg.folds if cfg.folds >= 2 else 0) + int(cfg.final_fit or cfg.folds < 2)
     folds = patient_kfold(ids, cfg.folds, cfg.seed) if cfg.folds >= 2 else []
     fold_metrics: list[dict[str, Any]] = []
@@ -208,10 +217,10 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
         sub = progress.sub(0.1 + 0.9 * run / n_runs, 0.1 + 0.9 * (run + 1) / n_runs)
         run += 1
         train_ids = [p for p in ids if p not in folds[k]]
-        atlas = atlas_from_warped([warped[p] for p in train_ids], template) if needs_atlas else None
+        atlas = _atlas(warped, cases, train_ids, template) if needs_atlas else None
         vols = _volumes(cases, cfg, atlas, transforms)
         train_s, val_s = fold_split(_samples(vols, cfg), folds, k)
-        model = _build(arch, atlas)
+        model = _build(arch, atlas, cfg, template)
         fdir = out / f"fold{k}"
         fdir.mkdir(exist_ok=True)
         hist = fit(model, train_s, cfg, arch, device, fdir / "checkpoint.pt", sub.sub(0, 0.9))
@@ -230,7 +239,7 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
         atlas = atlas_from_warped(list(warped.values()), template) if needs_atlas else None
         vols = _volumes(cases, cfg, atlas, transforms)
         samples = _samples(vols, cfg)
-        model = _build(arch, atlas)
+        model = _build(arch, atlas, cfg, template)
         (out / "final").mkdir(exist_ok=True)
         hist = fit(model, samples, cfg, arch, device, out / "final" / "checkpoint.pt", sub, cfg.final_epochs)
         summary["final_epochs"] = cfg.final_epochs or cfg.epochs
@@ -239,8 +248,8 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
     else:
         best = int(np.nanargmax([m["dsc"] if not math.isnan(m["dsc"]) else -1 for m in fold_metrics]))
         train_ids = [p for p in ids if p not in folds[best]]
-        atlas = atlas_from_warped([warped[p] for p in train_ids], template) if needs_atlas else None
-        model = _build(arch, atlas)
+        atlas = _atlas(warped, cases, train_ids, template) if needs_atlas else None
+        model = _build(arch, atlas, cfg, template)
         model.load_state_dict(torch.load(out / f"fold{best}" / "checkpoint.pt", map_location="cpu",
                                          weights_only=True)["model"])
         hist = []
