@@ -103,19 +103,17 @@ def run_demo(output: str | Path, dataset: str = DEFAULT_DATASET, seg_model: str 
 
     progress(0.9, "writing the Slicer scene and the overview picture")
     scene_file = _write_scene(out, case_dir, seg_result, grades)
-    t1c = case.reference_image()
     images = {s: case.images[s] for s in ("t1c", "t2", "flair") if s in case.images}
     png = render_overview(images, out / "overview.png",
                           masks={"brain": case.meta["brain_mask"], "lesion (AI)": seg_result.mask},
                           heatmap=grades[0].heatmap, slices=_overview_slices(slices, grades[0].slices_used),
                           title=f"{case.patient_id}: MedGrade demo (demonstrator models, not for diagnosis)")
     lap("scene+overview")
-    voxel_ml = float(t1c.GetSpacing()[0] * t1c.GetSpacing()[1] * t1c.GetSpacing()[2]) / 1000.0
     summary = DemoSummary(
         output=out, patient_id=case.patient_id, seconds=secs,
         files={"preprocessed": str(case_dir), "segmentation": str(out / "segmentation"),
                "grading": str(out / "grading"), "scene": str(scene_file), "overview": str(png)},
-        lesion_ml=round(float(sitk.GetArrayViewFromImage(seg_result.mask).sum()) * voxel_ml, 2),
+        lesion_ml=round(float(seg_result.info["volume_ml"]), 2),
         brain_ml=float(info.get("quality", {}).get("brain_volume_ml", 0.0)),
         grades=[{k2: g.to_dict()[k2] for k2 in ("task", "predicted_level", "probability", "fusion", "model_id")}
                 for g in grades],

@@ -14,10 +14,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import SimpleITK as sitk
 
 from ..errors import InputError
+from ..preprocess.quality import volume_ml
 
 CORRECTIONS = "corrections"
 MASK_NAME = "lesion_mask.nii.gz"
@@ -43,10 +43,6 @@ class CorrectionRecord:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def volume_ml(mask: sitk.Image) -> float:
-    return float(sitk.GetArrayViewFromImage(mask).astype(bool).sum()) * float(np.prod(mask.GetSpacing())) / 1000.0
 
 
 def dice(ai: sitk.Image, corrected: sitk.Image) -> float:

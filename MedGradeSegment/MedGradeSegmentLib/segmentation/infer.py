@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputError
+from ..preprocess.quality import volume_ml
 from ..progress import Progress
 from .baselines import input_divisor
 from .data import zscore
@@ -118,11 +119,9 @@ def segment_images(model: nn.Module, images: dict[str, sitk.Image], sequences: S
     prob_out = sitk.Resample(prob_img, target, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
     per_seq = {s: sitk.Resample(m, target, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
                for s, m in per_seq.items()}
-    spacing = target.GetSpacing()
-    voxels = int(sitk.GetArrayViewFromImage(mask_out).sum())
     info = {"sequences": present, "reference": ref_name, "fusion": "union", "threshold": threshold,
             "largest_component": keep_largest, "slices_segmented": n_slices, "field_of_view_mm": fov_mm,
-            "volume_ml": voxels * float(np.prod(spacing)) / 1000.0, "seconds": time.perf_counter() - t0,
+            "volume_ml": volume_ml(mask_out), "seconds": time.perf_counter() - t0,
             "device": str(device)}
     progress(1.0, "segmentation done")
     return SegmentationResult(mask_out, prob_out, per_seq, info)
