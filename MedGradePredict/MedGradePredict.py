@@ -67,19 +67,8 @@ class MedGradePredictParameterNode:
 
 
 class MedGradePredictWidget(ParameterNodePanel, ScriptedLoadableModuleWidget, VTKObservationMixin):
-    def __init__(self, parent=None) -> None:
-        ScriptedLoadableModuleWidget.__init__(self, parent)
-        VTKObservationMixin.__init__(self)
-        self.logic = None
-        self._parameterNode = None
-        self._parameterNodeGuiTag = None
-
     def setup(self) -> None:
-        ScriptedLoadableModuleWidget.setup(self)
-        uiWidget = slicer.util.loadUI(self.resourcePath("UI/MedGradePredict.ui"))
-        self.layout.addWidget(uiWidget)
-        self.ui = slicer.util.childWidgetVariables(uiWidget)
-        uiWidget.setMRMLScene(slicer.mrmlScene)
+        self.loadPanelUI("UI/MedGradePredict.ui")
         self.logic = MedGradePredictLogic()
         self.runner = JobRunner(self.ui.progressBar, self.ui.statusLabel, self.ui.cancelButton, [self.ui.applyButton])
         self.library = ModelLibrarySection(self.ui.modelLibraryCollapsibleButton.layout(), self.updateModelCombo)

@@ -81,19 +81,8 @@ class MedGradeSegmentParameterNode:
 
 
 class MedGradeSegmentWidget(ParameterNodePanel, ScriptedLoadableModuleWidget, VTKObservationMixin):
-    def __init__(self, parent=None) -> None:
-        ScriptedLoadableModuleWidget.__init__(self, parent)
-        VTKObservationMixin.__init__(self)
-        self.logic = None
-        self._parameterNode = None
-        self._parameterNodeGuiTag = None
-
     def setup(self) -> None:
-        ScriptedLoadableModuleWidget.setup(self)
-        uiWidget = slicer.util.loadUI(self.resourcePath("UI/MedGradeSegment.ui"))
-        self.layout.addWidget(uiWidget)
-        self.ui = slicer.util.childWidgetVariables(uiWidget)
-        uiWidget.setMRMLScene(slicer.mrmlScene)
+        self.loadPanelUI("UI/MedGradeSegment.ui")
         self.logic = MedGradeSegmentLogic()
         ensureTerminology(slicer.modules.terminologies.logic())  # also when loaded after startup
         self.runner = JobRunner(self.ui.progressBar, self.ui.statusLabel, self.ui.cancelButton,

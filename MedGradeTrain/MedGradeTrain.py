@@ -14,7 +14,7 @@ import tempfile
 from typing import Annotated, Any
 
 import slicer
-from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
+from slicer.parameterNodeWrapper import Choice, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
                                            ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
 from slicer.util import VTKObservationMixin
@@ -22,11 +22,10 @@ from slicer.util import VTKObservationMixin
 from MedGradeSegmentLib.devices import DEVICE_CHOICES
 from MedGradeWidgets import pathText
 from MedGradeWidgets.dependencies_prompt import ensureDependencies
-from MedGradeWidgets.job_runner import JobRunner, libraryRoot, medgradeEnvironment, pythonExecutable, runSync
+from MedGradeWidgets.job_runner import JobRunner, libraryRoot, runSync
 from MedGradeWidgets.model_library_section import ModelLibrarySection
 from MedGradeWidgets.parameter_node_panel import ParameterNodePanel
-from MedGradeTrainLib.launchers import LAUNCHERS, TRAIN_COMMANDS, CommandJob, slurm_script, \
-    training_args
+from MedGradeTrainLib.launchers import LAUNCHERS, TRAIN_COMMANDS, slurm_script, training_args
 
 
 class MedGradeTrain(ScriptedLoadableModule):
@@ -58,19 +57,8 @@ class MedGradeTrainParameterNode:
 
 
 class MedGradeTrainWidget(ParameterNodePanel, ScriptedLoadableModuleWidget, VTKObservationMixin):
-    def __init__(self, parent=None) -> None:
-        ScriptedLoadableModuleWidget.__init__(self, parent)
-        VTKObservationMixin.__init__(self)
-        self.logic = None
-        self._parameterNode = None
-        self._parameterNodeGuiTag = None
-
     def setup(self) -> None:
-        ScriptedLoadableModuleWidget.setup(self)
-        uiWidget = slicer.util.loadUI(self.resourcePath("UI/MedGradeTrain.ui"))
-        self.layout.addWidget(uiWidget)
-        self.ui = slicer.util.childWidgetVariables(uiWidget)
-        uiWidget.setMRMLScene(slicer.mrmlScene)
+        self.loadPanelUI("UI/MedGradeTrain.ui")
         self.logic = MedGradeTrainLogic()
         self.runner = JobRunner(self.ui.progressBar, self.ui.statusLabel, self.ui.cancelButton,
                                 [self.ui.trainButton, self.ui.slurmScriptButton], logWidget=self.ui.logTextEdit)

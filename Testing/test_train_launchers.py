@@ -1,13 +1,12 @@
-"""Training launch command lines: local args, Slurm script, and a running CommandJob."""
+"""Training launch command lines: local args and the Slurm script."""
 
 from __future__ import annotations
 
-import sys
 
 import pytest
 
 from MedGradeTrainLib.cli import build_parser
-from MedGradeTrainLib.launchers import (SEG_CONFIG_NAME, CommandJob, slurm_script, train_grade_args,
+from MedGradeTrainLib.launchers import (SEG_CONFIG_NAME, slurm_script, train_grade_args,
                                         training_args)
 
 
@@ -57,9 +56,3 @@ def test_slurm_script(tmp_path):
     assert text.startswith("#!/bin/bash") and "#SBATCH --gres=gpu:1" in text
     assert "-m MedGradeTrainLib.cli train-grade --config 'c d.json'" in text
 
-
-def test_command_job_runs_a_full_command_line():
-    job = CommandJob([sys.executable, "-c", "import sys; print('argv', sys.argv[1:])"]).start()
-    assert job.wait(timeout=60) == 0
-    job.poll()
-    assert job.log == ["argv ['--progress-json']"]

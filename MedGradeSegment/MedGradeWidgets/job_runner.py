@@ -70,15 +70,14 @@ class JobRunner:
     def running(self) -> bool:
         return self.job is not None and self.job.running
 
-    def start(self, args: list[str], title: str, onSuccess: Callable[[], None],
-              job: BackgroundJob | None = None) -> None:
-        """Run ``medgrade <args>`` (or the given, not yet started ``job``) and call ``onSuccess`` after."""
+    def start(self, args: list[str], title: str, onSuccess: Callable[[], None]) -> None:
+        """Run ``medgrade <args>`` in a background process and call ``onSuccess`` after."""
         if self.running:
             slicer.util.errorDisplay(f"{self._title} is still running; cancel it or wait.")
             return
         logging.info(f"MedGrade: medgrade {' '.join(args)}")
         self._title, self._onSuccess = title, onSuccess
-        self.job = (job or BackgroundJob(args, python=pythonExecutable(), env=medgradeEnvironment())).start()
+        self.job = BackgroundJob(args, python=pythonExecutable(), env=medgradeEnvironment()).start()
         self.progressBar.value = 0
         self.progressBar.visible = True
         self.statusLabel.text = f"{title}..."

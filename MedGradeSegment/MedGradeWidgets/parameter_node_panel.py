@@ -1,7 +1,8 @@
 """The parameter-node lifecycle the three MedGrade panels share (Slicer's scripted-module pattern).
 
-A widget mixes this in, sets ``self.logic`` (with ``getParameterNode()``) and ``self.runner`` (a
-:class:`JobRunner`), defines ``updateButtons(caller=None, event=None)``, and calls
+A widget mixes this in before ``ScriptedLoadableModuleWidget``, starts ``setup()`` with
+``loadPanelUI("UI/<Module>.ui")``, sets ``self.logic`` (with ``getParameterNode()``) and ``self.runner``
+(a :class:`JobRunner`), defines ``updateButtons(caller=None, event=None)``, and calls
 ``observeSceneClose()`` then ``initializeParameterNode()`` at the end of ``setup()``.
 """
 
@@ -9,11 +10,25 @@ from __future__ import annotations
 
 import slicer
 import vtk
+from slicer.ScriptedLoadableModule import ScriptedLoadableModuleWidget
+from slicer.util import VTKObservationMixin
 
 
 class ParameterNodePanel:
-    _parameterNode = None
-    _parameterNodeGuiTag = None
+    def __init__(self, parent=None) -> None:
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+        self.logic = None
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
+
+    def loadPanelUI(self, uiFile: str) -> None:
+        """The module's ``.ui`` (relative to its Resources) as ``self.ui``, bound to the scene."""
+        ScriptedLoadableModuleWidget.setup(self)
+        uiWidget = slicer.util.loadUI(self.resourcePath(uiFile))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
 
     def observeSceneClose(self) -> None:
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)

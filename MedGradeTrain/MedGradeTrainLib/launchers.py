@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import json
 import shlex
-import subprocess
 from pathlib import Path
 
-from MedGradeSegmentLib.jobs import BackgroundJob
 
 TRAIN_COMMANDS = {"segmentation": "train-seg", "grading": "train-grade"}
 LAUNCHERS = ("local", "slurm")
@@ -94,19 +92,3 @@ def slurm_script(medgrade_args: list[str], job_name: str, log_dir: str | Path,
         "",
     ])
 
-
-class CommandJob(BackgroundJob):
-    """A :class:`BackgroundJob` running a full command line instead of the CLI module."""
-
-    def __init__(self, argv: list[str], env: dict[str, str] | None = None, cwd: str | None = None):
-        super().__init__(argv[1:], python=argv[0], env=env, cwd=cwd)
-        self.argv = list(argv)
-
-    def start(self) -> "CommandJob":
-        import threading
-
-        self._proc = subprocess.Popen([*self.argv, "--progress-json"], stdout=subprocess.PIPE,
-                                      stderr=subprocess.STDOUT, text=True, env=self._env, cwd=self._cwd, bufsize=1)
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-        return self
