@@ -1,0 +1,93 @@
+"""The contract between the training runner and a model kind.
+
+The runner (:mod:`MedGradeTrainLib.runner`) owns everything generic: the loop, mixed precision and
+channels-last on GPUs, gradient accumulation, the LR schedule, early stopping on the validation metric,
+seeds, checkpoints and resume, progress lines, DDP and the final bundle's registration. A model kind
+owns only what is specific to it: which patients there are, the data sets of one split, the model, the
+loss of one batch, the validation metrics and the bundle writer. No kind keeps a training loop of its own.
+
+A kind is registered by name (``register_kind``) and built from the ``kind`` section of a run config.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+
+@dataclass
+class Patient:
+    """One patient of a cohort as the splitter sees it: folds are made of patients, never of cases."""
+
+    patient_id: str
+    label: Any = None  # the stratification label (class), or None
+    site: str | None = None  # institution / scanner, also used for stratification when given
+    cases: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SplitData:
+    """The data of one split (a fold, or the final fit on every training patient)."""
+
+    name: str  # "fold0", ..., "final"
+    train: Dataset
+    val: Dataset | None = None
+    train_patients: list[str] = field(default_factory=list)
+    val_patients: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)  # kind-specific (e.g. the fold's FPG atlas)
+
+
+class ModelKind(ABC):
+    """One trainable model kind. Subclasses set ``name`` and the validation ``metric``/``metric_mode``."""
+
+    name: ClassVar[str]
+    metric: ClassVar[str] = "val_loss"  # key of validate()'s result used for early stopping / best model
+    metric_mode: ClassVar[str] = "min"  # "min" or "max"
+
+    def __init__(self, settings: dict[str, Any], run_dir: Path):
+        self.settings = settings
+        self.run_dir = Path(run_dir)
+
+    @abstractmethod
+    def patients(self) -> list[Patient]:
+        """Every patient of the cohort (the runner splits them and records the split file)."""
+
+    @abstractmethod
+    def split_data(self, name: str, train_patients: list[str], val_patients: list[str]) -> SplitData:
+        """Data sets of one split; nothing of ``val_patients`` may be used to fit anything here."""
+
+    @abstractmethod
+    def build_model(self, split: SplitData) -> nn.Module:
+        """A freshly initialised model for this split (seeded by the runner before the call)."""
+
+    @abstractmethod
+    def training_step(self, model: nn.Module, batch: Any, device: torch.device) -> dict[str, torch.Tensor]:
+        """Loss terms of one batch; ``"loss"`` is the one back-propagated (other terms are logged)."""
+
+    @abstractmethod
+    def validate(self, model: nn.Module, split: SplitData, device: torch.device) -> dict[str, float]:
+        """Validation metrics of ``model`` on ``split.val`` (must contain ``self.metric``)."""
+
+    def finish_split(self, model: nn.Module, split: SplitData, device: torch.device) -> dict[str, Any]:
+        """After training a split (e.g. fit a LightGBM head, predict the held-out patients); returns
+        what goes into that split's metrics file."""
+        return {}
+
+    @abstractmethod
+    def write_bundle(self, model: nn.Module, split: SplitData, out_dir: Path, summary: dict[str, Any]) -> Path:
+        """Write a model-library bundle of the final model into ``out_dir`` and return it."""
+
+
+KINDS: dict[str, type[ModelKind]] = {}
+
+
+def register_kind(cls: type[ModelKind]) -> type[ModelKind]:
+    """Class decorator: make ``cls`` available to run configs as ``"kind": {"name": cls.name, ...}``."""
+    KINDS[cls.name] = cls
+    return cls
