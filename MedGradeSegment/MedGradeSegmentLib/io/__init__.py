@@ -8,12 +8,14 @@ from .brats import brats_layout
 from .clinical_csv import ki67_level, read_clinical_csv, read_labels_csv, write_csv
 from .dicom import SeriesInfo, find_dicom, is_dicom_folder, read_dicom_series, scan_dicom_folder
 from .images import VOLUME_SUFFIXES, is_volume_file, read_image, validate_image
+from .lgg_tcga import LggRecord, iter_lgg_cohort, load_lgg_case, read_lgg_cohort, sample_lgg_cohort
 from .loader import find_images, iter_cohort, lesion_mask_on_grid, load_case, read_research_client_case
 from .research_client import read_slice_folder, write_research_client_case
 
 __all__ = [
-    "VOLUME_SUFFIXES", "SeriesInfo", "brats_layout", "find_dicom", "find_images", "is_dicom_folder",
-    "is_volume_file", "iter_cohort", "ki67_level", "lesion_mask_on_grid", "load_case", "read_clinical_csv",
+    "VOLUME_SUFFIXES", "LggRecord", "SeriesInfo", "brats_layout", "find_dicom", "find_images", "is_dicom_folder",
+    "is_volume_file", "iter_cohort", "iter_lgg_cohort", "load_lgg_case", "read_lgg_cohort",
+    "sample_lgg_cohort", "ki67_level", "lesion_mask_on_grid", "load_case", "read_clinical_csv",
     "read_dicom_series", "read_image", "read_labels_csv", "read_research_client_case", "read_slice_folder",
     "scan_dicom_folder", "validate_image", "write_csv", "write_research_client_case",
 ]
