@@ -15,6 +15,7 @@ import http.client
 import importlib.util
 import json
 import os
+import re
 import shutil
 import urllib.error
 import urllib.request
@@ -23,7 +24,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .bundle import MANIFEST_NAME, ModelManifest, bundle_sha256, read_manifest, unzip_bundle
+from .bundle import (MANIFEST_NAME, ModelManifest, _remove_tree, _zip_plan, bundle_sha256, check_model_id,
+                     read_manifest, unzip_bundle)
 from .errors import BundleError
 from .hashing import sha256_file
 from .progress import Progress
@@ -34,6 +36,26 @@ BUNDLED_PACKAGES = ("MedGradeSegmentLib", "MedGradePredictLib")
 SOURCES_FILE = "model-sources.json"
 SOURCE_KEYS = ("model_id", "url", "sha256")
 _CHUNK = 1 << 16
+_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+
+
+def check_sha256(value: object, what: str = "--sha256") -> str:
+    """``value`` lower-cased when it is 64 hex digits; :class:`BundleError` otherwise (it is never a path)."""
+    if not isinstance(value, str) or not _SHA256.fullmatch(value):
+        raise BundleError(f"{what} {value!r} is not a sha256: expected 64 hexadecimal digits")
+    return value.lower()
+
+
+def inside_library(root: Path, path: Path) -> Path:
+    """``path`` when it resolves (links followed) to an entry directly inside ``root``; refuses anything else.
+
+    Every path the library writes, renames or deletes goes through this check.
+    """
+    real_root = root.resolve()
+    real = path.resolve()
+    if real.parent != real_root or path.parent.resolve() != real_root:
+        raise BundleError(f"{path}: resolves to {real}, outside the model library {real_root}; refused")
+    return path
 
 
 @dataclass
@@ -266,28 +288,23 @@ def download(url: str, dest: str | Path, sha256: str, progress: Progress | None 
 # --- installing, importing, removing ---------------------------------------------------------
 
 def _zip_manifest(zip_path: Path) -> tuple[ModelManifest, str]:
-    """The manifest inside a bundle zip and the sha256 of its bytes (no extraction)."""
+    """The manifest inside a bundle zip and the sha256 of its bytes, after the zip's member list was
+    checked against it (:func:`bundle._zip_plan`); nothing is extracted."""
     import hashlib
 
     try:
         with zipfile.ZipFile(zip_path) as zf:
-            names = [n for n in zf.namelist() if Path(n).name == MANIFEST_NAME]
-            if not names:
-                raise BundleError(f"{zip_path}: no {MANIFEST_NAME} inside; not a MedGrade model bundle")
-            raw = zf.read(names[0])
+            prefix, manifest, _ = _zip_plan(zf, zip_path)
+            raw = zf.read(prefix + MANIFEST_NAME)
     except (OSError, zipfile.BadZipFile) as exc:
         raise BundleError(f"{zip_path}: not a readable zip file ({exc})") from exc
-    try:
-        data = json.loads(raw)
-    except ValueError as exc:
-        raise BundleError(f"{zip_path}: unreadable {MANIFEST_NAME} ({exc})") from exc
-    return ModelManifest.from_dict(data, f"{zip_path}:{names[0]}"), hashlib.sha256(raw).hexdigest()
+    return manifest, hashlib.sha256(raw).hexdigest()
 
 
 def _already_installed(root: Path, model_id: str, manifest_sha: str) -> Path | None:
     """The installed folder when the identical bundle is there; an error when a different one is."""
-    final = root / model_id
-    if not final.exists():
+    final = inside_library(root, root / check_model_id(model_id))
+    if not final.exists() and not final.is_symlink():
         return None
     if (final / MANIFEST_NAME).is_file() and bundle_sha256(final) == manifest_sha:
         return final
@@ -295,22 +312,38 @@ def _already_installed(root: Path, model_id: str, manifest_sha: str) -> Path | N
                       f"('medgrade models remove {model_id}')")
 
 
+def _copy_folder_bundle(path: Path, manifest: ModelManifest, root: Path) -> Path:
+    """Copy a verified bundle folder into the library: only the listed files, refusing links and unlisted files."""
+    listed = set(manifest.files) | {MANIFEST_NAME}
+    for f in sorted(path.rglob("*")):
+        rel = f.relative_to(path).as_posix()
+        if f.is_symlink():
+            raise BundleError(f"{f}: a symbolic link inside the bundle folder; refused")
+        if f.is_file() and rel not in listed:
+            raise BundleError(f"{f}: not listed in the bundle's manifest; unlisted files are refused")
+    final = inside_library(root, root / manifest.model_id)
+    tmp = inside_library(root, root / f".{manifest.model_id}.partial")
+    _remove_tree(tmp)
+    try:
+        for rel in sorted(listed):
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path / rel, tmp / rel)
+        read_manifest(tmp, verify=True)
+        os.rename(tmp, final)
+    finally:
+        _remove_tree(tmp)
+    return final
+
+
 def import_bundle(path: str | Path, root: str | Path | None = None) -> LibraryEntry:
-    """Install a bundle from a local zip or folder (offline machines). Verified before it is listed."""
+    """Install a bundle from a local zip or folder (offline machines). Verified before it is listed;
+    a refused import leaves nothing in the library."""
     path, root = Path(path), library_root(root)
     if path.is_dir():
         manifest = read_manifest(path, verify=True)
         existing = _already_installed(root, manifest.model_id, bundle_sha256(path))
-        if existing is None:
-            tmp = root / (manifest.model_id + ".partial")
-            shutil.rmtree(tmp, ignore_errors=True)
-            try:
-                shutil.copytree(path, tmp)
-                read_manifest(tmp, verify=True)
-                tmp.rename(root / manifest.model_id)
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
-        return _entry(root / manifest.model_id, "installed")
+        folder = existing or _copy_folder_bundle(path, manifest, root)
+        return _entry(folder, "installed")
     if not path.is_file():
         raise BundleError(f"{path}: no such file or folder")
     manifest, manifest_sha = _zip_manifest(path)
@@ -320,19 +353,40 @@ def import_bundle(path: str | Path, root: str | Path | None = None) -> LibraryEn
 
 def install_from_url(url: str, sha256: str, root: str | Path | None = None,
                      progress: Progress | None = None, retries: int = 3, timeout: float = 60.0) -> LibraryEntry:
-    """Download a bundle zip (resumable, sha256-checked) and install it."""
+    """Download a bundle zip (resumable, sha256-checked) and install it. A refused download or bundle
+    leaves nothing behind; only an interrupted transfer keeps its ``.part`` file, to resume."""
     if not sha256:
         raise BundleError(f"{url}: no sha256 given; MedGrade installs only files it can verify")
+    sha256 = check_sha256(sha256)
+    if not url.startswith(("https://", "http://")):
+        raise BundleError(f"{url}: not an http(s) URL")
     root = library_root(root)
-    zip_path = root / ".downloads" / f"{sha256[:16]}.zip"
-    if not zip_path.is_file():
-        download(url, zip_path, sha256, progress, retries, timeout)
-    elif sha256_file(zip_path) != sha256:
-        zip_path.unlink()
-        return install_from_url(url, sha256, root, progress, retries, timeout)
-    entry = import_bundle(zip_path, root)
+    downloads = root / ".downloads"
+    zip_path = downloads / f"{sha256[:16]}.zip"
+    if downloads.is_symlink() or (downloads.exists() and downloads.resolve() != root.resolve() / ".downloads"):
+        raise BundleError(f"{downloads}: not a plain folder inside the library; refused")
+    try:
+        if zip_path.is_file() and sha256_file(zip_path) != sha256:
+            zip_path.unlink()
+        if not zip_path.is_file():
+            download(url, zip_path, sha256, progress, retries, timeout)
+        entry = import_bundle(zip_path, root)
+    except BundleError as exc:
+        if "install again to resume" not in str(exc):
+            zip_path.unlink(missing_ok=True)
+            zip_path.with_name(zip_path.name + ".part").unlink(missing_ok=True)
+            _drop_if_empty(downloads)
+        raise
     zip_path.unlink(missing_ok=True)
+    _drop_if_empty(downloads)
     return entry
+
+
+def _drop_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:
+        pass
 
 
 def install_source(model_id: str, root: str | Path | None = None, progress: Progress | None = None,
@@ -343,13 +397,17 @@ def install_source(model_id: str, root: str | Path | None = None, progress: Prog
 
 
 def remove_model(model_id: str, root: str | Path | None = None) -> Path:
-    """Delete an installed bundle (shipped bundles are read-only)."""
+    """Delete an installed bundle (shipped bundles are read-only). Only a folder inside the library is touched."""
+    check_model_id(model_id, "model id")
     entry = find_model(model_id, root)
     if entry.read_only:
         raise BundleError(f"{entry.path}: model {model_id!r} ships with MedGrade and cannot be removed")
-    folder = Path(entry.path)
-    trash = folder.with_name(f".{folder.name}.removing")
-    shutil.rmtree(trash, ignore_errors=True)
-    folder.rename(trash)
+    lib = library_root(root)
+    folder = inside_library(lib, Path(entry.path))
+    if folder.is_symlink():
+        raise BundleError(f"{folder}: a link, not a bundle folder of the library; refused")
+    trash = inside_library(lib, folder.with_name(f".{folder.name}.removing"))
+    _remove_tree(trash)
+    os.rename(folder, trash)
     shutil.rmtree(trash)
     return folder

@@ -109,7 +109,11 @@ def load_segmentation_model(model: str | Path, device: str = "cpu", models_root:
         raise BundleError(f"{folder / WEIGHTS}: weights do not fit the manifest's architecture "
                           f"({str(exc).splitlines()[0]})") from exc
     net.to(device).eval()
-    atlas = sitk.ReadImage(str(folder / ATLAS)) if ATLAS in manifest.files else None
+    try:
+        atlas = sitk.ReadImage(str(folder / ATLAS)) if ATLAS in manifest.files else None
+    except RuntimeError as exc:
+        raise BundleError(f"{folder / ATLAS}: the FPG atlas cannot be read ({str(exc).strip().splitlines()[-1]})"
+                          ) from None
     return LoadedModel(net, manifest, folder, sha256_file(folder / WEIGHTS), atlas)
 
 
