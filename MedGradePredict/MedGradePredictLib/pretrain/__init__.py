@@ -4,6 +4,6 @@ fine-tuning of the pre-trained ViT encoder into single-view classifiers.
 
 ``masking`` (UNM, random), ``encoder`` (ViT + CCP), ``decoder`` (RCA decoders, masked MSE), ``model``
 (UMAE / MAE), ``finetune`` (classifier, linear probe, transfer into other graders), ``data`` + ``sources``
-(BreakHis, views CSV, MRI slices), ``kinds`` (the training runner's ``umae-pretrain`` and
-``umae-finetune`` kinds).
+(BreakHis, views CSV, MRI slices). The training runner's ``umae-pretrain`` / ``umae-finetune`` kinds
+live in ``MedGradeTrainLib.kinds.umae`` (dependencies point Train -> Predict).
 """

@@ -14,6 +14,7 @@ Two block types of the same size:
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -21,6 +22,13 @@ import torch.nn.functional as F
 from monai.networks.blocks import MLPBlock, TransformerBlock
 from monai.networks.blocks.pos_embed_utils import build_sincos_position_embedding
 from torch import nn
+
+
+def sincos_2d(grid: tuple[int, int], dim: int) -> torch.Tensor:
+    """MONAI's fixed 2D sine-cosine position embedding [1, rows*cols, dim] (row-major, as the patches)."""
+    with warnings.catch_warnings():  # MONAI calls torch.meshgrid without indexing= ("ij" is what it means)
+        warnings.simplefilter("ignore", UserWarning)
+        return build_sincos_position_embedding(list(grid), dim, 2).data.clone()
 
 
 @dataclass
@@ -145,7 +153,7 @@ class ViTEncoder(nn.Module):
         self.cfg = cfg
         d = cfg.dim
         self.patch_embed = nn.Conv2d(cfg.in_channels, d, cfg.patch_size, cfg.patch_size)
-        self.register_buffer("pos_embed", build_sincos_position_embedding(list(cfg.grid), d, 2).data.clone())
+        self.register_buffer("pos_embed", sincos_2d(cfg.grid, d))
         self.global_token = nn.Parameter(torch.zeros(1, 1, d))
         self.mask_token = nn.Parameter(torch.zeros(1, 1, d))  # UNM noise positions
         mlp = int(d * cfg.mlp_ratio)

@@ -73,9 +73,14 @@ def encoder_state(pretrained_state: dict[str, torch.Tensor]) -> dict[str, torch.
 
 def load_encoder(encoder: ViTEncoder, state: dict[str, torch.Tensor]) -> None:
     """Load encoder tensors strictly (same configuration); the encoder's mask token is not needed."""
-    missing, unexpected = encoder.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise ValueError(f"pre-trained encoder does not match: missing {missing}, unexpected {unexpected}")
+    own = encoder.state_dict()
+    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    wrong = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
+             if k in state and state[k].shape != v.shape]
+    if missing or unexpected or wrong:
+        raise ValueError(f"pre-trained encoder does not match this configuration: missing {missing[:3]}, "
+                         f"unexpected {unexpected[:3]}, other shapes {wrong[:3]}")
+    encoder.load_state_dict(state)
 
 
 @dataclass

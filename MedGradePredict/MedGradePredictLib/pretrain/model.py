@@ -15,11 +15,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
-from monai.networks.blocks.pos_embed_utils import build_sincos_position_embedding
 from torch import nn
 
 from .decoder import ViewDecoder, masked_mse, patchify
-from .encoder import EncoderConfig, Layout, ViTEncoder
+from .encoder import EncoderConfig, Layout, ViTEncoder, sincos_2d
 from .masking import random_masking, uniform_noise_masking
 
 
@@ -69,7 +68,7 @@ class MaskedAutoencoder(nn.Module):
         self.decoder_embed = nn.Linear(e.dim, dd)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, dd))
         nn.init.normal_(self.mask_token, std=0.02)
-        self.register_buffer("decoder_pos", build_sincos_position_embedding(list(e.grid), dd, 2).data.clone())
+        self.register_buffer("decoder_pos", sincos_2d(e.grid, dd))
         pix = e.patch_size ** 2 * e.in_channels
         if cfg.mode == "umae":
             self.decoders = nn.ModuleDict({v: ViewDecoder(dd, cfg.decoder_heads, cfg.decoder_depth, e.mlp_ratio, pix)
