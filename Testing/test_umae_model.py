@@ -130,8 +130,11 @@ def test_plain_mae_same_size_and_both_train() -> None:
     assert len(umae.decoders) == 2 and len(mae.decoders) == 1
 
 
-def test_finetune_loads_encoder_linear_probe_and_kinet_transfer() -> None:
+def test_finetune_loads_encoder_linear_probe_and_cnn_transfer(tmp_path) -> None:
+    from MedGradePredictLib.breast.fusion_net import BranchSpec, LateFusionNet, load_branch_weights
     from MedGradePredictLib.kinet import KiNet, KiNetConfig
+    from MedGradeSegmentLib.bundle import save_state_dict
+    from MedGradeSegmentLib.errors import InputError
 
     torch.manual_seed(0)
     pre = MaskedAutoencoder(PretrainConfig(views=["a", "b"], encoder=dict(TINY)))
@@ -152,6 +155,13 @@ def test_finetune_loads_encoder_linear_probe_and_kinet_transfer() -> None:
     assert not torch.equal(after["head.1.weight"], before["head.1.weight"])
     with pytest.raises(ValueError, match="does not match"):
         load_encoder(ViTClassifier(EncoderConfig(**{**TINY, "dim": 48}), 2).encoder, state)
-    # KiNet's sequence branches are ResNeSt CNNs: no encoder tensor fits, nothing is copied
+    # KiNet's sequence branches (ResNeSt) and the breast fusion branches (MONAI ResNet) are CNNs:
+    # no encoder tensor fits, nothing is copied
     report = transfer_matching(KiNet(KiNetConfig(in_channels=1)), state)
     assert report.copied == [] and report.skipped
+    fusion = LateFusionNet([BranchSpec("us", in_channels=1, size=[32, 32])], 2)
+    assert transfer_matching(fusion.branches["us"], state).copied == []
+    weights = tmp_path / "umae.safetensors"
+    save_state_dict(pre.state_dict(), weights)
+    with pytest.raises(InputError, match="no tensor of this file fits"):
+        load_branch_weights(fusion, "us", weights)

@@ -147,8 +147,11 @@ def read_mri_cohort(root: str | Path, sequences: list[str], patients: set[str] |
     unknown = [s for s in sequences if s not in SEQUENCE_FILES]
     if unknown:
         raise InputError(root, f"this cohort has no {', '.join(unknown)} (it has {', '.join(SEQUENCE_FILES)})")
+    records = read_lgg_cohort(root)
+    if patients is not None and (unknown := sorted(set(patients) - {r.patient_id for r in records})):
+        raise InputError(root, f"no patient {', '.join(unknown)} in this cohort")
     samples = []
-    for rec in read_lgg_cohort(root):
+    for rec in records:
         seqs = [s for s in sequences if s in rec.available]
         if not seqs or (patients is not None and rec.patient_id not in patients):
             continue

@@ -5,13 +5,14 @@
 
 Initialising other graders from the encoder, where shapes allow:
 
-* KiNet's sequence branches (``MedGradePredictLib.kinet``) and the baselines are ResNeSt CNNs: their
-  first layer is a 3x3 stride-2 convolution + BatchNorm, their stages are residual split-attention
-  convolutions. No tensor of a ViT (p x p patch embedding, q/k/v projections or 3x3 CCP convolutions
-  over ``dim`` channels, LayerNorms) has a matching role and shape, so :func:`transfer_matching` copies
-  nothing into them and reports every parameter as skipped; UMAE weights cannot initialise KiNet.
-* A fusion model whose per-modality branch is a ViT of the same configuration (e.g. the breast
-  late-fusion model with :class:`ViTBranch` branches) is initialised tensor for tensor.
+* :class:`ViTClassifier` and :class:`ViTBranch` of the same :class:`EncoderConfig`: every tensor.
+* KiNet's sequence branches (``MedGradePredictLib.kinet``) and the baselines are ResNeSt CNNs (3x3
+  stride-2 stem + BatchNorm, split-attention residual stages); the breast late-fusion branches
+  (``MedGradePredictLib.breast.fusion_net``) are MONAI ResNets. No tensor of the ViT (p x p patch
+  embedding, 3x3 CCP convolutions from ``dim`` to ``3 dim`` channels, linear/LayerNorm weights) has a
+  matching role and shape there: :func:`transfer_matching` copies nothing into them and reports every
+  tensor as skipped, and the breast ``load_branch_weights`` refuses the file. UMAE weights do not
+  initialise these CNN branches; a ViT branch would be needed.
 """
 
 from __future__ import annotations

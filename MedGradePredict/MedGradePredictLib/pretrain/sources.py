@@ -1,7 +1,8 @@
 """The ``data`` section shared by the pre-training and fine-tuning kinds -> :class:`ViewSample` list.
 
 ``{"source": "breakhis" | "lgg" | "csv", "root": FOLDER | "sample:<registry dataset>", "csv": FILE,
-"views": [...], "magnifications": [40, 100, 200, 400], "sequences": ["t1", "t1c", "flair"]}``.
+"views": [...], "magnifications": [40, 100, 200, 400], "sequences": ["t1", "t1c", "flair"],
+"patients": [...] (lgg: only these patients)}``.
 Relative paths resolve against the config file's folder; ``sample:<name>`` is a dataset of the
 sample-data registry (verified local copy, e.g. ``sample:breakhis-sample``, ``sample:glioma-lgg-tcga``).
 """
@@ -57,4 +58,5 @@ def read_samples(data: dict[str, Any], config_dir: str | None = None) -> list[Vi
         if not samples:
             raise InputError(root, f"no patient has images at every magnification {', '.join(map(str, mags))}")
         return samples
-    return read_mri_cohort(root, view_names(data))
+    patients = set(map(str, data["patients"])) if data.get("patients") else None
+    return read_mri_cohort(root, view_names(data), patients)
