@@ -100,3 +100,11 @@ def test_no_requirement_pulls_a_slicer_package_it_does_not_list(tmp_path):
             continue
         todo += [Requirement(r).name for r in reqs if "extra ==" not in r]
     assert "vtk" not in seen
+
+
+def test_torch_is_not_pinned_to_one_minor_version_but_setup_pins_the_cpu_build():
+    spec = _pyproject_deps()["torch"].specifier
+    for version in ("2.8.0", "2.9.1+cu126", "2.13.0", "2.14.0"):  # a GPU user keeps their own torch
+        assert spec.contains(version, prereleases=True), version
+    assert Version(dep.TORCH_MIN_VERSION) in spec and not spec.contains("2.7.1")
+    assert '"torch==2.13.0"' in (REPO / "scripts" / "setup.sh").read_text()

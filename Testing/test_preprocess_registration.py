@@ -1,6 +1,6 @@
 """Co-registration and the common 1 mm grid on glioma-native/TCGA-FG-6692 (four native sequences).
 
-The case goes through the default pipeline (fast Swiss skull stripping, default registration): its T2 used to
+The case goes through the default pipeline (default brain extraction, default registration): its T2 used to
 land in a local optimum (rotated ~20 deg against T1c) with nothing in the quality report.
 """
 
@@ -62,8 +62,9 @@ def test_case_folder_round_trip(tcga_result, tmp_path):
     folder = write_preprocessed(tcga_result, tmp_path)
     assert folder.name == "TCGA-FG-6692" and not list(tmp_path.glob("*.partial"))
     info = json.loads((folder / "case.json").read_text())
-    assert set(info) == {"patient_id", "reference", "sequences", "brain_mask", "transforms", "lesion_mask", "slices",
-                         "clinical", "labels", "parameters", "sources", "medgrade_version"}
+    assert set(info) == {"patient_id", "reference", "sequences", "brain_mask", "search_mask", "brain_extraction",
+                         "transforms", "lesion_mask", "slices", "clinical", "labels", "parameters", "sources",
+                         "medgrade_version"}
     assert info["transforms"]["t2"] == "transforms/t2_to_t1c.tfm" and info["lesion_mask"] is None
     assert info["parameters"]["spacing"] == [1.0, 1.0, 1.0] and info["parameters"]["skull_strip"] is True
     quality = json.loads((folder / "quality.json").read_text())

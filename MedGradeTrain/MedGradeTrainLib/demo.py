@@ -87,7 +87,7 @@ def run_demo(output: str | Path, dataset: str = DEFAULT_DATASET, seg_model: str 
 
     progress(0.7, "segmenting the lesion")
     seg = load_segmentation_model(seg_model, device=device)
-    seg_result = segment_case(case, seg, brain_mask=case.meta.get("brain_mask"), device=device,
+    seg_result = segment_case(case, seg, brain_mask=case.meta.get("search_mask"), device=device,
                               progress=progress.sub(0.7, 0.8))
     seg_info = write_result(seg_result, out / "segmentation", case)
     lap("segment")

@@ -28,12 +28,35 @@ def register(subparsers) -> None:
     p.add_argument("--affine", action="store_true", help="affine registration after the rigid one")
     p.add_argument("--spacing", type=float, default=1.0, help="isotropic output spacing in mm (default 1)")
     p.add_argument("--slices", type=int, default=20, help="number of axial slices to sample (default 20)")
+    add_brain_extraction_arguments(p)
+    p.set_defaults(handler=run)
+
+
+def add_brain_extraction_arguments(p: argparse.ArgumentParser) -> None:
+    """--brain-extraction, --brain-device, --lesion-margin-mm, --fast-strip/--full-strip (shared with `run`)."""
+    from ..preprocess.brain_extraction import METHODS
+
+    p.add_argument("--brain-extraction", choices=METHODS, default="auto",
+                   help="brain mask method: auto (default: HD-BET on a CUDA GPU, deepbet otherwise), deepbet, "
+                        "hd-bet, or swiss (the atlas-based Swiss Skull Stripper)")
+    p.add_argument("--brain-device", default="auto", help="device of the deep brain extractor (auto, cpu, cuda...)")
+    p.add_argument("--lesion-margin-mm", type=float, default=3.0,
+                   help="search and keep the lesion this far outside the brain mask (default 3 mm)")
     strip = p.add_mutually_exclusive_group()
     strip.add_argument("--fast-strip", dest="strip_mode", action="store_const", const="fast",
-                       help="skull stripping on a coarse working grid (default)")
+                       help="Swiss Skull Stripper on a coarse working grid (implies --brain-extraction swiss)")
     strip.add_argument("--full-strip", dest="strip_mode", action="store_const", const="full",
-                       help="the plain full-resolution Swiss Skull Stripper (slower)")
-    p.set_defaults(handler=run, strip_mode="fast")
+                       help="the plain full-resolution Swiss Skull Stripper (implies --brain-extraction swiss; slow)")
+    p.set_defaults(strip_mode=None)
+
+
+def brain_extraction_settings(args: argparse.Namespace) -> dict:
+    """PreprocessConfig keyword arguments of :func:`add_brain_extraction_arguments`."""
+    method = args.brain_extraction
+    if args.strip_mode and method == "auto":
+        method = "swiss"
+    return {"brain_extraction": method, "brain_device": args.brain_device,
+            "lesion_margin_mm": args.lesion_margin_mm, "strip_mode": args.strip_mode or "fast"}
 
 
 def _is_cohort(path: Path) -> bool:
@@ -76,8 +99,8 @@ def _error_stream(args: argparse.Namespace) -> TextIO:
 def run(args: argparse.Namespace, progress: Progress) -> int:
     from ..preprocess import PreprocessConfig, preprocess_case, write_preprocessed
 
-    config = PreprocessConfig(reference=args.reference, skull_strip=args.skull_strip, strip_mode=args.strip_mode,
-                              n4=args.n4, affine=args.affine, spacing=args.spacing, n_slices=args.slices)
+    config = PreprocessConfig(reference=args.reference, skull_strip=args.skull_strip, n4=args.n4,
+                              **brain_extraction_settings(args), affine=args.affine, spacing=args.spacing, n_slices=args.slices)
     items = list(_cases(args))
     errors = _error_stream(args)
     failed = 0

@@ -16,9 +16,14 @@ class PreprocessConfig:
     n4: bool = False
     n4_shrink: int = 4
     n4_iterations: tuple[int, ...] = (50, 50, 30)
-    # brain mask: Swiss Skull Stripper on the reference, or a threshold of already-stripped inputs
+    # brain mask of the reference: a deep brain extractor (default) or the atlas-based Swiss Skull Stripper;
+    # skull_strip=False thresholds already-stripped inputs instead
     skull_strip: bool = True
-    strip_mode: str = "fast"               # "fast" (coarse scale) | "full" (the plain filter)
+    brain_extraction: str = "auto"         # "auto" (hd-bet on a CUDA GPU, deepbet otherwise) | "deepbet" | "hd-bet" | "swiss"
+    brain_device: str = "auto"             # device of the deep extractor: auto, cpu, cuda, cuda:N, mps
+    lesion_margin_mm: float = 3.0          # the lesion is searched and kept up to this far outside the brain mask
+                                           # (a lesion touching the dura is not cut); z-score statistics use the tight mask
+    strip_mode: str = "fast"               # swiss only: "fast" (coarse scale) | "full" (the plain filter)
     strip_scale: float = 1.5               # fast path: the filter works at strip_scale mm instead of 1 mm (bench: Dice 0.97)
     strip_prealign: bool = True            # fast path: hand the filter a pre-aligned atlas (its registration stops early)
     strip_smooth_mm: float = 1.0           # fast path: Gaussian sigma before re-thresholding the mask
@@ -60,6 +65,12 @@ class PreprocessConfig:
             setattr(self, name, tuple(getattr(self, name)))
         if self.strip_mode not in ("fast", "full"):
             raise ValueError(f"strip_mode must be 'fast' or 'full', not {self.strip_mode!r}")
+        from .brain_extraction import METHODS
+
+        if self.brain_extraction not in METHODS:
+            raise ValueError(f"brain_extraction must be one of {', '.join(METHODS)}, not {self.brain_extraction!r}")
+        if self.lesion_margin_mm < 0:
+            raise ValueError("lesion_margin_mm must be >= 0")
         if self.stripped_threshold not in ("nonzero", "otsu"):
             raise ValueError(f"stripped_threshold must be 'nonzero' or 'otsu', not {self.stripped_threshold!r}")
         if self.reg_init not in ("scanner", "geometry", "moments"):

@@ -27,6 +27,8 @@ def case_json(result: PreprocessResult) -> dict[str, Any]:
         "reference": result.reference,
         "sequences": {seq: f"{seq}.nii.gz" for seq in result.images},
         "brain_mask": "brain_mask.nii.gz",
+        "search_mask": "search_mask.nii.gz",
+        "brain_extraction": dict(result.brain_extraction, lesion_margin_mm=result.config.lesion_margin_mm),
         "transforms": {seq: f"transforms/{seq}_to_{result.reference}.tfm" for seq in result.transforms},
         "lesion_mask": "lesion_mask.nii.gz" if result.lesion_mask is not None else None,
         "slices": list(result.slices),
@@ -51,6 +53,7 @@ def write_preprocessed(result: PreprocessResult, out_dir: str | Path) -> Path:
         for seq, image in result.images.items():
             sitk.WriteImage(image, str(partial / info["sequences"][seq]), True)
         sitk.WriteImage(result.brain_mask, str(partial / info["brain_mask"]), True)
+        sitk.WriteImage(result.lesion_search_mask(), str(partial / info["search_mask"]), True)
         if result.lesion_mask is not None:
             sitk.WriteImage(result.lesion_mask, str(partial / info["lesion_mask"]), True)
         for seq, transform in result.transforms.items():
@@ -102,6 +105,11 @@ def read_preprocessed(folder: str | Path) -> tuple[Case, dict[str, Any]]:
         case.mask = sitk.Cast(_read(folder, info["lesion_mask"], "lesion mask"), sitk.sitkUInt8)
     if info.get("brain_mask"):
         case.meta["brain_mask"] = sitk.Cast(_read(folder, info["brain_mask"], "brain mask"), sitk.sitkUInt8)
+    if info.get("search_mask"):  # brain + margin (folders written before it existed: the brain mask)
+        case.meta["search_mask"] = sitk.Cast(_read(folder, info["search_mask"], "lesion search mask"), sitk.sitkUInt8)
+    elif "brain_mask" in case.meta:
+        case.meta["search_mask"] = case.meta["brain_mask"]
+    case.meta["brain_extraction"] = dict(info.get("brain_extraction") or {})
     case.meta["slices"] = list(info.get("slices") or [])
     case.meta["transforms"] = {}
     for seq, rel in (info.get("transforms") or {}).items():

@@ -9,10 +9,10 @@ import SimpleITK as sitk
 
 
 def zscore(image: sitk.Image, brain: sitk.Image, clip_percentiles: Sequence[float] = (0.5, 99.5),
-           clip_z: float = 5.0) -> tuple[sitk.Image, dict[str, float]]:
+           clip_z: float = 5.0, keep: sitk.Image | None = None) -> tuple[sitk.Image, dict[str, float]]:
     """``(image - mean) / std`` over the brain after clipping intensities to the brain's percentiles.
 
-    Voxels outside the brain become 0; z is clipped to ``[-clip_z, clip_z]``. Returns the image and the
+    Voxels outside ``keep`` (default: the brain) become 0; z is clipped to ``[-clip_z, clip_z]``. Returns the image and the
     statistics used (``mean``, ``std``, clip bounds, ``max_abs_z`` before clipping z).
     """
     image = sitk.Cast(image, sitk.sitkFloat32)
@@ -28,6 +28,6 @@ def zscore(image: sitk.Image, brain: sitk.Image, clip_percentiles: Sequence[floa
     std = std if std > 1e-6 else 1.0
     raw_z = (float(values.max()) - mean) / std, (float(values.min()) - mean) / std
     z = sitk.Clamp((clipped - mean) / std, sitk.sitkFloat32, -clip_z, clip_z)
-    z = sitk.Mask(z, brain, 0.0)
+    z = sitk.Mask(z, sitk.Cast(keep > 0, sitk.sitkUInt8) if keep is not None else brain, 0.0)
     return z, {"mean": mean, "std": std, "clip_low": lo, "clip_high": hi,
                "max_abs_z": float(max(abs(raw_z[0]), abs(raw_z[1])))}

@@ -30,7 +30,10 @@ _STAGES = {"orient": (0.0, 0.02), "n4": (0.02, 0.15), "brain_mask": (0.15, 0.45)
 
 @dataclass
 class PreprocessResult:
-    """A preprocessed case: every image, the brain and lesion masks on one grid, transforms, slices, quality."""
+    """A preprocessed case: every image, the brain and lesion masks on one grid, transforms, slices, quality.
+
+    ``brain_mask`` is the tight brain (z-score statistics); ``search_mask`` extends it by the configured margin:
+    images keep their values there and the lesion is searched and kept inside it."""
 
     patient_id: str
     reference: str
@@ -45,12 +48,19 @@ class PreprocessResult:
     labels: dict[str, Any] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
     version: str = __version__
+    search_mask: sitk.Image | None = None
+    brain_extraction: dict[str, Any] = field(default_factory=dict)
 
     def to_case(self) -> Case:
         """The preprocessed images as a :class:`Case` (brain mask and slices in ``meta``)."""
         return Case(patient_id=self.patient_id, images=dict(self.images), mask=self.lesion_mask,
                     clinical=dict(self.clinical), labels=dict(self.labels), sources=dict(self.sources),
-                    meta={"brain_mask": self.brain_mask, "slices": list(self.slices)}, reference=self.reference)
+                    meta={"brain_mask": self.brain_mask, "search_mask": self.lesion_search_mask(),
+                          "slices": list(self.slices), "brain_extraction": dict(self.brain_extraction)},
+                    reference=self.reference)
+
+    def lesion_search_mask(self) -> sitk.Image:
+        return self.search_mask if self.search_mask is not None else self.brain_mask
 
 
 def choose_reference(case: Case, wanted: str) -> tuple[str, list[str]]:
@@ -70,6 +80,25 @@ def dilated(mask: sitk.Image, mm: float) -> sitk.Image:
     distance = sitk.SignedMaurerDistanceMap(sitk.Cast(mask, sitk.sitkUInt8), insideIsPositive=False,
                                             squaredDistance=False, useImageSpacing=True)
     return sitk.Cast(distance <= mm, sitk.sitkUInt8)
+
+
+def brain_mask_of(image: sitk.Image, config: PreprocessConfig, progress: Progress | None = None,
+                  atlas: tuple[sitk.Image, sitk.Image] | None = None) -> tuple[sitk.Image, dict[str, Any]]:
+    """(brain mask, what ran) of a reference image with the configured method (recorded in case.json)."""
+    if not config.skull_strip:
+        return threshold_mask(image, config.stripped_threshold), {"method": f"threshold-{config.stripped_threshold}"}
+    from ..devices import choose_device
+    from .brain_extraction import DEEP_METHODS, deep_brain_mask, resolve_method
+
+    device = choose_device(config.brain_device).device if config.brain_extraction != "swiss" else "cpu"
+    method = resolve_method(config.brain_extraction, device)
+    if method in DEEP_METHODS:
+        return deep_brain_mask(image, method, device)
+    start = time.perf_counter()
+    mask = skull_strip(image, config.strip_mode, config.strip_scale, config.strip_smooth_mm, atlas, progress,
+                       config.strip_prealign)
+    return mask, {"method": "swiss", "mode": config.strip_mode, "device": "cpu",
+                  "seconds": round(time.perf_counter() - start, 3)}
 
 
 def preprocess_case(case: Case, config: PreprocessConfig | None = None, progress: Progress | None = None,
@@ -100,11 +129,7 @@ def preprocess_case(case: Case, config: PreprocessConfig | None = None, progress
                 images[seq] = n4_correct(images[seq], None, config.n4_shrink, config.n4_iterations,
                                          p.sub(i / len(images), (i + 1) / len(images)))
     with stage("brain_mask") as p:
-        if config.skull_strip:
-            brain = skull_strip(images[ref], config.strip_mode, config.strip_scale, config.strip_smooth_mm, atlas, p,
-                                config.strip_prealign)
-        else:
-            brain = threshold_mask(images[ref], config.stripped_threshold)
+        brain, extraction = brain_mask_of(images[ref], config, p, atlas)
         if not sitk.GetArrayViewFromImage(brain).any():
             raise InputError(_source(case, ref), "the brain mask is empty: no brain found in the reference image")
     transforms: dict[str, sitk.Transform] = {}
@@ -118,6 +143,7 @@ def preprocess_case(case: Case, config: PreprocessConfig | None = None, progress
         grid = reference_grid(images[ref], config.spacing)
         on_grid = {s: resample_image(img, grid, transforms.get(s)) for s, img in images.items()}
         brain_grid = resample_mask(brain, grid)
+        search_grid = dilated(brain_grid, config.lesion_margin_mm) if config.lesion_margin_mm > 0 else brain_grid
         lesion_grid = resample_mask(lesion, grid) if lesion is not None else None
     quality.brain_volume_ml = round(volume_ml(brain_grid), 2)
     if quality.brain_volume_ml < config.min_brain_ml:
@@ -125,9 +151,10 @@ def preprocess_case(case: Case, config: PreprocessConfig | None = None, progress
     with stage("normalize"):
         for seq in on_grid:
             if config.normalize:
-                on_grid[seq], stats = zscore(on_grid[seq], brain_grid, config.clip_percentiles, config.clip_z)
+                on_grid[seq], stats = zscore(on_grid[seq], brain_grid, config.clip_percentiles, config.clip_z,
+                                             keep=search_grid)
             else:
-                on_grid[seq] = sitk.Mask(on_grid[seq], brain_grid, 0.0)
+                on_grid[seq] = sitk.Mask(on_grid[seq], search_grid, 0.0)
                 stats = {}
             quality.intensity[seq] = {k: round(v, 4) for k, v in stats.items()}
             if stats.get("max_abs_z", 0.0) > config.extreme_z:
@@ -138,7 +165,8 @@ def preprocess_case(case: Case, config: PreprocessConfig | None = None, progress
         slices = sample_slices(lesion_grid if has_lesion else brain_grid, config.n_slices)
     progress(1.0, "preprocessing done")
     return PreprocessResult(case.patient_id, ref, on_grid, brain_grid, transforms, lesion_grid, slices, quality,
-                            config, dict(case.clinical), dict(case.labels), dict(case.sources))
+                            config, dict(case.clinical), dict(case.labels), dict(case.sources),
+                            search_mask=search_grid, brain_extraction=extraction)
 
 
 def _register_one(case: Case, images: dict[str, sitk.Image], ref: str, seq: str, brain: sitk.Image,

@@ -40,13 +40,14 @@ def original_geometry(case: Case) -> sitk.Image | None:
 
 
 def read_input_case(path: str | Path, sequences: list[str] | None = None) -> tuple[Case, sitk.Image | None]:
-    """(case, brain mask or None): a preprocessed folder (``case.json``) or anything ``load_case`` reads."""
+    """(case, mask to search the lesion in or None): a preprocessed folder (``case.json``; its brain mask plus
+    the configured margin) or anything ``load_case`` reads."""
     path = Path(path)
     if (path / "case.json").is_file():
         from ..preprocess.io import read_preprocessed
 
         case, info = read_preprocessed(path)
-        brain = case.meta.get("brain_mask")
+        brain = case.meta.get("search_mask", case.meta.get("brain_mask"))
         case.meta.setdefault("preprocessing", info.get("parameters", {}))
         return case, brain
     from ..io import load_case
