@@ -76,6 +76,7 @@ class MedGradePredictWidget(ParameterNodePanel, ScriptedLoadableModuleWidget, VT
         self.ui.applyButton.connect("clicked()", self.onApply)
         self.ui.loadClinicalButton.connect("clicked()", self.onLoadClinical)
         self.ui.gradingModelComboBox.connect("currentIndexChanged(int)", self.onModelChosen)
+        self.breast = BreastSection(self.layout, self.runner)  # breast mode (issue 12)
         self.initializeParameterNode()
 
     def initializeParameterNode(self) -> None:
@@ -98,6 +99,8 @@ class MedGradePredictWidget(ParameterNodePanel, ScriptedLoadableModuleWidget, VT
     def updateModelCombo(self, library: ModelLibrarySection) -> None:
         current = self._parameterNode.modelId if self._parameterNode else ""
         fillModelCombo(self.ui.gradingModelComboBox, library.models("grading"), current)
+        if hasattr(self, "breast"):
+            self.breast.fillModels(library)
 
     def onModelChosen(self, index: int) -> None:
         if self._parameterNode is not None:
@@ -120,6 +123,72 @@ class MedGradePredictWidget(ParameterNodePanel, ScriptedLoadableModuleWidget, VT
             self.ui.resultLabel.text = result.get("summary", "")
 
         self.runner.start(args, "Grading", load)
+
+
+class BreastSection:
+    """Breast mode: a volume and a lesion segmentation per modality (MG, US, MRI), a breast model, Apply.
+    Writes a breast case folder from the scene, runs ``medgrade predict --heatmap`` in the background and
+    loads the result table, modality contributions and Grad-CAM maps (``MedGradePredictLib.breast``)."""
+
+    MODALITIES = (("mg", "Mammogram (MG)"), ("us", "Ultrasound (US)"), ("mri", "Breast MRI (one DCE phase)"))
+
+    def __init__(self, parentLayout: Any, runner: Any) -> None:
+        import ctk
+        import qt
+
+        self.runner = runner
+        box = ctk.ctkCollapsibleButton()
+        box.text, box.collapsed = "Breast (benign/malignant, BI-RADS: stand-in tasks)", True
+        parentLayout.addWidget(box)
+        form = qt.QFormLayout(box)
+        self.selectors: dict[str, tuple[Any, Any]] = {}
+        for key, label in self.MODALITIES:
+            pair = (self._selector(("vtkMRMLScalarVolumeNode", "vtkMRMLVectorVolumeNode")),
+                    self._selector(("vtkMRMLSegmentationNode",)))
+            form.addRow(f"{label}:", pair[0])
+            form.addRow("   lesion ROI:", pair[1])
+            self.selectors[key] = pair
+        self.modelCombo = qt.QComboBox()
+        form.addRow("Breast model:", self.modelCombo)
+        self.applyButton = qt.QPushButton("Grade breast case")
+        self.applyButton.connect("clicked()", self.onApply)
+        form.addRow(self.applyButton)
+        self.resultLabel = qt.QLabel("")
+        self.resultLabel.wordWrap = True
+        form.addRow(self.resultLabel)
+
+    @staticmethod
+    def _selector(classes: tuple[str, ...]) -> Any:
+        import slicer as s
+
+        combo = s.qMRMLNodeComboBox()
+        combo.nodeTypes, combo.noneEnabled, combo.addEnabled, combo.removeEnabled = list(classes), True, False, False
+        combo.setMRMLScene(s.mrmlScene)
+        return combo
+
+    def fillModels(self, library: ModelLibrarySection) -> None:
+        fillModelCombo(self.modelCombo, library.models("breast-fusion") + library.models("breast-radiomics"), "")
+
+    def onApply(self) -> None:
+        from MedGradePredictLib.breast.scene_breast import load_breast_results, write_case_from_scene
+
+        if not ensureDependencies():
+            return
+        chosen = {k: (v.currentNode(), r.currentNode()) for k, (v, r) in self.selectors.items() if v.currentNode()}
+        work = tempfile.mkdtemp(prefix="MedGradeBreast-")
+        outDir = os.path.join(work, "result")
+        with slicer.util.tryWithErrorDisplay("Could not prepare the breast case", waitCursor=True):
+            caseDir = str(write_case_from_scene({k if k != "mri" else "mri_phase1": v for k, v in chosen.items()},
+                                                os.path.join(work, "case")))
+        args = ["predict", caseDir, "--output", outDir, "--heatmap"]
+        if self.modelCombo.currentData:
+            args += ["--model", self.modelCombo.currentData]
+
+        def load() -> None:
+            result = load_breast_results(slicer.mrmlScene, outDir)
+            self.resultLabel.text = result["summary"]
+
+        self.runner.start(args, "Breast grading", load)
 
 
 class MedGradePredictLogic(ScriptedLoadableModuleLogic):

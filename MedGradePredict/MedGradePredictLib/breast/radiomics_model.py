@@ -61,9 +61,11 @@ class L1Selector(BaseEstimator, TransformerMixin):
     def fit(self, X, y):
         C = self.C
         for _ in range(4):  # a penalty so strong that nothing survives: relax it tenfold
-            lr = LogisticRegression(l1_ratio=1.0, solver="liblinear", C=C, class_weight="balanced",
-                                    random_state=self.seed, max_iter=2000).fit(X, y)
-            score = np.abs(lr.coef_).max(axis=0)
+            classes = np.unique(y)
+            targets = [y] if len(classes) <= 2 else [(y == c).astype(int) for c in classes]  # one-vs-rest
+            score = np.max([np.abs(LogisticRegression(l1_ratio=1.0, solver="liblinear", C=C, class_weight="balanced",
+                                                      random_state=self.seed, max_iter=2000).fit(X, t).coef_[0])
+                            for t in targets], axis=0)
             if (score > 1e-8).any():
                 break
             C *= 10
@@ -133,15 +135,22 @@ def fit_pipeline(X: np.ndarray, y: np.ndarray, cfg: RadiomicsConfig, selector: A
 
 
 def cross_validate(X: np.ndarray, y: np.ndarray, groups: Sequence[str], cfg: RadiomicsConfig, folds: int = 5,
-                   selector: Any | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Out-of-fold class probabilities (n, K) and the fold of each row; patient-level stratified folds,
-    the whole pipeline (selection included) fitted on each training part only."""
+                   selector: Any | None = None, patient_fold: dict[str, int] | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Out-of-fold class probabilities (n, K) and the fold of each row; patient-level stratified folds
+    (or the given ``patient_fold`` assignment, e.g. a runner split file's), the whole pipeline (selection
+    included) fitted on each training part only."""
     y = np.asarray(y, int)
     k = len(np.unique(y))
     prob = np.full((len(y), k), np.nan)
     fold_of = np.full(len(y), -1)
-    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=cfg.seed)
-    for f, (tr, va) in enumerate(splitter.split(X, y, groups)):
+    groups = np.asarray(groups)
+    if patient_fold is not None:
+        assigned = np.array([patient_fold[g] for g in groups])
+        parts = [(np.nonzero(assigned != f)[0], np.nonzero(assigned == f)[0]) for f in sorted(set(assigned))]
+    else:
+        parts = list(StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=cfg.seed).split(X, y, groups))
+    for f, (tr, va) in enumerate(parts):
         pipe = fit_pipeline(X[tr], y[tr], cfg, None if selector is None else clone(selector))
         prob[va] = pipe.predict_proba(X[va])
         fold_of[va] = f

@@ -45,12 +45,19 @@ def _scale(x: np.ndarray) -> np.ndarray:
     return (np.clip((x - lo) / (hi - lo), 0, 1) if hi > lo else np.zeros_like(x)).astype(np.float32)
 
 
+def crop_box_2d(image: BreastImage, margin: float = 0.25) -> tuple[slice, slice]:
+    """(rows, columns) of the network's crop of a 2D image."""
+    roi = image.roi_array()
+    shape = sitk.GetArrayViewFromImage(image.image).shape[1:]
+    return _box(None if roi is None else roi[0], shape, margin, True)  # type: ignore[return-value]
+
+
 def image_2d_input(image: BreastImage, size: int = 64, margin: float = 0.25) -> torch.Tensor:
     """(2, size, size): scaled crop and the crop inside the ROI."""
     arr = sitk.GetArrayViewFromImage(image.image)[0].astype(np.float32)
     roi = image.roi_array()
     roi = None if roi is None else roi[0]
-    box = _box(roi, arr.shape, margin, True)
+    box = crop_box_2d(image, margin)
     crop = _scale(arr[box])
     m = np.ones_like(crop) if roi is None else roi[box].astype(np.float32)
     x = torch.from_numpy(np.stack([crop, crop * m]))[None]

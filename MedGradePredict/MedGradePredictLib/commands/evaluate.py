@@ -72,6 +72,10 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
         pred_csv = out / "predictions" / CSV_NAME
     else:
         pred_csv = Path(args.predictions)
+    from ..breast.cli import is_breast_predictions, run_evaluate as run_breast  # breast rows (issue 12)
+
+    if is_breast_predictions(pred_csv):
+        return run_breast(pred_csv, args.labels, out, args.bootstrap)
     rows = _label_rows(read_prediction_rows(pred_csv), args.labels)
     if not rows:
         raise InputError(pred_csv, "no prediction has a label; give --labels with the task's label column")

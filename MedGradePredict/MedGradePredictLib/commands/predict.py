@@ -14,9 +14,11 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("predict", help="grade one case or a cohort with one or more grading models",
                               description=__doc__.splitlines()[0])
     p.add_argument("case", help="a preprocessed case folder (case.json), any case folder the readers "
-                                "understand, or a folder of such case folders (a cohort)")
-    p.add_argument("--model", action="append", required=True,
-                   help="model id in the library or bundle folder; repeat for several tasks")
+                                "understand, or a folder of such case folders (a cohort); for breast "
+                                "models a breast case folder, a BUSI or BUS-BRA folder, or a US image")
+    p.add_argument("--model", action="append",
+                   help="model id in the library or bundle folder; repeat for several tasks (breast "
+                        "ultrasound inputs default to the shipped US model)")
     p.add_argument("--output", required=True, help="folder for predictions.csv, predictions.json, heatmaps/")
     p.add_argument("--fusion", choices=("all", "near", "large"), default=None,
                    help="patient-level fusion of slice probabilities (default: the model's)")
@@ -57,6 +59,12 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     path = Path(args.case)
     if not path.exists():
         raise InputError(path, "case or cohort folder not found")
+    from ..breast.cli import run_predict as run_breast, wants_breast  # breast cases, BUSI, BUS-BRA (issue 12)
+
+    if wants_breast(args):
+        return run_breast(args, progress)
+    if not args.model:
+        raise InputError(None, "--model is required (a grading model id or bundle folder)")
     progress(0.0, "loading models")
     models = [load_grading_bundle(m, args.device) for m in args.model]
     seqs = sorted({s for m in models for s in m.settings.sequences})
