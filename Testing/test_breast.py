@@ -324,3 +324,34 @@ def test_single_modality_model_is_the_same_code(busbra_cases, tmp_path):
     assert len(net.branches) == 1 and net.head[-1].out_features == 3
     with pytest.raises(InputError, match="unknown breast-fusion setting"):
         BreastFusionKind({"task": "pathology", "bogus": 1}, tmp_path, cases=busbra_cases)
+
+
+def test_scene_case_and_results_round_trip(slicer_app, busi_root, multimodal_cases, tmp_path):
+    """Scene volumes + Segment-Editor ROIs -> breast case folder -> `medgrade predict --heatmap` ->
+    result table, contributions table and Grad-CAM volumes in the scene."""
+    from MedGradePredictLib.breast.scene_breast import load_breast_results, write_case_from_scene
+    from MedGradeSegmentLib.scene import mask_to_segmentation_node, sitk_to_volume_node
+    from MedGradeTrainLib.cli import main as medgrade
+
+    us = load_image_with_roi(busi_root / "malignant" / "malignant_2.png", busi_root / "malignant" / "malignant_2_mask.png")
+    scene = slicer_app.scene
+    vol = sitk_to_volume_node(scene, us.image, "US lesion")
+    seg = mask_to_segmentation_node(scene, us.roi, "US ROI", reference_node=vol)
+    folder = write_case_from_scene({"us": (vol, seg)}, tmp_path / "case", {"patient_id": "P9"})
+    case = read_breast_case(folder)
+    back = next(iter(case.us.values()))
+    assert case.patient_id == "P9" and back.is_2d
+    assert np.array_equal(back.roi_array(), us.roi_array())
+    assert np.allclose(sitk.GetArrayViewFromImage(back.image), sitk.GetArrayViewFromImage(us.image))
+    # a tiny fusion bundle (US + MG branches) from the runner kind, then the CLI with --heatmap
+    kind = _kind(tmp_path, multimodal_cases)
+    pats = [p.patient_id for p in kind.patients()]
+    split = kind.split_data("final", pats, [])
+    bundle = kind.write_bundle(kind.build_model(split), split, tmp_path / "b", {"run_id": "t"})
+    out = tmp_path / "out"
+    assert medgrade(["predict", str(folder), "--model", str(bundle), "--output", str(out), "--heatmap"]) == 0
+    nodes = load_breast_results(scene, out)
+    assert nodes["table"].GetTable().GetNumberOfRows() == 1
+    assert len(nodes["contributions"]) == 1 and len(nodes["heatmaps"]) == 1
+    heat = nodes["heatmaps"][0]
+    assert heat.GetImageData().GetDimensions() == (us.image.GetSize()[0], us.image.GetSize()[1], 1)

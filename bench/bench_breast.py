@@ -8,7 +8,6 @@ peak memory is its own):
 
     nice -n 15 python bench/bench_breast.py --stage radiomics      # LR + LightGBM, CV, LOSO, BUSI
     nice -n 15 python bench/bench_breast.py --stage deep           # US branch through the runner
-    python bench/bench_breast.py --stage report                    # tables + figures from the JSONs
 
 Radiomics features come from bench/breast_features.py's cache. Deep models: fixed epochs, no early
 stopping and no best-epoch restore (the validation fold is the evaluated fold: nothing is tuned on it).

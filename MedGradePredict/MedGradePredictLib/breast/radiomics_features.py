@@ -78,7 +78,11 @@ def peritumoral_ring(roi: sitk.Image, width: float, physical: bool) -> sitk.Imag
 
 
 def _extractor(settings: RadiomicsSettings, two_d: bool):
-    from radiomics import featureextractor
+    try:
+        from radiomics import featureextractor
+    except ImportError:
+        raise InputError(None, "radiomics needs pyradiomics: pip install 'pyradiomics-bhklab>=3.1,<3.2' "
+                               "(the 'radiomics' extra of MedGrade)") from None
 
     logging.getLogger("radiomics").setLevel(logging.ERROR)
     ex = featureextractor.RadiomicsFeatureExtractor(**settings.pyradiomics_params(two_d))
