@@ -125,6 +125,8 @@ def test_plain_mae_same_size_and_both_train() -> None:
         out = m(torch.randn(2, 2, 1, 32, 32))
         out["loss"].backward()
         assert out["pred"].shape == (2, 2, 16, 64)
+        # every trainable parameter gets a gradient (DistributedDataParallel refuses unused ones)
+        assert not [n for n, p in m.named_parameters() if p.requires_grad and p.grad is None]
     assert umae.cfg.encoder.attention == "ccp" and mae.cfg.encoder.attention == "linear"
     assert abs(mae(torch.randn(1, 2, 1, 32, 32))["mask"].float().mean().item() - 0.75) < 1e-6
     assert len(umae.decoders) == 2 and len(mae.decoders) == 1

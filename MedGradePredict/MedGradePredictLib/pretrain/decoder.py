@@ -11,10 +11,10 @@ Plain MAE uses the same decoder without the RCA and its MLP.
 from __future__ import annotations
 
 import torch
-from monai.networks.blocks import MLPBlock, TransformerBlock
+from monai.networks.blocks import MLPBlock
 from torch import nn
 
-from .encoder import _attend
+from .encoder import _attend, transformer_block
 
 
 class ResidualCrossAttention(nn.Module):
@@ -41,7 +41,7 @@ class ViewDecoder(nn.Module):
         self.rca = ResidualCrossAttention(dim, heads) if rca else None
         self.rca_norm = nn.LayerNorm(dim) if rca else None
         self.rca_mlp = MLPBlock(dim, mlp, 0.0, "GELU") if rca else None
-        self.blocks = nn.ModuleList(TransformerBlock(dim, mlp, heads, qkv_bias=True) for _ in range(depth))
+        self.blocks = nn.ModuleList(transformer_block(dim, mlp, heads) for _ in range(depth))
         self.norm = nn.LayerNorm(dim)
         self.pred = nn.Linear(dim, patch_pixels)
 

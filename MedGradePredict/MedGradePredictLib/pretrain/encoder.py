@@ -31,6 +31,14 @@ def sincos_2d(grid: tuple[int, int], dim: int) -> torch.Tensor:
         return build_sincos_position_embedding(list(grid), dim, 2).data.clone()
 
 
+def transformer_block(dim: int, mlp_dim: int, heads: int) -> TransformerBlock:
+    """MONAI's pre-norm transformer block (linear q/k/v). MONAI builds a cross-attention LayerNorm even
+    without cross-attention; it is frozen so that every trainable parameter gets a gradient (DDP)."""
+    blk = TransformerBlock(dim, mlp_dim, heads, qkv_bias=True)
+    blk.norm_cross_attn.requires_grad_(False)
+    return blk
+
+
 @dataclass
 class EncoderConfig:
     image_size: tuple[int, int] = (64, 64)  # (rows, cols) in pixels, multiples of patch_size
@@ -155,15 +163,13 @@ class ViTEncoder(nn.Module):
         self.patch_embed = nn.Conv2d(cfg.in_channels, d, cfg.patch_size, cfg.patch_size)
         self.register_buffer("pos_embed", sincos_2d(cfg.grid, d))
         self.global_token = nn.Parameter(torch.zeros(1, 1, d))
-        self.mask_token = nn.Parameter(torch.zeros(1, 1, d))  # UNM noise positions
         mlp = int(d * cfg.mlp_ratio)
         if cfg.attention == "ccp":
             self.blocks = nn.ModuleList(CCPBlock(d, cfg.heads, mlp) for _ in range(cfg.depth))
         else:
-            self.blocks = nn.ModuleList(TransformerBlock(d, mlp, cfg.heads, qkv_bias=True) for _ in range(cfg.depth))
+            self.blocks = nn.ModuleList(transformer_block(d, mlp, cfg.heads) for _ in range(cfg.depth))
         self.norm = nn.LayerNorm(d)
         nn.init.normal_(self.global_token, std=0.02)
-        nn.init.normal_(self.mask_token, std=0.02)
 
     def check_images(self, images: torch.Tensor) -> None:
         if images.shape[-3] != self.cfg.in_channels or tuple(images.shape[-2:]) != self.cfg.image_size:

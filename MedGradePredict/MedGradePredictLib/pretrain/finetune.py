@@ -73,7 +73,7 @@ def encoder_state(pretrained_state: dict[str, torch.Tensor]) -> dict[str, torch.
 
 
 def load_encoder(encoder: ViTEncoder, state: dict[str, torch.Tensor]) -> None:
-    """Load encoder tensors strictly (same configuration); the encoder's mask token is not needed."""
+    """Load encoder tensors strictly (same configuration)."""
     own = encoder.state_dict()
     missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
     wrong = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()

@@ -68,6 +68,11 @@ class MaskedAutoencoder(nn.Module):
         self.decoder_embed = nn.Linear(e.dim, dd)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, dd))
         nn.init.normal_(self.mask_token, std=0.02)
+        # the encoder's token at UNM noise positions (kept out of the encoder: fine-tuning never uses it,
+        # and a parameter without gradient would stop DistributedDataParallel)
+        self.noise_token = nn.Parameter(torch.zeros(1, 1, e.dim)) if cfg.mode == "umae" else None
+        if self.noise_token is not None:
+            nn.init.normal_(self.noise_token, std=0.02)
         self.register_buffer("decoder_pos", sincos_2d(e.grid, dd))
         pix = e.patch_size ** 2 * e.in_channels
         if cfg.mode == "umae":
@@ -104,7 +109,8 @@ class MaskedAutoencoder(nn.Module):
         sse, count = masked_mse(pred, target, mask & present[:, :, None], self.cfg.norm_pix_loss)
         return {"loss": sse / count.clamp(min=1), "pred": pred, "mask": mask}
 
-    def _forward_umae(self, views, present, generator):
+    def _forward_umae(self, views: torch.Tensor, present: torch.Tensor, generator: torch.Generator | None
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
         b, v = views.shape[:2]
         enc = self.encoder
         tok = enc.embed(views.flatten(0, 1))  # [B*V, N, D]
@@ -112,7 +118,7 @@ class MaskedAutoencoder(nn.Module):
         d = tok.shape[-1]
         vis = tok.gather(1, m.visible_idx[..., None].expand(-1, -1, d))
         pos = enc.pos_embed.expand(b * v, -1, -1).gather(1, m.visible_idx[..., None].expand(-1, -1, d))
-        vis = torch.where(m.noise[..., None], enc.mask_token + pos, vis)
+        vis = torch.where(m.noise[..., None], self.noise_token + pos, vis)
         rows, cols = m.layout
         x = enc.encode(vis.reshape(b, -1, d), Layout(v, rows, cols, present))
         glob, lat = x[:, :1], x[:, 1:].reshape(b, v, rows * cols, d)
@@ -124,7 +130,8 @@ class MaskedAutoencoder(nn.Module):
             preds.append(self.decoders[name](seqs[i], others))
         return torch.stack(preds, 1), m.mask.view(b, v, -1)
 
-    def _forward_mae(self, views, present, generator):
+    def _forward_mae(self, views: torch.Tensor, present: torch.Tensor, generator: torch.Generator | None
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
         b, v = views.shape[:2]
         enc = self.encoder
         tok = enc.embed(views.flatten(0, 1))

@@ -76,6 +76,13 @@ def load_pretrained(ref: str, config_dir: str | None = None) -> tuple[dict[str, 
     return manifest.architecture, load_state_dict(Path(folder) / WEIGHTS), manifest.model_id
 
 
+def _encoder_config(d: Any, where: str) -> EncoderConfig:
+    try:
+        return EncoderConfig(**d)
+    except (TypeError, ValueError) as exc:
+        raise InputError(None, f"{where}: {exc}") from None
+
+
 class _Base(ModelKind):
     train_defaults = {"epochs": 2, "batch_size": 8, "amp": False, "channels_last": False,
                       "optimizer": {"name": "AdamW", "lr": 1e-3, "weight_decay": 0.05}}
@@ -177,12 +184,13 @@ class UMAEFinetune(_Base):
         self.linear_probe = bool(settings.get("linear_probe", False))
         if self.pretrained:
             arch, weights, self.pretrained_id = load_pretrained(str(self.pretrained), self.config_dir)
-            self.encoder_cfg = EncoderConfig(**arch["encoder"])
+            self.encoder_cfg = _encoder_config(arch.get("encoder"), f"bundle {self.pretrained_id}")
             self.encoder_weights = encoder_state(weights)
         else:
             if not settings.get("encoder"):
                 raise InputError(None, "give 'pretrained' (a pre-training bundle) or 'encoder' (from scratch)")
-            self.encoder_cfg, self.encoder_weights, self.pretrained_id = EncoderConfig(**settings["encoder"]), None, None
+            self.encoder_cfg = _encoder_config(settings["encoder"], "kind.encoder")
+            self.encoder_weights, self.pretrained_id = None, None
 
     def patients(self) -> list[Patient]:
         ids: dict[str, list[str]] = {}
