@@ -1,18 +1,151 @@
-"""How a training run is launched: here in one background process, or on a cluster through a Slurm
-batch script (one GPU). No Qt; the MedGradeTrain panel and scripts use it.
+"""How a training run is launched: in this process (``local``), as ``torchrun`` processes with
+DistributedDataParallel, or on a cluster through a Slurm batch script (``sbatch``). No Qt; the
+MedGradeTrain panel and the ``medgrade train``/``resume`` commands use it.
 
-Training is single-process (one GPU or the CPU); multi-GPU (torchrun / DDP) training is not offered
-until the training code shards its data and synchronises gradients."""
+Every user value (run folder, config path, names) reaches a shell only through ``shlex.quote``; values
+that Slurm itself parses in ``#SBATCH`` lines are reduced to a safe character set, and the submission
+passes the rest as ``sbatch`` arguments (a list, no shell)."""
 
 from __future__ import annotations
 
 import json
+import os
+import re
 import shlex
+import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
+from typing import Any
 
 
 TRAIN_COMMANDS = {"segmentation": "train-seg", "grading": "train-grade"}
-LAUNCHERS = ("local", "slurm")
+LAUNCHERS = ("local", "torchrun", "slurm")
+JOB_FILE = "job.json"
+_SAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def safe_token(value: str, default: str = "medgrade") -> str:
+    """``value`` reduced to ``[A-Za-z0-9._-]`` (for ``#SBATCH`` lines, which Slurm parses itself)."""
+    out = _SAFE.sub("_", str(value)).strip("._-")[:64]
+    return out or default
+
+
+def medgrade_command(args: list[str], python: str | None = None) -> list[str]:
+    return [python or sys.executable, "-m", "MedGradeTrainLib.cli", *args]
+
+
+def resume_args(run_dir: str | Path) -> list[str]:
+    """``resume RUN`` (the local launcher, inside the job)."""
+    return ["resume", str(run_dir)]
+
+
+def runner_args(config: str | Path | None, run_dir: str | Path, run_name: str | None = None,
+                resume: bool = False) -> list[str]:
+    """``train --config C --output R [--run-name N]`` (or :func:`resume_args`), the local launcher."""
+    if resume:
+        return resume_args(run_dir)
+    args = ["train", "--config", str(config), "--output", str(run_dir)]
+    return args + (["--run-name", str(run_name)] if run_name else [])
+
+
+def torchrun_command(args: list[str], gpus: int, nodes: int = 1, endpoint: str | None = None) -> list[str]:
+    """``torchrun`` running ``python -m MedGradeTrainLib.cli ARGS`` on ``max(gpus, 1)`` processes per node
+    (CPU processes use gloo)."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={max(gpus, 1)}"]
+    if nodes > 1:
+        cmd += [f"--nnodes={nodes}", "--rdzv-backend=c10d", f"--rdzv-endpoint={endpoint or '$MASTER_ADDR:29500'}"]
+    else:
+        cmd += ["--standalone"]
+    return cmd + ["-m", "MedGradeTrainLib.cli", *args]
+
+
+def slurm_train_script(args: list[str], job_name: str, gpus: int = 1, nodes: int = 1,
+                       partition: str | None = None, time_limit: str = "24:00:00", cpus: int = 8,
+                       env: dict[str, str] | None = None) -> str:
+    """A batch script for ``medgrade ARGS`` (torchrun over ``nodes`` x ``gpus`` when more than one)."""
+    lines = ["#!/bin/bash", f"#SBATCH --job-name={safe_token(job_name)}", f"#SBATCH --nodes={int(nodes)}",
+             "#SBATCH --ntasks-per-node=1", f"#SBATCH --cpus-per-task={int(cpus)}",
+             f"#SBATCH --time={safe_token(time_limit, '24:00:00').replace('_', ':')}"]
+    if gpus:
+        lines.append(f"#SBATCH --gres=gpu:{int(gpus)}")
+    if partition:
+        lines.append(f"#SBATCH --partition={safe_token(partition)}")
+    lines += ["set -euo pipefail"]
+    for k, v in (env or {}).items():
+        lines.append(f"export {safe_token(k).replace('-', '_').replace('.', '_')}={shlex.quote(v)}")
+    if nodes > 1 or gpus > 1:
+        lines.append('MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)')
+        cmd = torchrun_command(args, gpus, nodes, endpoint="MASTER")
+        quoted = " ".join(shlex.quote(a) for a in cmd).replace("--rdzv-endpoint=MASTER", '--rdzv-endpoint="$MASTER_ADDR:29500"')
+        lines.append("srun " + quoted)
+    else:
+        lines.append(" ".join(shlex.quote(a) for a in medgrade_command(args)))
+    return "\n".join(lines) + "\n"
+
+
+def _env_for_job() -> dict[str, str]:
+    keep = ("PYTHONPATH", "MEDGRADE_MODELS", "MEDGRADE_CACHE", "MEDGRADE_SAMPLE_MIRROR")
+    return {k: os.environ[k] for k in keep if os.environ.get(k)}
+
+
+def write_job(run_dir: Path, record: dict[str, Any]) -> None:
+    from .runner.checkpoint import atomic_write_text
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / JOB_FILE
+    old = json.loads(path.read_text()) if path.is_file() else {}
+    atomic_write_text(path, json.dumps({**old, **record, "updated": time.time()}, indent=1))
+
+
+def sbatch(script: Path, job_name: str, log: Path, extra: list[str] | None = None) -> str:
+    """Submit ``script``; the job id. Arguments go to ``sbatch`` as a list (no shell)."""
+    exe = shutil.which("sbatch")
+    if exe is None:
+        from MedGradeSegmentLib.errors import MedGradeError
+
+        raise MedGradeError("sbatch not found: Slurm is not installed on this machine (use --print-script "
+                            "to get the batch script)")
+    out = subprocess.run([exe, "--parsable", f"--job-name={safe_token(job_name)}", f"--output={log}",
+                          *(extra or []), str(script)], capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        from MedGradeSegmentLib.errors import MedGradeError
+
+        raise MedGradeError(f"sbatch refused the job: {out.stderr.strip() or out.stdout.strip()}")
+    return out.stdout.strip().split(";")[0]
+
+
+def launch_training(args, resume: bool = False) -> int:
+    """``medgrade train|resume`` with ``--launcher torchrun|slurm`` or ``--print-script``."""
+    run_dir = Path(args.output)
+    margs = runner_args(args.config, run_dir.resolve() if not args.print_script else run_dir, args.run_name, resume)
+    if args.config and not args.print_script:
+        margs[2] = str(Path(args.config).resolve())
+    name = args.run_name or run_dir.name
+    if args.launcher == "slurm":
+        script = slurm_train_script(margs, name, args.gpus, args.nodes, args.partition, args.time, env=_env_for_job())
+        if args.print_script:
+            print(script, end="")
+            return 0
+        run_dir.mkdir(parents=True, exist_ok=True)
+        path = run_dir / ("slurm-resume.sh" if resume else "slurm-train.sh")
+        path.write_text(script)
+        job_id = sbatch(path, name, run_dir / "slurm-%j.log")
+        write_job(run_dir, {"launcher": "slurm", "job_id": job_id, "script": str(path), "submitted": time.time(),
+                            "name": name})
+        print(f"submitted Slurm job {job_id} for {run_dir}")
+        return 0
+    cmd = torchrun_command(margs, args.gpus) if args.launcher == "torchrun" else medgrade_command(margs)
+    if args.print_script:
+        print(" ".join(shlex.quote(a) for a in cmd))
+        return 0
+    run_dir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, MEDGRADE_LAUNCHER=args.launcher)
+    proc = subprocess.Popen(cmd, env=env)
+    write_job(run_dir, {"launcher": args.launcher, "pid": proc.pid, "command": cmd, "submitted": time.time(),
+                        "name": name})
+    return proc.wait()
 SEG_CONFIG_NAME = "train-seg-config.json"
 
 

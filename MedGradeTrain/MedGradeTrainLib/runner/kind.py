@@ -49,6 +49,9 @@ class ModelKind(ABC):
     name: ClassVar[str]
     metric: ClassVar[str] = "val_loss"  # key of validate()'s result used for early stopping / best model
     metric_mode: ClassVar[str] = "min"  # "min" or "max"
+    # Optional: the kind's defaults for the config's ``train`` section (the user's values override them).
+    train_defaults: ClassVar[dict[str, Any]] = {}
+    collate_fn: ClassVar[Any] = None  # optional DataLoader collate function (None: torch's default)
 
     def __init__(self, settings: dict[str, Any], run_dir: Path):
         self.settings = settings
@@ -79,6 +82,11 @@ class ModelKind(ABC):
         what goes into that split's metrics file."""
         return {}
 
+    def summarize(self, results: list[dict[str, Any]]) -> dict[str, Any]:
+        """After every split: the run's summary (e.g. pooled out-of-fold AUC with its CI) from each split's
+        record (``name``, ``best_metric``, ``finish`` = what :meth:`finish_split` returned, ...)."""
+        return {}
+
     @abstractmethod
     def write_bundle(self, model: nn.Module, split: SplitData, out_dir: Path, summary: dict[str, Any]) -> Path:
         """Write a model-library bundle of the final model into ``out_dir`` and return it."""
@@ -87,7 +95,32 @@ class ModelKind(ABC):
 KINDS: dict[str, type[ModelKind]] = {}
 
 
+# Kinds shipped with MedGrade: imported on first use (a plugin kind names its module in the config).
+KIND_MODULES: dict[str, str] = {"segmentation": "MedGradeTrainLib.kinds.segmentation",
+                                "grading": "MedGradeTrainLib.kinds.grading",
+                                "toy-regression": "MedGradeTrainLib.kinds.toy"}
+
+
 def register_kind(cls: type[ModelKind]) -> type[ModelKind]:
     """Class decorator: make ``cls`` available to run configs as ``"kind": {"name": cls.name, ...}``."""
     KINDS[cls.name] = cls
     return cls
+
+
+def get_kind(name: str, module: str | None = None, source: str = "config") -> type[ModelKind]:
+    """The registered kind ``name`` (importing ``module`` or the shipped kind's module first)."""
+    import importlib
+
+    from MedGradeSegmentLib.errors import InputError
+
+    for mod in (module, KIND_MODULES.get(name)):
+        if mod and name not in KINDS:
+            try:
+                importlib.import_module(mod)
+            except ModuleNotFoundError as exc:
+                raise InputError(source, f"model kind module {mod!r} cannot be imported ({exc})") from None
+    if name not in KINDS:
+        known = sorted(set(KINDS) | set(KIND_MODULES))
+        raise InputError(source, f"unknown model kind {name!r} (known: {', '.join(known)}; a plugin kind "
+                                 "names its module as kind.module)")
+    return KINDS[name]

@@ -1,0 +1,44 @@
+"""``medgrade train --config CFG --output RUN``: train any model kind through the runner.
+
+``--launcher local`` (default) trains in this process (on the GPU(s) ``CUDA_VISIBLE_DEVICES`` shows, else
+the CPU); ``torchrun`` starts ``--gpus N`` processes with DistributedDataParallel; ``slurm`` writes a
+batch script into the run folder and submits it with ``sbatch`` (``--print-script`` only prints it)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from MedGradeSegmentLib.progress import Progress
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("train", help="train a model kind from a run config (JSON/YAML) into a run folder",
+                              description=__doc__)
+    p.add_argument("--config", required=True, help="run config (JSON or YAML; see configs/)")
+    p.add_argument("--output", required=True, help="run folder (created; must not hold a run yet)")
+    p.add_argument("--run-name", help="name of the run (default: the run folder's name)")
+    p.add_argument("--launcher", choices=("local", "torchrun", "slurm"), default="local")
+    p.add_argument("--gpus", type=int, default=0, help="GPUs (torchrun: processes per node; 0 = CPU)")
+    p.add_argument("--nodes", type=int, default=1, help="Slurm: nodes")
+    p.add_argument("--partition", help="Slurm: partition")
+    p.add_argument("--time", default="24:00:00", help="Slurm: time limit")
+    p.add_argument("--print-script", action="store_true", help="print the launch command / batch script only")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, progress: Progress) -> int:
+    from ..launchers import launch_training
+
+    if args.launcher != "local" or args.print_script:
+        return launch_training(args, resume=False)
+    from ..runner.loop import run_training
+
+    result = run_training(args.config, args.output, progress=progress, run_name=args.run_name,
+                          prefixed=getattr(args, "progress_json", False), stdout=sys.stdout)
+    if result.bundle is not None:  # rank 0 (the others write nothing)
+        print(json.dumps({"run_dir": str(result.run_dir), "bundle": str(result.bundle) if result.bundle else None,
+                          "registered": result.registered, "metric": result.summary.get("metric"),
+                          "metric_mean": result.summary.get("metric_mean")}, default=str), file=sys.stderr)
+    return 0

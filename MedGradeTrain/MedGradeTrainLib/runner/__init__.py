@@ -1,0 +1,18 @@
+"""The one training runner of MedGrade: every model kind trains through :func:`run_training`.
+
+``kind``: the contract a model kind implements; ``config``: run config files; ``splits``: patient-level
+splits; ``checkpoint``: verified atomic checkpoints; ``distributed``: torchrun/DDP; ``progress_log``: the
+JSON-lines progress protocol; ``loop``: the loop itself.
+"""
+
+from .kind import KINDS, ModelKind, Patient, SplitData, get_kind, register_kind
+
+__all__ = ["KINDS", "ModelKind", "Patient", "SplitData", "get_kind", "register_kind", "run_training", "RunResult"]
+
+
+def __getattr__(name: str):  # the loop imports torch.distributed & co. only when a run starts
+    if name in ("run_training", "RunResult"):
+        from . import loop
+
+        return getattr(loop, name)
+    raise AttributeError(name)

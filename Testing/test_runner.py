@@ -1,0 +1,124 @@
+"""The training runner (MedGradeTrainLib.runner) on its test kind (slices of the real brain1 MR):
+config files, patient-level splits, verified checkpoints, SIGKILL-and-resume to identical weights,
+progress lines followed during a run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+
+from MedGradeSegmentLib.errors import InputError
+from MedGradeTrainLib.runner import checkpoint as ckpt
+from MedGradeTrainLib.runner.config import load_config
+from MedGradeTrainLib.runner.kind import Patient
+from MedGradeTrainLib.runner.progress_log import follow, read_progress
+from MedGradeTrainLib.runner.splits import SplitLeakError, make_splits, read_split_file
+
+REPO = Path(__file__).resolve().parents[1]
+TOY = REPO / "configs" / "tiny-toy.yaml"
+
+
+def test_config_files_yaml_and_json(tmp_path):
+    cfg = load_config(TOY)
+    assert cfg["kind"]["name"] == "toy-regression" and cfg["train"]["epochs"] == 2
+    assert cfg["train"]["optimizer"]["lr"] == 1e-2  # the kind's default under the user's values
+    assert cfg["split"]["seed"] == 0 and cfg["train"]["device"] == "auto"
+    (tmp_path / "a.json").write_text(json.dumps({"kind": {"name": "toy-regression"}, "train": {"epohcs": 3}}))
+    with pytest.raises(InputError, match="unknown setting.*'train': epohcs"):
+        load_config(tmp_path / "a.json")
+    (tmp_path / "b.json").write_text(json.dumps({"kind": {"name": "nope"}}))
+    with pytest.raises(InputError, match="unknown model kind 'nope'"):
+        load_config(tmp_path / "b.json")
+    (tmp_path / "c.yaml").write_text("kind: [unclosed")
+    with pytest.raises(InputError, match="not valid YAML"):
+        load_config(tmp_path / "c.yaml")
+
+
+def test_patient_level_stratified_splits_and_leaks(tmp_path):
+    pts = [Patient(f"P{i:02d}", i % 2, "A" if i < 10 else "B", [f"P{i:02d}-a", f"P{i:02d}-b"]) for i in range(20)]
+    pts.append(Patient("P00", 0, "A", ["P00-c"]))  # a second case of P00: one patient, one row
+    s = make_splits(pts, "kfold", 4, seed=3)
+    assert s == make_splits(pts, "kfold", 4, seed=3)  # fixed seed -> same split
+    vals = [p for f in s["splits"] for p in f["val"]]
+    assert sorted(vals) == sorted({p.patient_id for p in pts})  # each patient validated exactly once
+    for f in s["splits"]:
+        assert not set(f["train"]) & set(f["val"])
+        assert sum(int(p[1:]) % 2 for p in f["val"]) in (2, 3)  # stratified: 5 patients, 2-3 positives
+    h = make_splits(pts, "holdout", val_fraction=0.25, test_fraction=0.2, seed=0)
+    assert len(h["test"]) == 4 and not set(h["test"]) & set(h["splits"][0]["train"] + h["splits"][0]["val"])
+    bad = {"splits": [{"name": "fold0", "train": ["P01", "P02"], "val": ["P02", "P03"]}]}
+    (tmp_path / "split.json").write_text(json.dumps(bad))
+    with pytest.raises(SplitLeakError, match="patient 'P02' is in both fold0 train and fold0 validation"):
+        read_split_file(tmp_path / "split.json")
+
+
+def test_partial_or_corrupt_checkpoint_is_refused_and_previous_used(tmp_path):
+    for step in (1, 2, 3):
+        ckpt.save_verified({"step": step, "w": torch.full((3,), float(step))}, tmp_path / f"step-{step:09d}.pt")
+    (tmp_path / "step-000000003.pt").write_bytes((tmp_path / "step-000000003.pt").read_bytes()[:-50])  # truncated
+    (tmp_path / "step-000000002.pt.sha256").unlink()  # killed before its sha256 was written
+    seen: list[str] = []
+    state = ckpt.latest_valid(tmp_path, warn=seen.append)
+    assert state["step"] == 1
+    assert "step-000000003.pt: checkpoint is corrupt" in seen[0] and "using the previous checkpoint" in seen[0]
+    assert "step-000000002.pt: checkpoint is partial" in seen[1]
+
+
+def _medgrade(*args: str, **kw) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "MedGradeTrainLib.cli", *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, **kw)
+
+
+def test_sigkill_and_resume_reaches_the_uninterrupted_weights(tmp_path):
+    """Killed mid-epoch (SIGKILL, 9 optimizer steps in, checkpoint every 2), resumed with `medgrade resume`:
+    every split ends with exactly the weights of an uninterrupted run; the progress file followed during
+    the run parses and its steps never go back, across the resume too."""
+    from MedGradeTrainLib.runner.loop import run_training
+
+    cfg = load_config(TOY)
+    cfg["kind"]["delay_s"] = 0.05  # slow enough to be caught mid-epoch on a busy machine
+    (tmp_path / "toy.json").write_text(json.dumps(cfg))
+    run = tmp_path / "killed"
+    proc = _medgrade("train", "--config", str(tmp_path / "toy.json"), "--output", str(run))
+    seen: list[dict] = []
+    for rec in follow(run, poll_s=0.02, stop=lambda: proc.poll() is not None):
+        seen.append(rec)
+        if rec["event"] == "step" and rec["step"] >= 9:
+            os.kill(proc.pid, signal.SIGKILL)
+            break
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read()
+    assert not (run / "summary.json").exists()
+    from MedGradeTrainLib.cli import main
+
+    assert main(["resume", str(run)]) == 0
+    cfg["kind"]["delay_s"] = 0.0
+    run_training(cfg, tmp_path / "clean", stdout=None)
+    for split in ("fold0", "fold1", "final"):
+        a = ckpt.load_verified(run / "splits" / split / "final.pt")["model"]
+        b = ckpt.load_verified(tmp_path / "clean" / "splits" / split / "final.pt")["model"]
+        assert a.keys() == b.keys()
+        for k in a:
+            torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6)
+    recs = read_progress(run)
+    assert [r["seq"] for r in recs] == list(range(len(recs)))  # no line repeated, none lost
+    steps = [r["step"] for r in recs if r["event"] == "step"]
+    assert steps == list(range(1, len(steps) + 1))  # every optimizer step once, in order
+    assert [r["step"] for r in seen if r["event"] == "step"] == list(range(1, 10))
+    assert any(r["event"] == "resume" for r in recs) and recs[-1]["event"] == "done"
+    for r in recs:
+        assert {"run_id", "epoch", "step", "loss", "metric", "lr", "eta_s", "gpu_mem_mb"} <= set(r) or \
+            r["event"] != "step"
+    metrics = (run / "splits" / "fold0" / "metrics.csv").read_text().splitlines()
+    assert metrics[0].startswith("epoch,train_loss") and len(metrics) == 3  # header + 2 epochs, none twice
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["bundle_from"] == "final" and Path(summary["bundle"], "manifest.json").is_file()
+    assert json.loads((run / "run.json").read_text())["status"] == "done"
