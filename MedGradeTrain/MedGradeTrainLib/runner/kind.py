@@ -98,7 +98,10 @@ KINDS: dict[str, type[ModelKind]] = {}
 # Kinds shipped with MedGrade: imported on first use (a plugin kind names its module in the config).
 KIND_MODULES: dict[str, str] = {"segmentation": "MedGradeTrainLib.kinds.segmentation",
                                 "grading": "MedGradeTrainLib.kinds.grading",
-                                "toy-regression": "MedGradeTrainLib.kinds.toy"}
+                                "toy-regression": "MedGradeTrainLib.kinds.toy",
+                                "breast-fusion": "MedGradeTrainLib.kinds.breast_fusion",
+                                "umae-pretrain": "MedGradeTrainLib.kinds.umae",
+                                "umae-finetune": "MedGradeTrainLib.kinds.umae"}
 
 
 def register_kind(cls: type[ModelKind]) -> type[ModelKind]:
