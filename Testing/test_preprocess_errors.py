@@ -59,6 +59,6 @@ def test_a_failed_write_leaves_no_half_written_folder(sample, tmp_path, monkeypa
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(sitk, "WriteTransform", broken)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(InputError, match="cannot write the output"):
         write_preprocessed(result, tmp_path)
     assert list(tmp_path.iterdir()) == []

@@ -11,6 +11,7 @@ from typing import Any
 import SimpleITK as sitk
 
 from MedGradeSegmentLib.errors import InputError
+from MedGradeSegmentLib.outputs import write_image
 
 from .predict import GradingResult
 
@@ -27,15 +28,23 @@ def write_results(results: list[GradingResult], output: str | Path, errors: dict
 
     ``labels[(patient_id, task)]`` (0/1) adds a ``label`` column for evaluation.
     """
+    from MedGradeSegmentLib.outputs import OutputLock, staged_folder
+
     out = Path(output)
-    out.mkdir(parents=True, exist_ok=True)
+    with OutputLock(out), staged_folder(out, merge=True, last=(JSON_NAME,)) as tmp:
+        _write(tmp, results, errors, labels)
+    return {"csv": out / CSV_NAME, "json": out / JSON_NAME}
+
+
+def _write(out: Path, results: list[GradingResult], errors: dict[str, str] | None,
+           labels: dict[tuple[str, str], int | None] | None) -> None:
     records, rows = [], []
     for r in results:
         rec = r.to_dict()
         if r.heatmap is not None:
             rel = f"{HEAT_DIR}/{_safe(r.patient_id)}__{_safe(r.task)}.nii.gz"
             (out / HEAT_DIR).mkdir(exist_ok=True)
-            sitk.WriteImage(r.heatmap, str(out / rel), True)
+            write_image(r.heatmap, out / rel)
             rec["heatmap"] = rel
         row = r.to_row()
         if labels is not None:
@@ -51,7 +60,6 @@ def write_results(results: list[GradingResult], output: str | Path, errors: dict
                         for r in results)
     (out / JSON_NAME).write_text(json.dumps({"results": records, "errors": errors or {}, "summary": summary},
                                             indent=1))
-    return {"csv": out / CSV_NAME, "json": out / JSON_NAME}
 
 
 def read_results(output: str | Path) -> tuple[list[GradingResult], dict[str, Any]]:

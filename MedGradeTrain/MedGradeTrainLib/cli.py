@@ -11,7 +11,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import signal
 import sys
+import threading
+import time
+from pathlib import Path
 from typing import Callable
 
 from MedGradeSegmentLib.errors import CancelledError, MedGradeError
@@ -51,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    isolate = argv is None and os.environ.get("MEDGRADE_IN_PROCESS") != "1"
     argv = list(sys.argv[1:] if argv is None else argv)
     # Accept --progress-json anywhere on the line (BackgroundJob appends it at the end).
     json_progress = "--progress-json" in argv
@@ -63,14 +69,118 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     progress = json_lines_progress() if json_progress else _bar_progress()
+
+    def run() -> int:
+        try:
+            return int(handler(args, progress) or 0)
+        except CancelledError:
+            print("error: cancelled by the user", file=sys.stdout if json_progress else sys.stderr)
+            return 130
+        except MedGradeError as exc:
+            print(f"error: {exc}", file=sys.stdout if json_progress else sys.stderr)
+            return 2
+
+    # As a program (console script, python -m): the work runs in a child process, so that a signal is
+    # honoured during long native calls and a native crash cannot take the caller with it.
+    if isolate and hasattr(os, "fork") and threading.current_thread() is threading.main_thread():
+        return _run_in_child(run, args)
+    return run()
+
+
+_GRACE_S = 2.0  # after a signal, how long the child may take to end before it is killed
+
+
+class _Stop(Exception):
+    pass
+
+
+def _run_in_child(run: Callable[[], int], args: argparse.Namespace) -> int:
+    """Run the command in a forked child so that SIGINT/SIGTERM are honoured at once, even during a long ITK
+    or torch call that holds Python's GIL (the Swiss Skull Stripper runs a minute without returning).
+
+    The signal is passed on to the child, which ends at once (default action, even inside native code); one
+    still there after ``_GRACE_S`` is killed. The partial folders and locks it registered are then removed
+    and the command exits 130 (SIGINT) or 143 (SIGTERM). A child that crashes (segfault) is reported.
+    """
+    import tempfile
+
+    from MedGradeSegmentLib import outputs
+
+    fd, registry = tempfile.mkstemp(prefix="medgrade-partials-")
+    os.close(fd)
+    received: list[int] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        received.append(signum)
+        raise _Stop
+
+    signals = [signal.SIGINT, signal.SIGTERM]
+    previous = {s: signal.signal(s, on_signal) for s in signals}  # before the fork: no signal is missed
+    outputs.set_registry(registry)
+    sys.stdout.flush()
+    sys.stderr.flush()
     try:
-        return int(handler(args, progress) or 0)
-    except CancelledError:
-        print("error: cancelled by the user", file=sys.stdout if json_progress else sys.stderr)
-        return 130
-    except MedGradeError as exc:
-        print(f"error: {exc}", file=sys.stdout if json_progress else sys.stderr)
-        return 2
+        child = os.fork()
+    except _Stop:
+        for s, h in previous.items():
+            signal.signal(s, h)
+        Path(registry).unlink(missing_ok=True)
+        return 128 + received[0]
+    if child == 0:  # the command; a signal ends it at once, even inside native code (the parent cleans up)
+        code = 1
+        try:
+            for s in signals:
+                signal.signal(s, signal.SIG_DFL)
+            if received:
+                os._exit(128 + received[0])
+            code = run()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    outputs.set_registry(None)
+    stream = sys.stdout if getattr(args, "progress_json", False) else sys.stderr
+    try:
+        try:
+            _, status = os.waitpid(child, 0)
+        except _Stop:
+            for s in signals:
+                signal.signal(s, signal.SIG_IGN)
+            _stop_child(child, received[0])
+            outputs.remove_registered(registry)
+            print(f"error: stopped by {signal.Signals(received[0]).name}; unfinished outputs were removed",
+                  file=stream, flush=True)
+            return 128 + received[0]
+        if os.WIFSIGNALED(status) and os.WTERMSIG(status) in signals:  # the terminal signalled us both
+            outputs.remove_registered(registry)
+            print(f"error: stopped by {signal.Signals(os.WTERMSIG(status)).name}; unfinished outputs were removed",
+                  file=stream, flush=True)
+            return 128 + os.WTERMSIG(status)
+        if os.WIFSIGNALED(status):
+            outputs.remove_registered(registry)
+            name = signal.Signals(os.WTERMSIG(status)).name
+            print(f"error: the command crashed ({name}); unfinished outputs were removed", file=stream, flush=True)
+            return 1
+        return os.WEXITSTATUS(status)
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+        Path(registry).unlink(missing_ok=True)
+
+
+def _stop_child(child: int, signum: int) -> None:
+    """Pass ``signum`` on to the child (it dies at once: default action), then make sure it is gone."""
+    try:
+        os.kill(child, signum)
+    except ProcessLookupError:
+        pass
+    deadline = time.monotonic() + _GRACE_S
+    while os.waitpid(child, os.WNOHANG) == (0, 0):
+        if time.monotonic() > deadline:
+            os.kill(child, signal.SIGKILL)
+            os.waitpid(child, 0)
+            return
+        time.sleep(0.05)
 
 
 if __name__ == "__main__":

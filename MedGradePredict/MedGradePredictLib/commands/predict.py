@@ -49,6 +49,17 @@ def _findings(args: argparse.Namespace) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace, progress: Progress) -> int:
+    from MedGradeSegmentLib.outputs import OutputLock, check_output_separate
+
+    path = Path(args.case)
+    if not path.exists():
+        raise InputError(path, "case or cohort folder not found")
+    check_output_separate(args.output, [args.case, args.mask, args.clinical, args.labels], allow_inside=True)
+    with OutputLock(args.output):
+        return _run(args, progress, path)
+
+
+def _run(args: argparse.Namespace, progress: Progress, path: Path) -> int:
     import SimpleITK as sitk
 
     from ..cohort import is_cohort_folder, load_grading_case
@@ -56,9 +67,6 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     from ..predict import predict_case
     from ..results_io import write_results
 
-    path = Path(args.case)
-    if not path.exists():
-        raise InputError(path, "case or cohort folder not found")
     from ..breast.cli import run_predict as run_breast, wants_breast  # breast cases, BUSI, BUS-BRA (issue 12)
 
     if wants_breast(args):

@@ -97,8 +97,11 @@ def _error_stream(args: argparse.Namespace) -> TextIO:
 
 
 def run(args: argparse.Namespace, progress: Progress) -> int:
+    from ..outputs import OutputLock, check_output_separate
     from ..preprocess import PreprocessConfig, preprocess_case, write_preprocessed
+    from ..preprocess.io import case_folder
 
+    check_output_separate(args.output, args.inputs)  # before any work: never over, around or inside an input
     config = PreprocessConfig(reference=args.reference, skull_strip=args.skull_strip, n4=args.n4,
                               **brain_extraction_settings(args), affine=args.affine, spacing=args.spacing, n_slices=args.slices)
     items = list(_cases(args))
@@ -109,8 +112,9 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
         try:
             if isinstance(item, Exception):
                 raise item
-            result = preprocess_case(item, config, sub)  # type: ignore[arg-type]
-            folder = write_preprocessed(result, args.output)
+            with OutputLock(case_folder(args.output, item.patient_id)):  # type: ignore[union-attr]
+                result = preprocess_case(item, config, sub)  # type: ignore[arg-type]
+                folder = write_preprocessed(result, args.output)
             print(f"{label}: written {folder} ({len(result.quality.warnings)} warnings)")
         except CancelledError:
             raise

@@ -27,6 +27,14 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace, progress: Progress) -> int:
+    from ..outputs import OutputLock, check_output_separate
+
+    check_output_separate(args.output, [args.case], allow_inside=True)  # e.g. CASE/segmentation
+    with OutputLock(args.output):
+        return _run(args, progress)
+
+
+def _run(args: argparse.Namespace, progress: Progress) -> int:
     from ..segmentation.model_bundle import load_segmentation_model
     from ..segmentation.segment_case import read_input_case, segment_case, write_result
 

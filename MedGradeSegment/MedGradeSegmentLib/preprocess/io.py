@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +10,7 @@ import SimpleITK as sitk
 
 from ..case import Case
 from ..errors import InputError
+from ..outputs import OutputLock, staged_folder, write_image
 from .pipeline import PreprocessResult
 
 
@@ -40,37 +39,28 @@ def case_json(result: PreprocessResult) -> dict[str, Any]:
     }
 
 
+def case_folder(out_dir: str | Path, patient_id: str) -> Path:
+    """``<out_dir>/<patient id made a safe folder name>``: where :func:`write_preprocessed` puts a case."""
+    return Path(out_dir) / _safe_name(patient_id)
+
+
 def write_preprocessed(result: PreprocessResult, out_dir: str | Path) -> Path:
-    """Write ``<out_dir>/<patient_id>/`` atomically (via ``<patient_id>.partial``) and return its path."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    final = out_dir / _safe_name(result.patient_id)
-    partial = out_dir / f"{final.name}.partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    try:
-        (partial / "transforms").mkdir(parents=True)
+    """Write ``<out_dir>/<patient_id>/`` atomically (a hidden partial folder renamed at the end) under the
+    case's output lock, and return its path. An existing non-case folder of that name is never replaced."""
+    final = case_folder(out_dir, result.patient_id)
+    with OutputLock(final), staged_folder(final, markers=("case.json",)) as partial:
+        (partial / "transforms").mkdir()
         info = case_json(result)
         for seq, image in result.images.items():
-            sitk.WriteImage(image, str(partial / info["sequences"][seq]), True)
-        sitk.WriteImage(result.brain_mask, str(partial / info["brain_mask"]), True)
-        sitk.WriteImage(result.lesion_search_mask(), str(partial / info["search_mask"]), True)
+            write_image(image, str(partial / info["sequences"][seq]), True)
+        write_image(result.brain_mask, str(partial / info["brain_mask"]), True)
+        write_image(result.lesion_search_mask(), str(partial / info["search_mask"]), True)
         if result.lesion_mask is not None:
-            sitk.WriteImage(result.lesion_mask, str(partial / info["lesion_mask"]), True)
+            write_image(result.lesion_mask, str(partial / info["lesion_mask"]), True)
         for seq, transform in result.transforms.items():
             sitk.WriteTransform(transform, str(partial / info["transforms"][seq]))
         (partial / "quality.json").write_text(json.dumps(result.quality.to_dict(), indent=1))
         (partial / "case.json").write_text(json.dumps(info, indent=1, default=str))
-        if final.exists():
-            old = out_dir / f"{final.name}.old"
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(final, old)
-            os.replace(partial, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(partial, final)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
     return final
 
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import getpass
 import json
+import os
 import re
+import threading
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,6 +19,7 @@ from typing import Any
 import SimpleITK as sitk
 
 from ..errors import InputError
+from ..outputs import _write_error, active_partial as _active, write_image
 from ..preprocess.quality import volume_ml
 
 CORRECTIONS = "corrections"
@@ -68,9 +71,23 @@ def find_ai_result(case_dir: str | Path) -> tuple[Path | None, dict[str, Any]]:
     """The AI mask of a case folder (``segmentation/`` or the folder itself) and its provenance."""
     for folder in (Path(case_dir) / "segmentation", Path(case_dir)):
         if (folder / MASK_NAME).is_file():
-            info = json.loads((folder / AI_RESULT).read_text()) if (folder / AI_RESULT).is_file() else {}
-            return folder / MASK_NAME, info
+            record = folder / AI_RESULT
+            try:
+                info = json.loads(record.read_text()) if record.is_file() else {}
+            except (OSError, ValueError) as exc:
+                raise InputError(record, f"unreadable segmentation record ({exc}); the segmentation was "
+                                         "interrupted or damaged: run medgrade segment again") from None
+            return folder / MASK_NAME, info if isinstance(info, dict) else {}
     return None, {}
+
+
+def _read_mask(path: Path, what: str) -> sitk.Image:
+    from ..io.images import read_image
+
+    try:
+        return read_image(path)
+    except InputError as exc:
+        raise InputError(path, f"the {what} is unusable: {exc.problem}") from None
 
 
 def save_correction(case_dir: str | Path, corrected: sitk.Image, user: str | None = None,
@@ -79,7 +96,8 @@ def save_correction(case_dir: str | Path, corrected: sitk.Image, user: str | Non
     """Write ``corrected`` as the next version under ``<case_dir>/corrections/``.
 
     ``ai_mask`` defaults to the case folder's AI result (see :func:`find_ai_result`), whose
-    ``segmentation.json`` also supplies the model id and weights sha256 when not given.
+    ``segmentation.json`` also supplies the model id and weights sha256 when not given. The version is
+    written into a hidden temporary folder and renamed to ``vNNNN`` only when complete.
     """
     case_dir = Path(case_dir)
     if not case_dir.is_dir():
@@ -91,31 +109,39 @@ def save_correction(case_dir: str | Path, corrected: sitk.Image, user: str | Non
         ai_path, info = find_ai_result(case_dir)
         model_id = model_id or info.get("model_id")
         weights_sha256 = weights_sha256 or info.get("weights_sha256")
-        ai_mask = sitk.ReadImage(str(ai_path)) if ai_path else None
+        ai_mask = _read_mask(ai_path, "AI mask") if ai_path else None
     elif not isinstance(ai_mask, sitk.Image):
         ai_path = Path(ai_mask)
-        ai_mask = sitk.ReadImage(str(ai_path))
+        ai_mask = _read_mask(ai_path, "AI mask")
     binary = sitk.Cast(corrected != 0, sitk.sitkUInt8)
     root = case_dir / CORRECTIONS
-    root.mkdir(exist_ok=True)
-    while True:  # mkdir(exist_ok=False) claims a version atomically, even with two annotators at once
-        version = (versions(case_dir) or [0])[-1] + 1
-        folder = root / f"v{version:04d}"
-        try:
-            folder.mkdir()
-            break
-        except FileExistsError:
-            continue
-    sitk.WriteImage(binary, str(folder / MASK_NAME), useCompression=True)
     v_ai = volume_ml(ai_mask) if ai_mask is not None else None
     v_c = volume_ml(binary)
-    record = CorrectionRecord(
-        version=version, folder=str(folder), user=user or getpass.getuser(),
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"), model_id=model_id,
-        weights_sha256=weights_sha256, ai_mask=str(ai_path) if ai_path else None,
-        dice=dice(ai_mask, binary) if ai_mask is not None else None, volume_ai_ml=v_ai, volume_corrected_ml=v_c,
-        volume_difference_ml=(v_c - v_ai) if v_ai is not None else None, note=note)
-    (folder / RECORD_NAME).write_text(json.dumps(record.to_dict(), indent=2))
+    similarity = dice(ai_mask, binary) if ai_mask is not None else None
+    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    root.mkdir(exist_ok=True)
+    tmp = root / f".partial-{os.getpid()}-{threading.get_ident()}"
+    with _active(tmp):
+        try:
+            tmp.mkdir()
+            write_image(binary, str(tmp / MASK_NAME))
+            while True:  # renaming onto a free vNNNN claims it atomically, even with two annotators at once
+                version = (versions(case_dir) or [0])[-1] + 1
+                folder = root / f"v{version:04d}"
+                record = CorrectionRecord(
+                    version=version, folder=str(folder), user=user or getpass.getuser(), created=created,
+                    model_id=model_id, weights_sha256=weights_sha256, ai_mask=str(ai_path) if ai_path else None,
+                    dice=similarity, volume_ai_ml=v_ai, volume_corrected_ml=v_c,
+                    volume_difference_ml=(v_c - v_ai) if v_ai is not None else None, note=note)
+                (tmp / RECORD_NAME).write_text(json.dumps(record.to_dict(), indent=2))
+                if not folder.exists():
+                    try:
+                        os.rename(tmp, folder)
+                        break
+                    except OSError:  # another annotator took this number first
+                        pass
+        except (OSError, RuntimeError) as exc:
+            raise _write_error(root / "next version", exc) from None
     return record
 
 

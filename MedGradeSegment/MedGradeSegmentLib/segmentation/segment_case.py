@@ -9,6 +9,7 @@ from typing import Any
 import SimpleITK as sitk
 
 from ..case import Case
+from ..outputs import OutputLock, staged_folder, write_image
 from ..progress import Progress
 from .corrections import AI_RESULT, MASK_NAME
 from .infer import SegmentationResult
@@ -64,21 +65,25 @@ def segment_case(case: Case, loaded: LoadedModel, brain_mask: sitk.Image | None 
 
 
 def write_result(result: SegmentationResult, out_dir: str | Path, case: Case | None = None) -> dict[str, Any]:
-    """Write ``lesion_mask.nii.gz``, ``lesion_probability.nii.gz`` and ``segmentation.json``."""
+    """Write ``lesion_mask.nii.gz``, ``lesion_probability.nii.gz`` and ``segmentation.json`` into ``out_dir``:
+    all written into a temporary folder first, then renamed in, ``segmentation.json`` last (other files in
+    ``out_dir`` are kept). A full disk or read-only folder is an :class:`InputError` and changes nothing."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    sitk.WriteImage(result.mask, str(out / MASK_NAME), useCompression=True)
-    sitk.WriteImage(result.probability, str(out / PROBABILITY_NAME), useCompression=True)
     info = dict(result.info)
     info.update(mask=MASK_NAME, probability=PROBABILITY_NAME)
-    grid = original_geometry(case) if case is not None else None
-    if grid is not None and not _same_grid(grid, result.mask):
-        original = sitk.Resample(result.mask, grid, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
-        sitk.WriteImage(original, str(out / ORIGINAL_MASK_NAME), useCompression=True)
-        info.update(mask_original=ORIGINAL_MASK_NAME, original_source=case.sources.get(case.reference))
-    if case is not None:
-        info.update(patient_id=case.patient_id, sources=case.sources, case_preprocessing=case.meta.get("preprocessing"))
-    (out / AI_RESULT).write_text(json.dumps(info, indent=2, default=str))
+    with OutputLock(out), staged_folder(out, merge=True, last=(AI_RESULT,)) as tmp:
+        write_image(result.mask, str(tmp / MASK_NAME))
+        write_image(result.probability, str(tmp / PROBABILITY_NAME))
+        grid = original_geometry(case) if case is not None else None
+        if grid is not None and not _same_grid(grid, result.mask):
+            original = sitk.Resample(result.mask, grid, sitk.Transform(), sitk.sitkNearestNeighbor, 0,
+                                     sitk.sitkUInt8)
+            write_image(original, str(tmp / ORIGINAL_MASK_NAME))
+            info.update(mask_original=ORIGINAL_MASK_NAME, original_source=case.sources.get(case.reference))
+        if case is not None:
+            info.update(patient_id=case.patient_id, sources=case.sources,
+                        case_preprocessing=case.meta.get("preprocessing"))
+        (tmp / AI_RESULT).write_text(json.dumps(info, indent=2, default=str))
     return info
 
 
