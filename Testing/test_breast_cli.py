@@ -73,6 +73,13 @@ def test_predict_busbra_and_evaluate(layouts, radiomics_bundle, tmp_path, capsys
     ev = tmp_path / "eval"
     assert medgrade(["evaluate", "--predictions", str(out / "predictions.csv"), "--output", str(ev),
                      "--bootstrap", "100"]) == 0
+    # two models on the same images: DeLong's test in evaluation.json
+    assert medgrade(["predict", str(bb), "--model", str(radiomics_bundle), "--model",
+                     "breast-us-radiomics-busbra-busi", "--output", str(tmp_path / "two")]) == 0
+    assert medgrade(["evaluate", "--predictions", str(tmp_path / "two" / "predictions.csv"), "--output",
+                     str(tmp_path / "ev2"), "--bootstrap", "50"]) == 0
+    pair = json.loads((tmp_path / "ev2" / "evaluation.json").read_text())["delong"][0]
+    assert pair["n"] == 20 and 0 <= pair["p_value"] <= 1
     report = json.loads((ev / "metrics.json").read_text())
     assert report["metrics"]["n"] == 20 and "stand-in" in report["title"]
     assert (ev / "decision_curve.png").is_file() and (ev / "roc.png").is_file()

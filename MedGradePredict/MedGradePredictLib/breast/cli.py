@@ -130,6 +130,7 @@ def run_evaluate(pred_csv: Path, labels_csv: str | None, output: Path, n_boot: i
                 label = encode_label(task, {"birads" if task == "birads3" else task: text})
                 if label is None and task != "birads3" and text in ("0", "1"):
                     label = int(text)
+            r["label"] = label
             if label in (None, ""):
                 continue
             y.append(int(label))
@@ -151,6 +152,33 @@ def run_evaluate(pred_csv: Path, labels_csv: str | None, output: Path, n_boot: i
             print(f"{model_id}: n={m['n']} macro AUC {m['macro_auc']} accuracy {m['accuracy']:.3f} "
                   f"quadratic kappa {m.get('kappa_quadratic')}")
         reports[model_id] = rep
+    comparisons = _delong_pairs(rows, reports)
     output.mkdir(parents=True, exist_ok=True)
-    (output / "evaluation.json").write_text(json.dumps(reports, indent=1, default=str))
+    (output / "evaluation.json").write_text(json.dumps({"models": reports, "delong": comparisons}, indent=1,
+                                                       default=str))
     return 0
+
+
+def _delong_pairs(rows: list[dict[str, Any]], reports: dict[str, Any]) -> list[dict[str, Any]]:
+    """DeLong's test for every pair of binary models scored on the same labelled images/cases."""
+    from ..evaluate import delong_test
+
+    by_model: dict[str, dict[str, tuple[int, float]]] = {}
+    for r in rows:
+        if r.get("label") not in (None, "") and len(reports.get(r["model_id"], {}).get("classes", [])) == 2:
+            by_model.setdefault(r["model_id"], {})[r["id"]] = (int(r["label"]), float(r["probability"]))
+    out = []
+    names = sorted(by_model)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            common = sorted(set(by_model[a]) & set(by_model[b]))
+            y = [by_model[a][k][0] for k in common]
+            if len(set(y)) < 2:
+                continue
+            t = delong_test(y, [by_model[a][k][1] for k in common], [by_model[b][k][1] for k in common])
+            out.append({"model_a": a, "model_b": b, "n": len(common),
+                        **{k: v for k, v in t.items() if not k.startswith("covariance")}})
+            print(f"DeLong {a} vs {b} (n={len(common)}): AUC {t['auc_a']:.3f} vs {t['auc_b']:.3f}, "
+                  f"difference {t['difference']:+.3f} (95% CI {t['ci95'][0]:+.3f} to {t['ci95'][1]:+.3f}), "
+                  f"p={t['p_value']:.3g}")
+    return out

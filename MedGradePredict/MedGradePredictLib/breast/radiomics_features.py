@@ -96,8 +96,10 @@ def image_features(image: BreastImage, settings: RadiomicsSettings) -> dict[str,
     """``<region>_<pyradiomics name>`` -> value for the ROI and the ring of one image."""
     if image.roi is None:
         raise InputError(image.source, "no lesion ROI (mask or box) for radiomics")
-    if int(sitk.GetArrayViewFromImage(image.roi).sum()) < 4:
-        raise InputError(image.source, "the lesion ROI has fewer than 4 pixels")
+    n = int(sitk.GetArrayViewFromImage(image.roi).sum())
+    if n < 4:
+        raise InputError(image.source, "the lesion ROI is empty (no lesion drawn)" if n == 0 else
+                         f"the lesion ROI has only {n} pixels; radiomics needs at least 4")
     two_d = image.is_2d
     ex = _extractor(settings, two_d)
     masks = {"roi": image.roi}
