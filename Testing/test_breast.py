@@ -355,3 +355,28 @@ def test_scene_case_and_results_round_trip(slicer_app, busi_root, multimodal_cas
     assert len(nodes["contributions"]) == 1 and len(nodes["heatmaps"]) == 1
     heat = nodes["heatmaps"][0]
     assert heat.GetImageData().GetDimensions() == (us.image.GetSize()[0], us.image.GetSize()[1], 1)
+
+
+def test_branch_init_from_local_weights_and_clinical_columns(busbra_rows, tmp_path):
+    from MedGradePredictLib.breast.fusion_net import BranchSpec, LateFusionNet, load_branch_weights
+    from MedGradeSegmentLib.bundle import save_state_dict
+
+    spec = [BranchSpec("us", size=[32, 32], widths=[4, 8, 8, 8])]
+    donor = LateFusionNet(spec, 2)
+    save_state_dict({f"encoder.{k}": v for k, v in donor.branches["us"].state_dict().items()}, tmp_path / "enc.safetensors")
+    net = LateFusionNet(spec, 2)
+    info = load_branch_weights(net, "us", tmp_path / "enc.safetensors")
+    assert info["matched"] == info["branch_tensors"]
+    assert all(torch.equal(v, donor.branches["us"].state_dict()[k]) for k, v in net.branches["us"].state_dict().items())
+    save_state_dict({"other.weight": torch.zeros(3, 3)}, tmp_path / "other.safetensors")
+    with pytest.raises(InputError, match="no tensor of this file fits the us branch"):
+        load_branch_weights(net, "us", tmp_path / "other.safetensors")
+    # an optional clinical column joins the radiomics columns (kept when selected)
+    import dataclasses
+
+    rows = [dataclasses.replace(r, clinical={"age": 40 + 10 * (r.labels["pathology"] == "malignant") + i % 3})
+            for i, r in enumerate(busbra_rows)]
+    X, y, cols, _, _ = design_matrix(rows, "pathology", ["age"])
+    assert cols[-1] == "clinical_age" and X.shape[1] == len(rows[0].features) + 1
+    model, _ = fit_final(rows, "pathology", RadiomicsConfig(k=3, clinical_columns=["age"]))
+    assert "clinical_age" in model.columns
