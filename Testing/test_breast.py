@@ -380,3 +380,24 @@ def test_branch_init_from_local_weights_and_clinical_columns(busbra_rows, tmp_pa
     assert cols[-1] == "clinical_age" and X.shape[1] == len(rows[0].features) + 1
     model, _ = fit_final(rows, "pathology", RadiomicsConfig(k=3, clinical_columns=["age"]))
     assert "clinical_age" in model.columns
+
+
+def test_fusion_kind_through_the_runner(busbra_cases, tmp_path):
+    """2 patient-level folds + final fit through MedGradeTrainLib.runner; the bundle predicts."""
+    from MedGradePredictLib.breast.bundles import load_breast_predictor
+    from MedGradeTrainLib.kinds.breast_fusion import BreastFusionKind
+    from MedGradeTrainLib.runner import run_training
+
+    settings = {"task": "pathology", "branches": [{"modality": "us", "size": [32, 32], "widths": [4, 8, 8, 8]}],
+                "model_id": "breast-us-runner-test"}
+    cfg = {"kind": {"name": "breast-fusion", **settings}, "seed": 0, "split": {"mode": "kfold", "folds": 2},
+           "train": {"epochs": 1, "batch_size": 8, "amp": False, "channels_last": False, "device": "cpu",
+                     "restore_best": False}, "final_fit": True, "register": False}
+    result = run_training(cfg, tmp_path / "run", kind=BreastFusionKind(settings, tmp_path / "run", cases=busbra_cases),
+                          stdout=None)
+    oof = result.summary["out_of_fold"]
+    assert oof["n"] == 20 and result.summary["stand_in_task"].startswith("benign vs malignant")
+    for s in result.splits[:2]:  # folds never share a patient
+        assert not set(s["train_patients"]) & set(s["val_patients"])
+    rows = load_breast_predictor(result.bundle).predict(busbra_cases[:1])
+    assert len(rows) == 2 and rows[0]["model_id"] == "breast-us-runner-test"

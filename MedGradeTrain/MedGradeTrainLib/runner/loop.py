@@ -109,6 +109,7 @@ def _write_metrics(sdir: Path, history: list[dict[str, Any]]) -> None:
     w = csv.DictWriter(buf, fieldnames=cols)
     w.writeheader()
     w.writerows(history)
+    sdir.mkdir(parents=True, exist_ok=True)  # a final split without validation or step checkpoints
     ckpt.atomic_write_text(sdir / "metrics.csv", buf.getvalue())
     ckpt.atomic_write_text(sdir / "metrics.jsonl", "".join(json.dumps(r, default=str) + "\n" for r in history))
 
