@@ -205,3 +205,30 @@ def test_signal_during_brain_extraction_stops_cleans_up_and_fails(raw_case, tmp_
     assert f"stopped by {signal.Signals(sig).name}" in rest and "written" not in rest
     assert not out.exists() or list(out.iterdir()) == []  # no case folder, no partial, no lock
     assert [p.name for p in raw_case.iterdir()] == ["t1c.nrrd"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_the_command_process_dies_with_a_killed_medgrade(raw_case, tmp_path):
+    """`medgrade` runs the command in a child process; SIGKILL of medgrade (a job runner's last resort)
+    must not leave that child running on."""
+    proc = subprocess.Popen([sys.executable, "-m", "MedGradeTrainLib.cli", "preprocess", str(raw_case), "--output",
+                             str(tmp_path / "out"), "--progress-json"], stdout=subprocess.PIPE, text=True, env=ENV)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if "brain mask" in line:
+            break
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+    assert len(children) == 1
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and _alive(int(children[0])):
+        time.sleep(0.05)
+    assert not _alive(int(children[0]))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie is dead
+    except (FileNotFoundError, ProcessLookupError):
+        return False

@@ -119,6 +119,7 @@ def _run_in_child(run: Callable[[], int], args: argparse.Namespace) -> int:
     outputs.set_registry(registry)
     sys.stdout.flush()
     sys.stderr.flush()
+    parent = os.getpid()
     try:
         child = os.fork()
     except _Stop:
@@ -131,6 +132,7 @@ def _run_in_child(run: Callable[[], int], args: argparse.Namespace) -> int:
         try:
             for s in signals:
                 signal.signal(s, signal.SIG_DFL)
+            _die_with_parent(parent)
             if received:
                 os._exit(128 + received[0])
             code = run()
@@ -166,6 +168,28 @@ def _run_in_child(run: Callable[[], int], args: argparse.Namespace) -> int:
         for s, h in previous.items():
             signal.signal(s, h)
         Path(registry).unlink(missing_ok=True)
+
+
+def _die_with_parent(parent: int) -> None:
+    """End this (child) process when the parent ends, even by SIGKILL: Linux's PR_SET_PDEATHSIG, else a
+    watchdog thread."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        if sys.platform.startswith("linux") and libc.prctl(1, signal.SIGKILL, 0, 0, 0) == 0:  # PR_SET_PDEATHSIG
+            if os.getppid() != parent:
+                os._exit(1)
+            return
+    except (OSError, AttributeError):
+        pass
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 def _stop_child(child: int, signum: int) -> None:
