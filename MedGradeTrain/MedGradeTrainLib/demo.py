@@ -1,14 +1,14 @@
-"""The demo: the whole pipeline on the bundled real case, written as files, a Slicer scene and a PNG.
+"""The demo: the whole pipeline on the bundled real case, written as files, a Slicer scene, a report and a PNG.
 
-sample case (registry) -> read -> preprocess (skull strip, register, 1 mm, z-score) -> segment with the
-shipped MIG-Net demonstrator -> grade with the shipped KiNet demonstrator -> headless Slicer scene
-(.mrml + data) and an overview picture. Every step uses the same code as the CLI and the Slicer panels.
+sample case (registry) -> the cascade of ``medgrade run`` (preprocess: deep brain extraction, register, 1 mm,
+z-score -> segment with the shipped MIG-Net demonstrator -> grading slices on the new mask -> grade with the
+shipped KiNet demonstrator -> headless Slicer scene + patient report) -> an overview picture. Every step uses
+the same code as the CLI and the Slicer panels; a second demo into the same folder skips up-to-date stages.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,73 +51,46 @@ def _case_folder(dataset: str) -> Path:
 def run_demo(output: str | Path, dataset: str = DEFAULT_DATASET, seg_model: str = DEFAULT_SEG_MODEL,
              grade_model: str = DEFAULT_GRADE_MODEL, device: str = "cpu", progress: Progress | None = None
              ) -> DemoSummary:
+    """The cascade (``medgrade run``) on the sample case with the shipped models, plus the overview picture.
+    Stages already up to date in ``output`` (a previous demo) are skipped."""
     import SimpleITK as sitk
 
-    from MedGradePredictLib.model_bundle import load_grading_bundle
-    from MedGradePredictLib.predict import predict_case
-    from MedGradePredictLib.results_io import write_results
-    from MedGradeSegmentLib.io import load_case
+    from MedGradePredictLib.cascade import CascadeSettings, run_case
     from MedGradeSegmentLib.overview import render_overview
-    from MedGradeSegmentLib.preprocess import PreprocessConfig, preprocess_case, read_preprocessed, write_preprocessed
-    from MedGradeSegmentLib.preprocess.slices import sample_slices
-    from MedGradeSegmentLib.segmentation.model_bundle import load_segmentation_model
-    from MedGradeSegmentLib.segmentation.segment_case import segment_case, write_result
+    from MedGradeSegmentLib.preprocess import PreprocessConfig, read_preprocessed
 
     progress = progress or Progress()
     out = Path(output)
-    if out.exists():
-        shutil.rmtree(out)  # the demo's own output folder: always rewritten whole
-    out.mkdir(parents=True)
+    out.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
-    secs: dict[str, float] = {}
-
-    def lap(name: str) -> None:
-        nonlocal t
-        now = time.perf_counter()
-        secs[name] = round(now - t, 2)
-        t = now
-
-    progress(0.0, "reading the sample case")
-    case = load_case(_case_folder(dataset))
-    lap("read")
-    result = preprocess_case(case, PreprocessConfig(), progress.sub(0.02, 0.7))
-    case_dir = write_preprocessed(result, out / "preprocessed")
-    case, info = read_preprocessed(case_dir)
-    lap("preprocess")
-
-    progress(0.7, "segmenting the lesion")
-    seg = load_segmentation_model(seg_model, device=device)
-    seg_result = segment_case(case, seg, brain_mask=case.meta.get("search_mask"), device=device,
-                              progress=progress.sub(0.7, 0.8))
-    seg_info = write_result(seg_result, out / "segmentation", case)
-    lap("segment")
-
-    progress(0.8, "grading")
-    grader = load_grading_bundle(grade_model, device=device)
-    case.mask = seg_result.mask
-    k = int(grader.settings.k)
-    slices = sample_slices(seg_result.mask, k) if sitk.GetArrayViewFromImage(seg_result.mask).any() else None
-    grades = [predict_case(grader, case, slices=slices)]
-    write_results(grades, out / "grading")
-    lap("grade")
-
-    progress(0.9, "writing the Slicer scene and the overview picture")
-    scene_file = _write_scene(out, case_dir, seg_result, grades)
+    progress(0.0, "the cascade on the sample case")
+    settings = CascadeSettings(preprocess=PreprocessConfig(brain_device=device), seg_model=seg_model,
+                               grade_models=[grade_model], device=device)
+    result = run_case(_case_folder(dataset), out, settings, progress.sub(0.0, 0.9))
+    secs = {s.name: round(s.seconds, 2) for s in result.stages}
+    case, info = read_preprocessed(result.files["preprocessed"])
+    lesion = sitk.Cast(sitk.ReadImage(str(Path(result.files["segmentation"]) / "lesion_mask.nii.gz")), sitk.sitkUInt8)
+    seg_info = json.loads((Path(result.files["segmentation"]) / "segmentation.json").read_text())
+    grades = result.grades
+    progress(0.9, "the overview picture")
+    start = time.perf_counter()
+    arr = sitk.GetArrayViewFromImage(lesion)
+    lesion_z = [int(z) for z in arr.reshape(arr.shape[0], -1).any(axis=1).nonzero()[0]]
     images = {s: case.images[s] for s in ("t1c", "t2", "flair") if s in case.images}
-    png = render_overview(images, out / "overview.png",
-                          masks={"brain": case.meta["brain_mask"], "lesion (AI)": seg_result.mask},
-                          heatmap=grades[0].heatmap, slices=_overview_slices(slices, grades[0].slices_used),
+    png = render_overview(images, out / "overview.png", masks={"brain": case.meta["brain_mask"], "lesion (AI)": lesion},
+                          heatmap=grades[0].heatmap if grades else None,
+                          slices=_overview_slices(lesion_z, grades[0].slices_used if grades else []),
                           title=f"{case.patient_id}: MedGrade demo (demonstrator models, not for diagnosis)")
-    lap("scene+overview")
+    secs["overview"] = round(time.perf_counter() - start, 2)
+    secs["total"] = round(time.perf_counter() - t, 2)
     summary = DemoSummary(
-        output=out, patient_id=case.patient_id, seconds=secs,
-        files={"preprocessed": str(case_dir), "segmentation": str(out / "segmentation"),
-               "grading": str(out / "grading"), "scene": str(scene_file), "overview": str(png)},
-        lesion_ml=round(float(seg_result.info["volume_ml"]), 2),
+        output=out, patient_id=case.patient_id, seconds=secs, files=dict(result.files, overview=str(png)),
+        lesion_ml=round(float(seg_info["volume_ml"]), 2),
         brain_ml=float(info.get("quality", {}).get("brain_volume_ml", 0.0)),
         grades=[{k2: g.to_dict()[k2] for k2 in ("task", "predicted_level", "probability", "fusion", "model_id")}
                 for g in grades],
-        warnings=list(info.get("quality", {}).get("warnings", [])) + list(seg_info.get("warnings", [])))
+        warnings=list(info.get("quality", {}).get("warnings", [])) + list(seg_info.get("warnings", []))
+        + list(result.warnings))
     (out / "summary.json").write_text(summary.to_json())
     progress(1.0, "done")
     return summary
@@ -136,18 +109,3 @@ def _spread(values: list[int], n: int) -> list[int]:
         return list(values)
     step = (len(values) - 1) / (n - 1)
     return [values[round(i * step)] for i in range(n)]
-
-
-def _write_scene(out: Path, case_dir: Path, seg_result: Any, grades: list[Any]) -> Path:
-    from MedGradePredictLib.scene_grading import add_grading_to_scene
-    from MedGradeSegmentLib.headless_app import create_headless_slicer
-    from MedGradeSegmentLib.scene import load_preprocessed_into_scene, save_scene
-    from MedGradeSegmentLib.scene_segmentation import add_segmentation_to_scene
-
-    app = create_headless_slicer()
-    loaded = load_preprocessed_into_scene(app.scene, case_dir)
-    reference = loaded["volumes"].get("t1c") or next(iter(loaded["volumes"].values()))
-    add_segmentation_to_scene(app.scene, seg_result.mask, reference, seg_result.info,
-                              probability=seg_result.probability)
-    add_grading_to_scene(app.scene, grades, reference, loaded["study_item"])
-    return save_scene(app.scene, out / "scene", name="MedGrade-demo")

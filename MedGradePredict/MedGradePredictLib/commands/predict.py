@@ -91,6 +91,10 @@ def _run(args: argparse.Namespace, progress: Progress, path: Path) -> int:
                 from MedGradeSegmentLib.io.loader import lesion_mask_on_grid
 
                 case.mask, _ = lesion_mask_on_grid(sitk.ReadImage(args.mask), case.images, case.reference, args.mask)
+            elif case.mask is None:  # no mask: segment first (preprocessing a raw case before)
+                from ..cascade import ensure_lesion_mask
+
+                case = ensure_lesion_mask(folder, case, args.device, progress=sub.sub(0.0, 0.5))
             if args.age is not None:
                 case.clinical["age"] = args.age
             if args.sex:

@@ -44,10 +44,11 @@ def case_folder(out_dir: str | Path, patient_id: str) -> Path:
     return Path(out_dir) / _safe_name(patient_id)
 
 
-def write_preprocessed(result: PreprocessResult, out_dir: str | Path) -> Path:
-    """Write ``<out_dir>/<patient_id>/`` atomically (a hidden partial folder renamed at the end) under the
-    case's output lock, and return its path. An existing non-case folder of that name is never replaced."""
-    final = case_folder(out_dir, result.patient_id)
+def write_preprocessed(result: PreprocessResult, out_dir: str | Path, name: str | None = None) -> Path:
+    """Write ``<out_dir>/<patient_id>/`` (or ``<out_dir>/<name>/``) atomically (a hidden partial folder renamed
+    at the end) under the case's output lock, and return its path. An existing non-case folder of that name
+    is never replaced."""
+    final = case_folder(out_dir, name or result.patient_id)
     with OutputLock(final), staged_folder(final, markers=("case.json",)) as partial:
         (partial / "transforms").mkdir()
         info = case_json(result)

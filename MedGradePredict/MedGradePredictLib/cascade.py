@@ -1,0 +1,432 @@
+"""The cascade: a case (or a cohort) -> preprocess -> segment -> grading slices on the new mask -> grade with every
+matching grading model -> Slicer scene + one-page patient report, each stage skipped when up to date.
+
+Output of one case, ``<output>/<case>/``::
+
+    preprocessed/   case folder (case.json, volumes, brain and search masks)   stage "preprocess"
+    segmentation/   lesion_mask.nii.gz, lesion_probability.nii.gz, .json      stage "segment"
+    grading/<model>/predictions.csv|json, heatmaps/                           stage "grade:<model>" (slices too)
+    scene/          <case>.mrml + Data/                                       stage "scene"
+    report.html, report.pdf, report_files/                                    stage "report"
+    cascade.json    every stage's key, seconds and whether it ran this time
+
+A stage's key hashes what its output depends on: the input files' sha256, the settings that stage and the
+stages before it use, the model's sha256, the MedGrade version. A stage runs when its key differs from the
+recorded one or its outputs are missing; so a second run skips everything, and changing one setting reruns
+only the stages that depend on it. Models stay loaded between runs in one process (the panel, the bench).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable
+
+import SimpleITK as sitk
+
+from MedGradeSegmentLib import __version__
+from MedGradeSegmentLib.errors import InputError, MedGradeError
+from MedGradeSegmentLib.hashing import sha256_file
+from MedGradeSegmentLib.preprocess.config import PreprocessConfig
+from MedGradeSegmentLib.progress import Progress
+
+DEFAULT_SEG_MODEL = "mignet-demo-2patients-v2"
+STATE = "cascade.json"
+
+
+@dataclass
+class CascadeSettings:
+    """Everything a cascade run depends on besides the input files."""
+
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    seg_model: str = DEFAULT_SEG_MODEL
+    grade_models: list[str] | None = None  # None: every installed grading model whose inputs the case has
+    device: str = "auto"
+    fusion: str | None = None
+    keep_largest: bool = True
+    sequences: list[str] | None = None
+    patient_id: str | None = None
+    clinical: dict[str, Any] = field(default_factory=dict)  # age, sex... (override the case's)
+    findings: dict[str, Any] = field(default_factory=dict)  # reader findings, shown beside the answers
+    clinical_csv: str | None = None
+    labels_csv: str | None = None
+    models_root: str | None = None
+    scene: bool = True
+    report: bool = True
+    force: bool = False  # rerun every stage
+
+
+@dataclass
+class StageRecord:
+    name: str
+    key: str
+    ran: bool
+    seconds: float = 0.0
+    note: str = ""
+
+
+@dataclass
+class CascadeResult:
+    patient_id: str
+    folder: Path
+    stages: list[StageRecord]
+    grades: list[Any]
+    warnings: list[str]
+    files: dict[str, str]
+
+    def ran(self) -> list[str]:
+        return [s.name for s in self.stages if s.ran]
+
+    def summary(self) -> dict[str, Any]:
+        return {"patient_id": self.patient_id, "folder": str(self.folder), "files": self.files,
+                "stages": [asdict(s) for s in self.stages], "warnings": self.warnings,
+                "grades": [{k: g.to_dict()[k] for k in ("task", "predicted_level", "probability", "model_id")}
+                           for g in self.grades]}
+
+
+def _hash(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def input_key(path: Path) -> str:
+    """sha256 over every (relative path, file sha256) of a case file or folder (hidden files ignored)."""
+    if path.is_file():
+        return _hash(path.name, sha256_file(path))
+    files = sorted(p for p in path.rglob("*") if p.is_file() and not any(s.startswith(".") for s in
+                                                                          p.relative_to(path).parts))
+    return _hash([(str(p.relative_to(path)), sha256_file(p)) for p in files])
+
+
+def case_label(path: Path, patient_id: str | None = None) -> str:
+    name = patient_id or path.name
+    for suffix in (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd", ".dcm"):
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip(".") or "case"
+
+
+@lru_cache(maxsize=4)
+def _seg_model(model: str, device: str, root: str | None) -> Any:
+    from MedGradeSegmentLib.segmentation.model_bundle import load_segmentation_model
+
+    return load_segmentation_model(model, device, root)
+
+
+@lru_cache(maxsize=16)
+def _grade_model(folder: str, device: str) -> Any:
+    from .model_bundle import load_grading_bundle
+
+    return load_grading_bundle(folder, device)
+
+
+def grading_entries(settings: CascadeSettings, sequences: list[str]) -> tuple[list[Any], list[str]]:
+    """(library entries of the grading models to run, warnings): the named ones, or every installed/shipped
+    grading model whose inputs the case has."""
+    from MedGradeSegmentLib.model_library import find_model, list_models
+
+    if settings.grade_models:
+        entries = []
+        for m in settings.grade_models:
+            if Path(m).is_dir():
+                from MedGradeSegmentLib.model_library import _entry
+
+                entries.append(_entry(Path(m), "path"))
+            else:
+                entries.append(find_model(m, settings.models_root))
+        return entries, []
+    usable, warnings = [], []
+    for e in list_models(settings.models_root, kind="grading"):
+        if e.error:
+            warnings.append(f"grading model {e.model_id} skipped: {e.error}")
+        elif set(e.inputs) <= set(sequences):
+            usable.append(e)
+    if not usable:
+        warnings.append("no installed grading model matches this case's sequences "
+                        f"({', '.join(sequences)}); install one with `medgrade models install`")
+    return usable, warnings
+
+
+class _Case:
+    """The case read lazily: raw input only when preprocessing runs, the preprocessed folder when needed."""
+
+    def __init__(self, path: Path, settings: CascadeSettings):
+        self.path, self.settings = path, settings
+        self._pre: Any = None
+
+    def raw(self) -> Any:
+        from MedGradeSegmentLib.io import load_case
+
+        s = self.settings
+        return load_case(self.path, s.sequences, s.clinical_csv, s.labels_csv, s.patient_id,
+                         s.preprocess.reference)
+
+    def preprocessed(self, folder: Path) -> Any:
+        if self._pre is None:
+            from .cohort import load_grading_case
+
+            self._pre = load_grading_case(folder, None, self.settings.clinical_csv, self.settings.labels_csv)
+            self._pre.clinical.update(self.settings.clinical)
+        return self._pre
+
+
+class _Stages:
+    """Reads and writes ``cascade.json``; decides which stage runs."""
+
+    def __init__(self, folder: Path, force: bool):
+        self.folder, self.force = folder, force
+        path = folder / STATE
+        try:
+            self.previous = json.loads(path.read_text()).get("stages", {}) if path.is_file() else {}
+        except ValueError:
+            self.previous = {}
+        self.records: list[StageRecord] = []
+
+    def up_to_date(self, name: str, key: str, outputs: list[Path]) -> bool:
+        old = self.previous.get(name, {})
+        return not self.force and old.get("key") == key and all(p.exists() for p in outputs)
+
+    def run(self, name: str, key: str, outputs: list[Path], work: Callable[[], str | None],
+            progress: Progress) -> bool:
+        if self.up_to_date(name, key, outputs):
+            self.records.append(StageRecord(name, key, False, 0.0, "up to date"))
+            progress(1.0, f"{name}: up to date")
+            return False
+        progress(0.0, name)
+        start = time.perf_counter()
+        note = work() or ""
+        self.records.append(StageRecord(name, key, True, round(time.perf_counter() - start, 3), note))
+        self.save()  # a later failure keeps the finished stages
+        return True
+
+    def save(self) -> None:
+        merged = dict(self.previous)
+        merged.update({r.name: asdict(r) for r in self.records})
+        tmp = self.folder / f"{STATE}.partial"
+        tmp.write_text(json.dumps({"medgrade_version": __version__, "stages": merged}, indent=1))
+        os.replace(tmp, self.folder / STATE)
+
+
+def _replace_dir(final: Path, write: Callable[[Path], Any]) -> Any:
+    """Write into ``<final>.partial`` then swap it in: a failed stage leaves the previous output whole."""
+    partial = final.with_name(final.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    try:
+        out = write(partial)
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(partial, final)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return out
+
+
+def run_case(path: str | Path, output: str | Path, settings: CascadeSettings | None = None,
+             progress: Progress | None = None) -> CascadeResult:
+    """The whole cascade on one case; see the module docstring."""
+    from MedGradeSegmentLib.devices import choose_device
+    from MedGradeSegmentLib.preprocess import preprocess_case, write_preprocessed
+    from MedGradeSegmentLib.preprocess.brain_extraction import resolve_method
+    from MedGradeSegmentLib.segmentation.segment_case import MASK_NAME, write_result
+
+    settings = settings or CascadeSettings()
+    progress = progress or Progress()
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "case not found")
+    folder = Path(output) / case_label(path, settings.patient_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    stages = _Stages(folder, settings.force)
+    case = _Case(path, settings)
+    device = choose_device(settings.device).device
+    warnings: list[str] = []
+
+    progress(0.0, "hashing the input")
+    in_key = input_key(path)
+    # 1. preprocess (an already preprocessed case folder is used as it is)
+    if (path / "case.json").is_file():
+        pre_dir, pre_key = path, _hash("preprocessed input", in_key)
+    else:
+        pre_dir = folder / "preprocessed"
+        cfg = settings.preprocess
+        method = (resolve_method(cfg.brain_extraction, choose_device(cfg.brain_device).device)
+                  if cfg.skull_strip else "none")
+        pre_key = _hash(in_key, cfg.to_dict(), method, settings.sequences, settings.patient_id,
+                        settings.clinical_csv and sha256_file(settings.clinical_csv), __version__)
+
+        def preprocess() -> str:
+            result = preprocess_case(case.raw(), cfg, progress.sub(0.02, 0.45))
+            write_preprocessed(result, folder, name="preprocessed")
+            return f"brain extraction: {result.brain_extraction.get('method')}"
+
+        stages.run("preprocess", pre_key, [pre_dir / "case.json"], preprocess, progress.sub(0.02, 0.45))
+    # 2. segment (on the brain + margin search mask)
+    seg_dir = folder / "segmentation"
+    seg = _seg_model(settings.seg_model, device, settings.models_root)
+    seg_key = _hash(pre_key, seg.model_id, seg.weights_sha256, settings.keep_largest, __version__)
+
+    def segment() -> str:
+        from MedGradeSegmentLib.segmentation.segment_case import segment_case
+
+        c = case.preprocessed(pre_dir)
+        result = segment_case(c, seg, c.meta.get("search_mask", c.meta.get("brain_mask")), device,
+                              settings.keep_largest, progress=progress.sub(0.45, 0.6))
+        info = _replace_dir(seg_dir, lambda d: write_result(result, d, c))
+        return f"lesion {info['volume_ml']:.1f} ml"
+
+    stages.run("segment", seg_key, [seg_dir / MASK_NAME], segment, progress.sub(0.45, 0.6))
+    lesion = sitk.Cast(sitk.ReadImage(str(seg_dir / MASK_NAME)), sitk.sitkUInt8)
+    # 3. grading slices on the new mask + grade with each matching model
+    c = case.preprocessed(pre_dir)
+    entries, more = grading_entries(settings, sorted(c.images))
+    warnings += more
+    grades = []
+    for i, entry in enumerate(entries):
+        grades += _grade_stage(stages, entry, c, lesion, seg_key, settings, device, folder, warnings,
+                               progress.sub(0.6 + 0.25 * i / len(entries), 0.6 + 0.25 * (i + 1) / len(entries)))
+    all_keys = _hash([(r.name, r.key) for r in stages.records])
+    files = {"preprocessed": str(pre_dir), "segmentation": str(seg_dir), "grading": str(folder / "grading")}
+    # 4. scene
+    if settings.scene:
+        scene_file = folder / "scene" / f"{case_label(path, settings.patient_id)}.mrml"
+
+        def scene() -> str | None:
+            _replace_dir(folder / "scene", lambda d: write_scene(d, pre_dir, seg_dir, grades, scene_file.stem))
+            return None
+
+        try:
+            stages.run("scene", all_keys, [scene_file], scene, progress.sub(0.85, 0.9))
+            files["scene"] = str(scene_file)
+        except ImportError as exc:  # slicer-core absent (pip install medgrade[scene]); inside Slicer it is there
+            warnings.append(f"scene not written: {exc}")
+    # 5. report
+    if settings.report:
+        from .report import write_report
+
+        report_html = folder / "report.html"
+
+        def report() -> str | None:
+            out = write_report(folder, c, lesion, grades, entries, stages.records, warnings, settings)
+            return None if out.get("pdf") else "no PDF renderer"
+
+        stages.run("report", _hash(all_keys, warnings, settings.findings), [report_html], report,
+                   progress.sub(0.9, 1.0))
+        files["report"] = str(report_html)
+        if (folder / "report.pdf").is_file():
+            files["report_pdf"] = str(folder / "report.pdf")
+    stages.save()
+    progress(1.0, "done")
+    return CascadeResult(c.patient_id, folder, stages.records, grades, warnings, files)
+
+
+def _grade_stage(stages: _Stages, entry: Any, case: Any, lesion: sitk.Image, seg_key: str,
+                 settings: CascadeSettings, device: str, folder: Path, warnings: list[str],
+                 progress: Progress) -> list[Any]:
+    from MedGradeSegmentLib.preprocess.slices import sample_slices
+
+    from .predict import predict_case
+    from .results_io import read_results, write_results
+
+    out = folder / "grading" / entry.model_id
+    key = _hash(seg_key, entry.model_id, entry.sha256, settings.fusion, settings.findings, case.clinical,
+                __version__)
+    has_lesion = bool(sitk.GetArrayViewFromImage(lesion).any())
+    if not has_lesion:
+        warnings.append(f"{entry.model_id}: no lesion was found; graded on brain slices (interpret with care)")
+
+    def grade() -> str:
+        model = _grade_model(entry.path, device)
+        case.mask = lesion if has_lesion else None
+        slices = sample_slices(lesion, int(model.settings.k)) if has_lesion else None  # on the new mask
+        result = predict_case(model, case, settings.fusion, slices=slices, reader_findings=settings.findings)
+        _replace_dir(out, lambda d: write_results([result], d))
+        return f"{result.predicted_level} p={result.probability:.3f}"
+
+    stages.run(f"grade:{entry.model_id}", key, [out / "predictions.json"], grade, progress)
+    results, _ = read_results(out)
+    return results
+
+
+def write_scene(out: Path, case_dir: Path, seg_dir: Path, grades: list[Any], name: str) -> Path:
+    """A Slicer scene (.mrml + data) with the preprocessed volumes, the brain and lesion masks, the grade
+    table and the heat map overlay (headless MRML from slicer-core outside Slicer)."""
+    from MedGradeSegmentLib.headless_app import create_headless_slicer
+    from MedGradeSegmentLib.scene import load_preprocessed_into_scene, save_scene
+    from MedGradeSegmentLib.scene_segmentation import add_segmentation_to_scene
+    from MedGradeSegmentLib.segmentation.segment_case import AI_RESULT, MASK_NAME, PROBABILITY_NAME
+
+    from .scene_grading import add_grading_to_scene
+
+    app = create_headless_slicer()
+    loaded = load_preprocessed_into_scene(app.scene, case_dir)
+    reference = loaded["volumes"].get("t1c") or next(iter(loaded["volumes"].values()))
+    info = json.loads((seg_dir / AI_RESULT).read_text())
+    add_segmentation_to_scene(app.scene, sitk.ReadImage(str(seg_dir / MASK_NAME)), reference, info,
+                              probability=sitk.ReadImage(str(seg_dir / PROBABILITY_NAME)))
+    if grades:
+        add_grading_to_scene(app.scene, grades, reference, loaded["study_item"])
+    return save_scene(app.scene, out, name=name)
+
+
+def is_cohort(path: Path) -> bool:
+    """A folder no reader takes as one case, holding case sub-folders."""
+    from MedGradeSegmentLib.commands.preprocess import _is_cohort
+
+    return not (path / "case.json").is_file() and _is_cohort(path)
+
+
+def run(path: str | Path, output: str | Path, settings: CascadeSettings | None = None,
+        progress: Progress | None = None, on_error: Callable[[str, MedGradeError], None] | None = None
+        ) -> list[CascadeResult]:
+    """:func:`run_case` on a case, or on every case of a cohort folder (a failed case is reported through
+    ``on_error`` and the others still run; without ``on_error`` the first failure raises)."""
+    path = Path(path)
+    progress = progress or Progress()
+    cases = sorted(d for d in path.iterdir() if d.is_dir() and not d.name.startswith(".")) \
+        if path.is_dir() and is_cohort(path) else [path]
+    out = []
+    for i, p in enumerate(cases):
+        sub = progress.sub(i / len(cases), (i + 1) / len(cases))
+        try:
+            out.append(run_case(p, output, settings, sub))
+        except MedGradeError as exc:
+            if on_error is None or len(cases) == 1:
+                raise
+            on_error(p.name, exc)
+    return out
+
+
+def ensure_lesion_mask(path: str | Path, case: Any, device: str = "auto", seg_model: str = DEFAULT_SEG_MODEL,
+                       progress: Progress | None = None, models_root: str | None = None) -> Any:
+    """``case`` when it has a lesion mask; otherwise the case segmented first (`medgrade predict` on a case
+    without a mask): a preprocessed folder is segmented as it is, anything else preprocessed (default
+    settings) then segmented. Returns the case to grade, its ``mask`` the AI lesion mask."""
+    from MedGradeSegmentLib.devices import choose_device
+    from MedGradeSegmentLib.preprocess import PreprocessConfig, preprocess_case
+    from MedGradeSegmentLib.segmentation.segment_case import segment_case
+
+    if case.mask is not None:
+        return case
+    progress = progress or Progress()
+    dev = choose_device(device).device
+    path = Path(path)
+    if not (path / "case.json").is_file():
+        progress(0.0, f"{case.patient_id}: preprocessing before segmentation")
+        case = preprocess_case(case, PreprocessConfig(), progress.sub(0.0, 0.6)).to_case()
+    loaded = _seg_model(seg_model, dev, models_root)
+    print(f"{case.patient_id}: no lesion mask: segmenting with {loaded.model_id} first", flush=True)
+    result = segment_case(case, loaded, case.meta.get("search_mask", case.meta.get("brain_mask")), dev,
+                          progress=progress.sub(0.6, 1.0))
+    if not sitk.GetArrayViewFromImage(result.mask).any():
+        raise InputError(path, f"no lesion found by {loaded.model_id}; give a mask with --mask")
+    case.mask = result.mask
+    from MedGradeSegmentLib.preprocess.slices import sample_slices
+
+    case.meta["slices"] = sample_slices(result.mask, len(case.meta.get("slices") or []) or 20)
+    return case

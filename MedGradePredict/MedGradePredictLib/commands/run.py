@@ -1,0 +1,94 @@
+"""``medgrade run CASE_OR_COHORT --output DIR``: read -> preprocess -> segment -> grading slices on the new mask ->
+grade with every matching grading model -> Slicer scene + patient report; up-to-date stages are skipped."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from MedGradeSegmentLib.commands.preprocess import add_brain_extraction_arguments, brain_extraction_settings
+from MedGradeSegmentLib.errors import InputError, MedGradeError
+from MedGradeSegmentLib.progress import Progress
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("run", help="the whole cascade on a case or cohort: mask, grades, scene, report",
+                              description=__doc__.splitlines()[0])
+    p.add_argument("case", help="a case (file or folder medgrade reads, or a preprocessed case folder) "
+                                "or a folder of case folders")
+    p.add_argument("--output", "-o", required=True, help="folder receiving one sub-folder per case")
+    p.add_argument("--seg-model", default=None, help="segmentation model id or bundle folder "
+                                                     "(default: the shipped demonstrator)")
+    p.add_argument("--model", action="append", default=None,
+                   help="grading model id or bundle folder; repeat for several (default: every installed "
+                        "grading model whose input sequences the case has)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps")
+    p.add_argument("--reference", default="t1c", help="sequence everything is registered to (default t1c)")
+    p.add_argument("--sequences", nargs="+", help="sequences required (default: all found)")
+    p.add_argument("--patient-id", help="patient id of a single case (default: the folder or file name)")
+    p.add_argument("--clinical", help="CSV with id, age, sex (+ extra columns)")
+    p.add_argument("--age", type=float, help="patient age in years (single case)")
+    p.add_argument("--sex", choices=("M", "F"), help="patient sex (single case)")
+    p.add_argument("--fusion", choices=("all", "near", "large"), default=None,
+                   help="patient-level fusion of slice probabilities (default: each model's)")
+    p.add_argument("--enhancing-focus", help="reader finding: is an enhancing focus present (yes/no)")
+    p.add_argument("--finding", action="append", default=[], metavar="KEY=VALUE",
+                   help="further reader finding (shown beside the answers, never used by a model)")
+    p.add_argument("--no-skull-strip", dest="skull_strip", action="store_false",
+                   help="inputs are already skull-stripped (brain mask = image > 0)")
+    add_brain_extraction_arguments(p)
+    p.add_argument("--no-scene", dest="scene", action="store_false", help="do not write the Slicer scene")
+    p.add_argument("--no-report", dest="report", action="store_false", help="do not write the patient report")
+    p.add_argument("--force", action="store_true", help="rerun every stage even when up to date")
+    p.add_argument("--models-root", help="model library folder (default: $MEDGRADE_MODELS or <cache>/models)")
+    p.set_defaults(handler=run)
+
+
+def findings_of(args: argparse.Namespace) -> dict[str, str]:
+    out = {}
+    if getattr(args, "enhancing_focus", None):
+        out["enhancing_focus"] = args.enhancing_focus
+    for item in getattr(args, "finding", []) or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InputError(None, f"--finding {item!r}: expected KEY=VALUE")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def settings_of(args: argparse.Namespace) -> "CascadeSettings":  # noqa: F821
+    from MedGradeSegmentLib.preprocess import PreprocessConfig
+
+    from ..cascade import DEFAULT_SEG_MODEL, CascadeSettings
+
+    clinical = {k: v for k, v in (("age", args.age), ("sex", args.sex)) if v is not None}
+    pre = PreprocessConfig(reference=args.reference, skull_strip=args.skull_strip,
+                           **brain_extraction_settings(args))
+    return CascadeSettings(preprocess=pre, seg_model=args.seg_model or DEFAULT_SEG_MODEL, grade_models=args.model,
+                           device=args.device, fusion=args.fusion, sequences=args.sequences,
+                           patient_id=args.patient_id, clinical=clinical, findings=findings_of(args),
+                           clinical_csv=args.clinical, models_root=args.models_root, scene=args.scene,
+                           report=args.report, force=args.force)
+
+
+def run(args: argparse.Namespace, progress: Progress) -> int:
+    from ..cascade import run as run_cascade
+
+    errors = sys.stdout if getattr(args, "progress_json", False) else sys.stderr
+    failed: list[str] = []
+
+    def on_error(label: str, exc: MedGradeError) -> None:
+        failed.append(label)
+        print(f"error: {label}: {exc}", file=errors, flush=True)
+
+    results = run_cascade(args.case, args.output, settings_of(args), progress, on_error)
+    for r in results:
+        stages = ", ".join(f"{s.name} {s.seconds:.1f}s" if s.ran else f"{s.name} (up to date)" for s in r.stages)
+        print(f"{r.patient_id}: {stages}")
+        for g in r.grades:
+            print(f"{r.patient_id}\t{g.task}\t{g.predicted_level}\tp={g.probability:.3f}\t{g.model_id}")
+        for w in r.warnings:
+            print(f"warning: {r.patient_id}: {w}")
+        print(json.dumps({"patient_id": r.patient_id, "files": r.files}))
+    return 1 if failed else 0

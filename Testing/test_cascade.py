@@ -1,0 +1,75 @@
+"""`medgrade run` on the bundled real case (TCGA-FG-6692, four native sequences with skull): mask, grades, scene,
+report; a second run skips every stage; a changed setting reruns only the stages that depend on it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import SimpleITK as sitk
+
+from MedGradePredictLib.cascade import CascadeSettings, run_case
+
+STAGES = ["preprocess", "segment", "grade:demo-kinet-toy-swap", "scene", "report"]
+
+
+@pytest.fixture(scope="module")
+def bundled_case():
+    from MedGradeSegmentLib.sample_data import fetch_dataset
+
+    return next(iter(fetch_dataset("tcga-fg-6692").values())).parent
+
+
+@pytest.fixture(scope="module")
+def first_run(bundled_case, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    return out, run_case(bundled_case, out, CascadeSettings(device="cpu"))
+
+
+def test_run_writes_mask_grades_scene_and_report(first_run):
+    out, result = first_run
+    folder = out / "TCGA-FG-6692"
+    assert result.ran() == STAGES
+    mask = sitk.ReadImage(str(folder / "segmentation" / "lesion_mask.nii.gz"))
+    assert sitk.GetArrayViewFromImage(mask).any()
+    case = json.loads((folder / "preprocessed" / "case.json").read_text())
+    assert case["brain_extraction"]["method"] == "deepbet"
+    [grade] = result.grades
+    assert grade.model_id == "demo-kinet-toy-swap" and 0.0 <= grade.probability <= 1.0
+    assert grade.heatmap is not None
+    # the grading slices were recomputed on the new lesion mask, not taken from preprocessing
+    lesion_z = set(map(int, (sitk.GetArrayViewFromImage(mask).reshape(mask.GetSize()[2], -1).any(1)).nonzero()[0]))
+    assert set(grade.slices) <= lesion_z
+    mrml = Path(result.files["scene"]).read_text()
+    assert "vtkMRMLSegmentationNode" in mrml.replace("<Segmentation", "vtkMRMLSegmentationNode") and "Table" in mrml
+    html = (folder / "report.html").read_text(encoding="utf-8")
+    assert html.count("data:image/png;base64,") == 2  # key slices + the heat map
+    assert "toy-sequence-swap" in html and "AUC" in html and "deepbet" in html and grade.weights_sha256[:16] in html
+    assert (folder / "report.pdf").read_bytes()[:5] == b"%PDF-"
+
+
+def test_second_run_skips_and_a_changed_setting_reruns_only_what_depends_on_it(first_run, bundled_case):
+    out, result = first_run
+    again = run_case(bundled_case, out, CascadeSettings(device="cpu"))
+    assert again.ran() == [] and [g.probability for g in again.grades] == [g.probability for g in result.grades]
+    changed = run_case(bundled_case, out, CascadeSettings(device="cpu", fusion="all",
+                                                          findings={"enhancing_focus": "yes"}))
+    assert changed.ran() == ["grade:demo-kinet-toy-swap", "scene", "report"]
+    assert changed.grades[0].fusion == "all"
+    assert "enhancing_focus" in (out / "TCGA-FG-6692" / "report.html").read_text(encoding="utf-8")
+
+
+def test_predict_on_a_case_without_mask_segments_first(first_run, tmp_path, capsys):
+    from MedGradeTrainLib.cli import main
+
+    out, _ = first_run
+    pre = out / "TCGA-FG-6692" / "preprocessed"  # preprocessed, but no lesion mask in it
+    assert json.loads((pre / "case.json").read_text())["lesion_mask"] is None
+    code = main(["predict", str(pre), "--model", "demo-kinet-toy-swap", "--output", str(tmp_path / "pred"),
+                 "--device", "cpu"])
+    printed = capsys.readouterr()
+    assert code == 0, printed.err[-2000:]
+    assert "no lesion mask: segmenting with mignet-demo-2patients-v2 first" in printed.out
+    rows = json.loads((tmp_path / "pred" / "predictions.json").read_text())["results"]
+    assert rows and rows[0]["model_id"] == "demo-kinet-toy-swap"
