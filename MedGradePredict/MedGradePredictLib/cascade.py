@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
@@ -212,36 +211,37 @@ class _Stages:
         os.replace(tmp, self.folder / STATE)
 
 
-def _replace_dir(final: Path, write: Callable[[Path], Any]) -> Any:
-    """Write into ``<final>.partial`` then swap it in: a failed stage leaves the previous output whole."""
-    partial = final.with_name(final.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    try:
-        out = write(partial)
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(partial, final)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
-    return out
+def _replace_dir(final: Path, write: Callable[[Path], Any], marker: str) -> Any:
+    """Write into a hidden temporary folder then swap it in (``outputs.staged_folder``): a failed stage leaves
+    the previous output whole; a folder that is not MedGrade's (no ``marker``) is never replaced."""
+    from MedGradeSegmentLib.outputs import staged_folder
+
+    with staged_folder(final, markers=(marker,)) as tmp:
+        return write(tmp)
 
 
 def run_case(path: str | Path, output: str | Path, settings: CascadeSettings | None = None,
              progress: Progress | None = None) -> CascadeResult:
     """The whole cascade on one case; see the module docstring."""
+    from MedGradeSegmentLib.outputs import OutputLock, check_output_separate
+
+    settings = settings or CascadeSettings()
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "case not found")
+    check_output_separate(output, [path, settings.clinical_csv, settings.labels_csv])  # before any work
+    folder = Path(output) / case_label(path, settings.patient_id)
+    with OutputLock(folder):  # one writer per case folder
+        folder.mkdir(parents=True, exist_ok=True)
+        return _run_case(path, folder, settings, progress or Progress())
+
+
+def _run_case(path: Path, folder: Path, settings: CascadeSettings, progress: Progress) -> CascadeResult:
     from MedGradeSegmentLib.devices import choose_device
     from MedGradeSegmentLib.preprocess import preprocess_case, write_preprocessed
     from MedGradeSegmentLib.preprocess.brain_extraction import resolve_method
     from MedGradeSegmentLib.segmentation.segment_case import MASK_NAME, write_result
 
-    settings = settings or CascadeSettings()
-    progress = progress or Progress()
-    path = Path(path)
-    if not path.exists():
-        raise InputError(path, "case not found")
-    folder = Path(output) / case_label(path, settings.patient_id)
-    folder.mkdir(parents=True, exist_ok=True)
     stages = _Stages(folder, settings.force)
     case = _Case(path, settings)
     device = choose_device(settings.device).device
@@ -277,7 +277,7 @@ def run_case(path: str | Path, output: str | Path, settings: CascadeSettings | N
         c = case.preprocessed(pre_dir)
         result = segment_case(c, seg, c.meta.get("search_mask", c.meta.get("brain_mask")), device,
                               settings.keep_largest, progress=progress.sub(0.45, 0.6))
-        info = _replace_dir(seg_dir, lambda d: write_result(result, d, c))
+        info = write_result(result, seg_dir, c)  # staged and renamed by write_result itself
         return f"lesion {info['volume_ml']:.1f} ml"
 
     stages.run("segment", seg_key, [seg_dir / MASK_NAME], segment, progress.sub(0.45, 0.6))
@@ -297,7 +297,7 @@ def run_case(path: str | Path, output: str | Path, settings: CascadeSettings | N
         scene_file = folder / "scene" / f"{case_label(path, settings.patient_id)}.mrml"
 
         def scene() -> str | None:
-            _replace_dir(folder / "scene", lambda d: write_scene(d, pre_dir, seg_dir, grades, scene_file.stem))
+            _replace_dir(folder / "scene", lambda d: write_scene(d, pre_dir, seg_dir, grades, scene_file.stem), "Data")
             return None
 
         try:
@@ -345,7 +345,7 @@ def _grade_stage(stages: _Stages, entry: Any, case: Any, lesion: sitk.Image, seg
         case.mask = lesion if has_lesion else None
         slices = sample_slices(lesion, int(model.settings.k)) if has_lesion else None  # on the new mask
         result = predict_case(model, case, settings.fusion, slices=slices, reader_findings=settings.findings)
-        _replace_dir(out, lambda d: write_results([result], d))
+        write_results([result], out)  # staged and renamed by write_results itself
         return f"{result.predicted_level} p={result.probability:.3f}"
 
     stages.run(f"grade:{entry.model_id}", key, [out / "predictions.json"], grade, progress)
