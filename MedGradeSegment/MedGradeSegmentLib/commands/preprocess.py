@@ -22,6 +22,8 @@ def register(subparsers) -> None:
     p.add_argument("--patient-id", help="patient id of a single case (default: folder or file name)")
     p.add_argument("--clinical", help="CSV with id, age, sex (+ extra columns)")
     p.add_argument("--labels", help="CSV with id and label columns")
+    p.add_argument("--allow-gaps", action="store_true",
+                   help="read DICOM series with missing slices anyway (approximate geometry, with a warning)")
     p.add_argument("--no-skull-strip", dest="skull_strip", action="store_false",
                    help="inputs are already skull-stripped (brain mask = image > 0)")
     p.add_argument("--n4", action="store_true", help="N4 bias-field correction")
@@ -77,13 +79,15 @@ def _cases(args: argparse.Namespace) -> Iterator[tuple[str, object]]:
     for raw in args.inputs:
         path = Path(raw)
         if _is_cohort(path):
-            for item in iter_cohort(path, args.clinical, args.labels, args.sequences, args.reference):
+            for item in iter_cohort(path, args.clinical, args.labels, args.sequences, args.reference,
+                                    getattr(args, "allow_gaps", False)):
                 label = item.patient_id if not isinstance(item, Exception) else (item.path or raw)
                 yield str(label), item
             continue
         try:
             pid = args.patient_id if len(args.inputs) == 1 else None
-            case = load_case(path, args.sequences, args.clinical, args.labels, pid, args.reference)
+            case = load_case(path, args.sequences, args.clinical, args.labels, pid, args.reference,
+                             getattr(args, "allow_gaps", False))
             yield case.patient_id, case
         except MedGradeError as exc:
             yield raw, exc

@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import SimpleITK as sitk
-from pydicom.errors import InvalidDicomError
 
 from ..errors import InputError
 from ..sequence_names import guess_sequence, normalise_name
 from .images import validate_image, volume_suffix
+from .nifti import check_memory
 from .items import Found, FoundImage
 
 GAP_FACTOR = 1.5  # a step larger than this times the median step means missing slices
@@ -57,13 +57,34 @@ def _is_candidate(path: Path) -> bool:
         and volume_suffix(path) is None
 
 
+def _has_dicom_preamble(path: str | Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(132)
+    except OSError:
+        return False
+    return len(head) == 132 and head[128:132] == b"DICM"
+
+
 def read_dicom_header(path: str | Path) -> pydicom.Dataset | None:
-    """The header of a DICOM image file (the tags MedGrade uses), or None for anything else."""
+    """The header of a DICOM image file (the tags MedGrade uses), or None for anything else.
+
+    A file that announces itself as DICOM (the ``DICM`` preamble) but whose header cannot be parsed is
+    damaged, not "something else": :class:`InputError` names it."""
     try:
         ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=_TAGS)
-    except (InvalidDicomError, OSError, ValueError, TypeError, AttributeError, KeyError):
+        for tag in _TAGS:  # values are decoded lazily: decode them here, where a damaged one names the file
+            ds.get(tag)
+    except Exception as exc:  # pydicom raises many kinds (ValueError, NotImplementedError, ...) on damaged files
+        if _has_dicom_preamble(path):
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+            raise InputError(path, f"is a DICOM file truncated or damaged in its header ({reason})") from None
         return None
-    if "SeriesInstanceUID" not in ds or "Rows" not in ds:  # not an image (SR, PR, DICOMDIR, ...)
+    if "SeriesInstanceUID" not in ds or "Rows" not in ds:  # not an image (SR, PR, DICOMDIR, ...) or cut short
+        sop = ds.get("file_meta", {}).get("MediaStorageSOPClassUID") if hasattr(ds, "file_meta") else None
+        if sop is not None and "Image Storage" in getattr(sop, "name", "") and _has_dicom_preamble(path):
+            raise InputError(path, f"is a DICOM {sop.name} file truncated or damaged in its header "
+                                   "(its series or image size is missing)")
         return None
     return ds
 
@@ -77,7 +98,10 @@ def is_dicom_folder(folder: str | Path, max_files: int = 20) -> bool:
             p = Path(root) / name
             if not _is_candidate(p):
                 continue
-            if read_dicom_header(p) is not None:
+            try:
+                if read_dicom_header(p) is not None:
+                    return True
+            except InputError:  # a damaged DICOM image file: still a DICOM folder (reading it names the file)
                 return True
             seen += 1
             if seen >= max_files:
@@ -192,18 +216,48 @@ def read_dicom_series(series: SeriesInfo, allow_gaps: bool = False) -> sitk.Imag
                                 "e.g. echoes, phases or a repeated acquisition)")
     if series.gaps and not allow_gaps:
         raise InputError(where, f"series {series.label} has missing slices {'; '.join(series.gaps)}; "
-                                "refusing to read it with wrong geometry (pass allow_gaps=True to read anyway)")
+                                "refusing to read it with wrong geometry (run again with --allow-gaps to read it "
+                                "anyway, with approximate geometry)")
     bad = [w for w in series.warnings if w.startswith(("slices have different orientations", "a single slice"))]
     if bad:
         raise InputError(where, f"series {series.label}: {bad[0]}")
+    try:
+        first = pydicom.dcmread(series.files[0], stop_before_pixels=True,
+                                specific_tags=["Rows", "Columns", "BitsAllocated", "SamplesPerPixel"])
+        rows, cols = int(first.Rows), int(first.Columns)
+        bytes_per = max(int(first.get("BitsAllocated", 16) or 16) // 8, 1) * int(first.get("SamplesPerPixel", 1) or 1)
+    except Exception:  # a damaged header
+        raise InputError(series.files[0], "DICOM header without a valid Rows/Columns/BitsAllocated") from None
+    check_memory(where, (cols, rows, len(series.files) * series.number_of_frames), bytes_per)
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(series.files)
     try:
         image = reader.Execute()
     except RuntimeError as exc:
+        broken = _damaged_file(series.files)
+        if broken:
+            raise InputError(broken[0], f"{broken[1]} (series {series.label} in {where})") from None
         reason = next((ln.strip() for ln in reversed(str(exc).strip().splitlines()) if ln.strip()), "")
         raise InputError(where, f"series {series.label} cannot be read ({reason[:160]})") from None
     return validate_image(image, f"{where} (series {series.label})")
+
+
+def _damaged_file(files: list[str]) -> tuple[str, str] | None:
+    """(file, problem) of the first file of a series whose pixel data is missing or shorter than its header
+    says (found after ITK refused the series, to name the file)."""
+    for f in files:
+        try:
+            ds = pydicom.dcmread(f)
+            data = ds.PixelData
+            if not ds.file_meta.get("TransferSyntaxUID", pydicom.uid.ImplicitVRLittleEndian).is_compressed:
+                frames = int(ds.get("NumberOfFrames", 1) or 1)
+                expected = (int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1) or 1)
+                            * int(ds.BitsAllocated) // 8 * frames)
+                if len(data) < expected:
+                    return f, f"is a DICOM file truncated in its pixel data ({len(data)} of {expected} bytes)"
+        except Exception as exc:  # pydicom raises many types on damaged files
+            return f, f"is a DICOM file truncated or damaged ({type(exc).__name__}: {str(exc)[:100]})"
+    return None
 
 
 _NON_IMAGE_MODALITIES = {"SEG", "RTSTRUCT", "SR", "PR", "KO", "REG", "RTPLAN", "RTDOSE"}

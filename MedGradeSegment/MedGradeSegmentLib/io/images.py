@@ -11,8 +11,10 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..errors import InputError
+from .nifti import check_memory, check_nifti
 
 VOLUME_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
+MIN_VOXELS = 1000  # fewer voxels than a 10x10x10 block is not a scan (a damaged header, a stray file)
 
 
 def volume_suffix(path: str | Path) -> str | None:
@@ -35,6 +37,10 @@ def _size_text(image: sitk.Image) -> str:
     return "×".join(str(s) for s in image.GetSize())
 
 
+def _bytes_per_voxel(reader: sitk.ImageFileReader) -> int:
+    return sitk.GetArrayViewFromImage(sitk.Image([1] * reader.GetDimension(), reader.GetPixelID())).itemsize
+
+
 def _nifti_complete(path: Path, reader: sitk.ImageFileReader) -> str | None:
     """A problem text when a NIfTI file holds fewer voxel bytes than its header promises.
 
@@ -44,7 +50,9 @@ def _nifti_complete(path: Path, reader: sitk.ImageFileReader) -> str | None:
     bytes_per = sitk.GetArrayViewFromImage(sitk.Image([1] * reader.GetDimension(), reader.GetPixelID())).itemsize
     offset = int(float(reader.GetMetaData("vox_offset"))) if reader.HasMetaDataKey("vox_offset") else 352
     expected = offset + n_vox * bytes_per
-    if path.name.lower().endswith(".gz"):
+    with open(path, "rb") as f:
+        gz = f.read(2) == b"\x1f\x8b"
+    if gz:
         actual = 0
         try:
             with gzip.open(path, "rb") as f:
@@ -86,6 +94,8 @@ def validate_image(image: sitk.Image, source: str | Path) -> sitk.Image:
                                  "a single 3D volume is needed")
     if dim != 3:
         raise InputError(source, f"is a {dim}D image; a 3D volume is needed")
+    if int(np.prod(size)) < MIN_VOXELS:
+        raise InputError(source, f"has only {int(np.prod(size))} voxels ({_size_text(image)}); too small to be a scan")
     ncomp = image.GetNumberOfComponentsPerPixel()
     if ncomp > 1:
         raise InputError(source, f"has {ncomp} values per voxel (vector, RGB or multi-volume image); "
@@ -120,16 +130,19 @@ def read_image(path: str | Path) -> sitk.Image:
         raise InputError(path, f"is not a supported image file (expected one of {', '.join(VOLUME_SUFFIXES)})")
     if path.stat().st_size == 0:
         raise InputError(path, "the file is empty (0 bytes)")
+    nifti = volume_suffix(path) in (".nii", ".nii.gz")
+    if nifti:  # header, memory, truncation and NaN/Inf checked in Python first (ITK hides them)
+        check_nifti(path)
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     try:
         reader.ReadImageInformation()
-        if volume_suffix(path) in (".nii", ".nii.gz"):
-            if (problem := _nifti_complete(path, reader)):
-                raise InputError(path, problem)
+        if nifti:
             spacing = _nifti_spacing(path)
             if spacing and any(not s > 0 for s in spacing[: reader.GetDimension()]):
                 raise InputError(path, f"has zero or negative voxel spacing {tuple(spacing)} in its header")
+        else:
+            check_memory(path, reader.GetSize(), _bytes_per_voxel(reader) * reader.GetNumberOfComponents())
         image = reader.Execute()
     except RuntimeError as exc:
         detail = str(exc).strip().splitlines()
@@ -139,3 +152,12 @@ def read_image(path: str | Path) -> sitk.Image:
         raise InputError(path, f"cannot be read as an image; the file is truncated, corrupt or not "
                                f"a {volume_suffix(path)} file ({reason[:160]})") from None
     return validate_image(image, path)
+
+
+def check_not_blank(image: sitk.Image, source: str | Path) -> sitk.Image:
+    """Refuse an image whose voxels all hold one value (an all-zero export, a failed conversion)."""
+    arr = sitk.GetArrayViewFromImage(image)
+    lo, hi = float(np.min(arr)), float(np.max(arr))
+    if lo == hi:
+        raise InputError(source, f"every voxel has the same value ({lo:g}): a blank image, not a scan")
+    return image

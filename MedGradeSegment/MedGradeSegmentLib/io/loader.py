@@ -13,7 +13,7 @@ from ..case import SEQUENCES, Case
 from ..errors import InputError
 from .clinical_csv import read_clinical_csv, read_labels_csv
 from .dicom import read_dicom_header, find_dicom, is_dicom_folder
-from .images import strip_volume_suffix, validate_image, volume_suffix
+from .images import check_not_blank, strip_volume_suffix, validate_image, volume_suffix
 from .items import Found, FoundImage
 from .research_client import find_research_client, is_research_client_folder
 from .volume_folder import find_volume_file, find_volume_folder, has_volume_files
@@ -139,7 +139,7 @@ def load_case(path: str | Path, sequences: Sequence[str] | None = None, clinical
     case = Case(patient_id=pid, reference=reference)
     case.meta.update(found.meta, layout=found.layout)
     for seq, f in chosen.items():
-        case.images[seq] = f.load()
+        case.images[seq] = check_not_blank(f.load(), f.source)
         case.sources[seq] = f.source
         if f.meta:
             case.meta.setdefault("series", {})[seq] = f.meta

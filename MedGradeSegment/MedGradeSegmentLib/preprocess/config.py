@@ -44,7 +44,10 @@ class PreprocessConfig:
     reg_smoothing_mm: tuple[float, ...] = (2.0, 1.0, 0.0)
     reg_brain_mask: bool = True            # restrict the metric to the (dilated) reference brain mask
     reg_mask_dilate_mm: float = 25.0       # dilation: the skull and scalp outline carry T1c-vs-T2 alignment
-    reg_seed: int = 42
+    reg_seed: int = 42                     # seed of the metric's random voxel sampling (recorded in case.json)
+    reg_threads: int = 1                   # ITK threads of the registration metric: 1 gives bit-identical results
+                                           # run to run; >1 (0 = all cores) is faster but ITK's multi-threaded
+                                           # Mattes MI sums in a varying order (last-digit differences)
     # resampling, normalisation, slices
     spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)
     normalize: bool = True

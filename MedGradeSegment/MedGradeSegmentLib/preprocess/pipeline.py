@@ -12,6 +12,7 @@ import SimpleITK as sitk
 from .. import __version__
 from ..case import Case
 from ..errors import InputError
+from ..io.images import check_not_blank, validate_image
 from ..progress import Progress
 from .bias import n4_correct
 from .config import PreprocessConfig
@@ -108,6 +109,9 @@ def preprocess_case(case: Case, config: PreprocessConfig | None = None, progress
     progress = progress or Progress()
     if not case.images:
         raise InputError(case.patient_id, "the case has no images")
+    for seq, image in case.images.items():
+        validate_image(image, _source(case, seq))
+        check_not_blank(image, _source(case, seq))
     quality = QualityReport()
     ref, warnings = choose_reference(case, config.reference)
     quality.warnings += warnings + list(case.meta.get("warnings", []))

@@ -13,8 +13,9 @@ Robustness (measured on glioma-native/TCGA-FG-6692, where T2 used to land in a l
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import SimpleITK as sitk
@@ -177,6 +178,28 @@ def register(fixed: sitk.Image, moving: sitk.Image, config: PreprocessConfig | N
     (checked at every iteration).
     """
     config = config or PreprocessConfig()
+    with itk_threads(config.reg_threads):
+        return _register(fixed, moving, config, fixed_mask, progress, extra_starts)
+
+
+@contextmanager
+def itk_threads(n: int) -> Iterator[None]:
+    """ITK's default thread count set to ``n`` (> 0) for the block. The v4 metrics take their threads from
+    this global default, and with more than one they sum in a varying order: ``n = 1`` makes a registration
+    bit-identical run to run."""
+    if n <= 0:
+        yield
+        return
+    before = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(n)
+    try:
+        yield
+    finally:
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(before)
+
+
+def _register(fixed: sitk.Image, moving: sitk.Image, config: PreprocessConfig, fixed_mask: sitk.Image | None,
+              progress: Progress | None, extra_starts: Sequence[sitk.Euler3DTransform]) -> Registration:
     fixed = sitk.Cast(fixed, sitk.sitkFloat32)
     moving = sitk.Cast(moving, sitk.sitkFloat32)
     mask = sitk.Cast(fixed_mask, sitk.sitkUInt8) if fixed_mask is not None else None
