@@ -17,6 +17,8 @@ from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
                                            ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
+from slicer.i18n import tr as _
+from slicer.i18n import translate
 from slicer.util import VTKObservationMixin
 
 from MedGradeSegment import MedGradeSegmentLogic
@@ -27,6 +29,7 @@ from MedGradeWidgets.dependencies_prompt import ensureDependencies
 from MedGradeWidgets.job_runner import JobRunner, libraryRoot, runSync
 from MedGradeWidgets.model_library_section import ModelLibrarySection, fillModelCombo
 from MedGradeWidgets.parameter_node_panel import ParameterNodePanel
+from MedGradeWidgets.run_all_section import RunAllSection
 
 SEXES = ("unknown", "male", "female")
 FINDINGS = ("unknown", "yes", "no")
@@ -36,16 +39,18 @@ FUSIONS = ("near", "all", "large")
 class MedGradePredict(ScriptedLoadableModule):
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
-        self.parent.title = "MedGrade Predict"
-        self.parent.categories = ["MedGrade"]
+        self.parent.title = _("MedGrade Predict")
+        self.parent.categories = [translate("qSlicerAbstractCoreModule", "MedGrade")]
         self.parent.dependencies = ["MedGradeSegment"]
         self.parent.contributors = ["MedGrade developers"]
-        self.parent.helpText = (
-            "Grade a segmented case: KiNet on the MIX inputs (image and lesion-restricted image) of T1c and T2, "
+        self.parent.helpText = _(
+            "Run all grades the volumes you loaded in one click (lesion segmented first when there is no mask; "
+            "every matching grading model; table, plot and heat map placed in the layout; patient report). "
+            "Requires 3D Slicer 5.10 or newer. Grade a segmented case: KiNet on the MIX inputs (image and lesion-restricted image) of T1c and T2, "
             "multi-scale features plus age and sex into LightGBM, slice probabilities fused per patient "
             "(near / all / large). The reader's own findings are recorded beside the result, never mixed into it. "
             "See the MedGrade user guide (docs/).")
-        self.parent.acknowledgementText = (
+        self.parent.acknowledgementText = _(
             "KiNet and the BMS loss follow a 2023 master's thesis on non-invasive Ki-67 prediction in glioma. "
             "Built on MONAI, LightGBM, scikit-learn and 3D Slicer.")
 
@@ -72,6 +77,8 @@ class MedGradePredictWidget(ParameterNodePanel, ScriptedLoadableModuleWidget, VT
         self.logic = MedGradePredictLogic()
         self.runner = JobRunner(self.ui.progressBar, self.ui.statusLabel, self.ui.cancelButton, [self.ui.applyButton])
         self.library = ModelLibrarySection(self.ui.modelLibraryCollapsibleButton.layout(), self.updateModelCombo)
+        self.runAll = RunAllSection(self.layout, "vtkMRMLTableNode", _("Grade table:"), self.runAllInputs,
+                                    self.runAllArgs)
         self.observeSceneClose()
         self.ui.applyButton.connect("clicked()", self.onApply)
         self.ui.loadClinicalButton.connect("clicked()", self.onLoadClinical)
@@ -83,10 +90,36 @@ class MedGradePredictWidget(ParameterNodePanel, ScriptedLoadableModuleWidget, VT
         self.setParameterNode(self.logic.getParameterNode())
         self.logic.prefill(self._parameterNode)
 
+    def runAllInputs(self) -> tuple[str, Any]:
+        """The loaded T1c and T2 written as one case folder (the cascade segments it first)."""
+        p = self._parameterNode
+        if p.t1cVolume is None and p.t2Volume is None:
+            raise ValueError(_("Select the T1c and T2 volumes first"))
+        folder = os.path.join(tempfile.mkdtemp(prefix="MedGrade-input-"), self.logic.patientName(p))
+        os.makedirs(folder, exist_ok=True)
+        for seq in ("t1c", "t2"):
+            node = getattr(p, f"{seq}Volume")
+            if node is not None and not slicer.util.saveNode(node, os.path.join(folder, f"{seq}.nrrd")):
+                raise RuntimeError(_("{name}: could not be written to {folder}").format(name=node.GetName(),
+                                                                                         folder=folder))
+        return folder, p.t1cVolume or p.t2Volume
+
+    def runAllArgs(self, inputPath: str, output: str) -> list[str]:
+        """``medgrade run INPUT --output DIR ...`` (the cascade)."""
+        p = self._parameterNode
+        args = ["run", inputPath, "--output", output, "--device", p.device, "--fusion", p.fusion,
+                "--patient-id", self.logic.patientName(p)]
+        args += ["--model", p.modelId] if p.modelId else []  # none chosen: every matching grading model
+        args += ["--age", str(p.age)] if p.age >= 0 else []
+        args += ["--sex", "M" if p.sex == "male" else "F"] if p.sex != "unknown" else []
+        return args + (["--enhancing-focus", p.enhancingFocus] if p.enhancingFocus != "unknown" else [])
+
     def updateButtons(self, caller=None, event=None) -> None:
         p = self._parameterNode
         if p is None or self.runner.running:
             return
+        if hasattr(self, "runAll") and not self.runAll.runner.running:
+            self.runAll.runButton.enabled = p.t1cVolume is not None or p.t2Volume is not None
         if not pathText(p.caseFolder) and p.t1cVolume is not None:
             folder = p.t1cVolume.GetAttribute("MedGrade.caseFolder")
             if folder:
@@ -218,6 +251,20 @@ class MedGradePredictLogic(ScriptedLoadableModuleLogic):
             for node in slicer.util.getNodesByClass("vtkMRMLSegmentationNode"):
                 if is_lesion_mask_name(node.GetName()) or node.GetAttribute("MedGrade.step") == STEP:
                     p.lesionSegmentation = node
+
+    @staticmethod
+    def patientName(p: Any) -> str:
+        """The case folder's name, else the subject-hierarchy patient of the T1c/T2 volume, else 'case'."""
+        folder = pathText(p.caseFolder)
+        if folder:
+            return os.path.basename(os.path.normpath(folder))
+        sh = slicer.mrmlScene.GetSubjectHierarchyNode()
+        for node in (p.t1cVolume, p.t2Volume):
+            item = sh.GetItemByDataNode(node) if node is not None else 0
+            patient = sh.GetItemAncestorAtLevel(item, "Patient") if item else 0
+            if patient:
+                return "".join(c if c.isalnum() or c in "-_." else "_" for c in sh.GetItemName(patient))
+        return "case"
 
     @staticmethod
     def patientId(p: Any) -> str:

@@ -22,6 +22,8 @@ from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
                                            ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
+from slicer.i18n import tr as _
+from slicer.i18n import translate
 from slicer.util import VTKObservationMixin
 
 from MedGradeSegmentLib import model_library
@@ -33,6 +35,7 @@ from MedGradeWidgets.dependencies_prompt import ensureDependencies
 from MedGradeWidgets.job_runner import JobRunner, libraryRoot, runSync
 from MedGradeWidgets.model_library_section import ModelLibrarySection, fillModelCombo
 from MedGradeWidgets.parameter_node_panel import ParameterNodePanel
+from MedGradeWidgets.run_all_section import RunAllSection
 from MedGradeWidgets.sample_data_registration import registerSampleData
 from MedGradeWidgets.startup import ensureTerminology, onStartupCompleted
 
@@ -42,18 +45,20 @@ SEQUENCES = ("t1c", "t2", "t1", "flair")
 class MedGradeSegment(ScriptedLoadableModule):
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
-        self.parent.title = "MedGrade Segment"
-        self.parent.categories = ["MedGrade"]
+        self.parent.title = _("MedGrade Segment")
+        self.parent.categories = [translate("qSlicerAbstractCoreModule", "MedGrade")]
         self.parent.dependencies = []
         self.parent.contributors = ["MedGrade developers"]
-        self.parent.helpText = (
-            "Preprocess a brain MR case (skull stripping, co-registration, 1 mm resampling, z-score, slice "
-            "sampling), segment the lesion with a MIG-Net model from the model library, correct it in Segment "
-            "Editor and save the corrected mask as a new version. See the MedGrade user guide (docs/).")
-        self.parent.acknowledgementText = (
+        self.parent.helpText = _(
+            "Run all: from the volumes you loaded to the lesion mask, the grades and a patient report in one click "
+            "(medgrade run). Or step by step: preprocess a brain MR case (deep brain extraction, co-registration, "
+            "1 mm resampling, z-score, slice sampling), segment the lesion with a MIG-Net model from the model "
+            "library, correct it in Segment Editor and save the corrected mask as a new version. Requires 3D "
+            "Slicer 5.10 or newer. See the MedGrade user guide (docs/).")
+        self.parent.acknowledgementText = _(
             "MIG-Net with the Focus Prior Graph loss and KiNet follow a 2023 master's thesis on non-invasive "
-            "Ki-67 prediction in glioma. Skull stripping: the Swiss Skull Stripper (itk-skullstripping). "
-            "Built on MONAI, SimpleITK and 3D Slicer.")
+            "Ki-67 prediction in glioma. Brain extraction: deepbet (Fisch et al.), HD-BET (Isensee et al.) or the "
+            "Swiss Skull Stripper (itk-skullstripping). Built on MONAI, SimpleITK and 3D Slicer.")
         slicer.app.connect("startupCompleted()", onStartupCompleted)
 
 
@@ -88,6 +93,8 @@ class MedGradeSegmentWidget(ParameterNodePanel, ScriptedLoadableModuleWidget, VT
         self.runner = JobRunner(self.ui.progressBar, self.ui.statusLabel, self.ui.cancelButton,
                                 [self.ui.preprocessButton, self.ui.segmentButton, self.ui.saveCorrectionButton])
         self.library = ModelLibrarySection(self.ui.modelLibraryCollapsibleButton.layout(), self.updateModelCombo)
+        self.runAll = RunAllSection(self.layout, "vtkMRMLSegmentationNode", _("Lesion segmentation:"),
+                                    self.runAllInputs, self.runAllArgs)
         self.observeSceneClose()
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.NodeAddedEvent, self.onNodeAdded)
         self.ui.preprocessButton.connect("clicked()", self.onPreprocess)
@@ -116,11 +123,32 @@ class MedGradeSegmentWidget(ParameterNodePanel, ScriptedLoadableModuleWidget, VT
             if seq and getattr(self._parameterNode, f"{seq}Volume") is None:
                 setattr(self._parameterNode, f"{seq}Volume", node)
 
+    def runAllInputs(self) -> tuple[str, Any]:
+        """The loaded volumes written as one case folder, and the volume the results are shown on."""
+        p = self._parameterNode
+        inputPath = self.logic.exportInputs(p, tempfile.mkdtemp(prefix="MedGrade-input-"))
+        reference = getattr(p, f"{p.reference}Volume") or p.t1cVolume or p.t2Volume or p.flairVolume or p.t1Volume
+        if not inputPath:
+            raise ValueError(_("Select the input volumes (or a case file/folder) first"))
+        return inputPath, reference
+
+    def runAllArgs(self, inputPath: str, output: str) -> list[str]:
+        """``medgrade run INPUT --output DIR ...`` (the cascade)."""
+        p = self._parameterNode
+        args = ["run", inputPath, "--output", output, "--reference", p.reference, "--device", p.device]
+        patient = self.logic.patientName(p)
+        args += ["--patient-id", patient] if patient else []
+        args += ["--seg-model", p.modelId] if p.modelId else []
+        return args + ([] if p.skullStrip else ["--no-skull-strip"])
+
     def updateButtons(self, caller=None, event=None) -> None:
         p = self._parameterNode
         if p is None or self.runner.running:
             return
         hasInput = bool(p.t1cVolume or p.t2Volume or pathText(p.inputPath))
+        if hasattr(self, "runAll") and not self.runAll.runner.running:
+            self.runAll.runButton.enabled = hasInput
+            self.runAll.runButton.toolTip = "" if hasInput else _("Load the patient's volumes (or choose a case)")
         hasCase = bool(pathText(p.caseFolder))
         self.ui.preprocessButton.enabled = hasInput and bool(pathText(p.outputFolder))
         self.ui.preprocessButton.toolTip = "" if self.ui.preprocessButton.enabled else \

@@ -73,3 +73,25 @@ def test_predict_on_a_case_without_mask_segments_first(first_run, tmp_path, caps
     assert "no lesion mask: segmenting with mignet-demo-2patients-v2 first" in printed.out
     rows = json.loads((tmp_path / "pred" / "predictions.json").read_text())["results"]
     assert rows and rows[0]["model_id"] == "demo-kinet-toy-swap"
+
+
+@pytest.mark.scene
+def test_cascade_output_replaces_the_chosen_nodes_in_a_scene(first_run, slicer_app, bundled_case):
+    from MedGradePredictLib.scene_cascade import load_cascade_into_scene
+    from MedGradeSegmentLib.scene import sitk_to_volume_node
+
+    out, result = first_run
+    scene = slicer_app.scene
+    t1c = sitk_to_volume_node(scene, sitk.ReadImage(str(bundled_case / "t1c.nii.gz")), "TCGA-FG-6692 t1c")  # as loaded
+    old_seg = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "my lesion")
+    old_seg.GetSegmentation().AddEmptySegment("stale")
+    old_table = scene.AddNewNodeByClass("vtkMRMLTableNode", "my grades")
+    loaded = load_cascade_into_scene(scene, result.folder, t1c, old_seg, old_table)
+    assert loaded["segmentation"] is old_seg
+    segmentation = old_seg.GetSegmentation()
+    assert segmentation.GetNumberOfSegments() == 1 and segmentation.GetSegment("stale") is None
+    assert old_seg.GetAttribute("MedGrade.modelId") == "mignet-demo-2patients-v2"
+    assert loaded["tables"][0] is old_table and old_table.GetNumberOfRows() == 1
+    assert scene.GetNodesByClass("vtkMRMLSegmentationNode").GetNumberOfItems() == 1  # replaced, not added
+    heat = loaded["grading"]["demo-kinet-toy-swap"]["nodes"]["TCGA-FG-6692"]["heatmaps"]
+    assert set(heat) == {"toy-sequence-swap"}

@@ -24,15 +24,7 @@ def test_background_job_reports_and_cancels(tmp_path):
         "p = json_lines_progress()\n"
         "p(0.25, 'quarter'); print('hello log'); sys.stdout.flush()\n"
         "time.sleep(60)\n")
-    job = BackgroundJob([])
-    job.python = sys.executable
-    # Run the script in place of the CLI module.
-    import subprocess
-    import threading
-    job._proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE,
-                                 stderr=subprocess.STDOUT, text=True, env=job._env)
-    job._reader = threading.Thread(target=job._read, daemon=True)
-    job._reader.start()
+    job = BackgroundJob([]).start([sys.executable, str(script)])  # the script in place of the CLI module
     deadline = time.time() + 30
     events = []
     while time.time() < deadline and len(events) < 2:

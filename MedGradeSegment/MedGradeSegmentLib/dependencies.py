@@ -26,10 +26,10 @@ from .resources import resource_file
 # Packages 3D Slicer ships (its SuperBuild python-* projects, VTK, SimpleITK) and those its own
 # modules rely on. Never installed, upgraded or replaced by MedGrade.
 SLICER_BUNDLED: tuple[str, ...] = (
-    "numpy", "SimpleITK", "vtk", "requests", "urllib3", "certifi", "idna", "charset-normalizer", "chardet",
+    "numpy", "scipy", "SimpleITK", "vtk", "requests", "urllib3", "certifi", "idna", "charset-normalizer", "chardet",
     "pydicom", "dicomweb-client", "retrying", "Pillow", "six", "packaging", "pyparsing", "pip", "setuptools",
     "wheel", "GitPython", "gitdb", "smmap", "PyGithub", "PyJWT", "Deprecated", "wrapt", "cffi", "pycparser",
-    "cryptography", "PyNaCl", "CTK", "qt", "slicer",
+    "cryptography", "PyNaCl", "python-dateutil", "typing_extensions", "couchdb", "CTK", "qt", "slicer",
 )
 # Provided by another Slicer extension (DEPENDS in CMakeLists.txt), never by pip from MedGrade.
 PROVIDED_BY_EXTENSION: dict[str, str] = {"torch": "PyTorch"}

@@ -3,6 +3,11 @@
 The Slicer widgets start a :class:`BackgroundJob`, poll it from a ``qt.QTimer`` and show its
 progress; Cancel terminates the process. Heavy work thus never runs on Slicer's GUI thread and a
 crash in it cannot take Slicer down (the pattern of SlicerMONAIAuto3DSeg).
+
+``PythonSlicer`` is a launcher that starts the real interpreter as a child (and ``medgrade`` forks its
+command once more): the job is started as the leader of its own process group (POSIX: a new session;
+Windows: a new process group, no console window) and Cancel ends the whole group/tree, so no
+grandchild keeps working, writing or holding the GPU. Output is decoded as UTF-8 with replacement.
 """
 
 from __future__ import annotations
@@ -10,10 +15,13 @@ from __future__ import annotations
 import json
 import os
 import queue
+import signal
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass
+from typing import Any
 
 from .progress import PROGRESS_PREFIX
 
@@ -41,10 +49,15 @@ class BackgroundJob:
         self.last_fraction = 0.0
         self.cancelled = False
 
-    def start(self) -> "BackgroundJob":
-        cmd = [self.python, "-m", "MedGradeTrainLib.cli", *self.args, "--progress-json"]
-        self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                      env=self._env, cwd=self._cwd, bufsize=1)
+    def command(self) -> list[str]:
+        return [self.python, "-m", "MedGradeTrainLib.cli", *self.args, "--progress-json"]
+
+    def start(self, cmd: list[str] | None = None) -> "BackgroundJob":
+        """Start ``cmd`` (default: :meth:`command`) as its own process group; see the module docstring."""
+        env = dict(self._env, PYTHONIOENCODING="utf-8", PYTHONUTF8="1")
+        self._proc = subprocess.Popen(cmd or self.command(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                      text=True, encoding="utf-8", errors="replace", env=env, cwd=self._cwd,
+                                      bufsize=1, **process_group_options())
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         return self
@@ -93,17 +106,11 @@ class BackgroundJob:
         return rc
 
     def cancel(self, grace_s: float = 5.0) -> None:
-        """Terminate the child process (kill it if it does not stop within ``grace_s``)."""
-        if not self.running:
+        """End the whole process tree: terminate, then kill what is left after ``grace_s``."""
+        if self._proc is None or (not self.running and not _group_alive(self._proc.pid)):
             return
         self.cancelled = True
-        assert self._proc is not None
-        self._proc.terminate()
-        try:
-            self._proc.wait(grace_s)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait()
+        kill_tree(self._proc, grace_s)
 
     def error_message(self) -> str:
         """The last line the command printed starting with ``error:`` (its one-line reason)."""
@@ -111,3 +118,63 @@ class BackgroundJob:
             if line.startswith("error:"):
                 return line[len("error:"):].strip()
         return self.log[-1] if self.log else ""
+
+
+def process_group_options() -> dict[str, Any]:
+    """``Popen`` keywords making the child the leader of a new process group (and no console on Windows)."""
+    if sys.platform == "win32":
+        flags = getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0x200) | getattr(subprocess, "CREATE_NO_WINDOW",
+                                                                                 0x08000000)
+        return {"creationflags": flags}
+    return {"start_new_session": True}  # the child's pid is its process-group id
+
+
+def _group_alive(pgid: int) -> bool:
+    if sys.platform == "win32":
+        return False
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+
+
+def kill_tree(proc: subprocess.Popen, grace_s: float = 5.0) -> None:
+    """SIGTERM to the process group (Windows: ``taskkill /T`` on the tree), SIGKILL after ``grace_s``."""
+    if sys.platform == "win32":
+        flags = getattr(subprocess, "CREATE_NO_WINDOW", 0x08000000)
+        subprocess.run(["taskkill", "/PID", str(proc.pid), "/T"], capture_output=True, creationflags=flags)
+        try:
+            proc.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            subprocess.run(["taskkill", "/PID", str(proc.pid), "/T", "/F"], capture_output=True,
+                           creationflags=flags)
+            proc.wait()
+        return
+    pgid = proc.pid
+    try:
+        leader = os.getpgid(pgid) == pgid
+    except ProcessLookupError:
+        leader = False
+    if not leader:  # started elsewhere without its own group: only the process itself can be reached
+        proc.terminate()
+        try:
+            proc.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        return
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and _group_alive(pgid):
+        proc.poll()  # reap the leader so that only live members count
+        time.sleep(0.05)
+    if _group_alive(pgid):
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait()

@@ -13,12 +13,14 @@ from MedGradeSegmentLib import dependencies
 
 
 def _slicerPackaging() -> ModuleType | None:
-    """``slicer.packaging`` (with ``pip_ensure``) where this Slicer has it."""
-    for name in ("slicer.packaging", "slicer.pydeps"):
+    """The Slicer module with ``pip_ensure`` (``slicer.pydeps``, Slicer >= 5.11), where this Slicer has it."""
+    for name in ("slicer.pydeps", "slicer.packaging"):
         try:
-            return __import__(name, fromlist=["pip_ensure"])
+            module = __import__(name, fromlist=["pip_ensure"])
         except ImportError:
             continue
+        if hasattr(module, "pip_ensure"):
+            return module
     return None
 
 
@@ -37,13 +39,11 @@ def ensureDependencies() -> bool:
     skip = sorted(dependencies.never_install())
     packaging = _slicerPackaging()
     try:
-        if packaging is not None and hasattr(packaging, "pip_ensure"):
-            try:  # prompts with the list, shows progress, offers a restart when needed
-                packaging.pip_ensure(plan.to_install, constraints=str(constraints), requester="MedGrade",
-                                     skip_packages=skip)
-            except TypeError:
-                packaging.pip_ensure(plan.to_install, constraints=str(constraints), requester="MedGrade")
-        else:
+        if packaging is not None:  # prompts with the list, shows progress, offers a restart when needed;
+            # never retried without skip_packages or constraints (Slicer's own packages stay as they are)
+            packaging.pip_ensure(plan.to_install, constraints=str(constraints), requester="MedGrade",
+                                 skip_packages=skip)
+        else:  # Slicer 5.10: pip with the constraints file, each Slicer package pinned to its installed version
             if not slicer.util.confirmOkCancelDisplay(plan.describe() + "\n\nInstall them now? Slicer's own "
                                                       "packages are left as they are.", "MedGrade setup"):
                 return False

@@ -6,6 +6,7 @@ import logging
 import os
 import shutil
 import sys
+import time
 import traceback
 from typing import Any, Callable
 
@@ -13,6 +14,12 @@ import qt
 import slicer
 
 from MedGradeSegmentLib.jobs import BackgroundJob
+
+try:  # Slicer's translation function (Slicer >= 5.4); identity elsewhere
+    from slicer.i18n import tr as _
+except ImportError:  # pragma: no cover - older Slicer is refused at start-up anyway
+    def _(text: str) -> str:
+        return text
 
 from . import MODULE_DIR
 
@@ -56,9 +63,10 @@ class JobRunner:
     """Runs one ``medgrade`` command in the background: progress bar, status, Cancel, errors."""
 
     def __init__(self, progressBar: Any, statusLabel: Any, cancelButton: Any, busyWidgets: Any = (),
-                 logWidget: Any = None) -> None:
+                 logWidget: Any = None, elapsedLabel: Any = None) -> None:
         self.progressBar, self.statusLabel, self.cancelButton = progressBar, statusLabel, cancelButton
-        self.busyWidgets, self.logWidget = list(busyWidgets), logWidget
+        self.busyWidgets, self.logWidget, self.elapsedLabel = list(busyWidgets), logWidget, elapsedLabel
+        self.started = 0.0
         self.job: BackgroundJob | None = None
         self._title, self._onSuccess = "", None
         self.timer = qt.QTimer()
@@ -70,17 +78,21 @@ class JobRunner:
     def running(self) -> bool:
         return self.job is not None and self.job.running
 
-    def start(self, args: list[str], title: str, onSuccess: Callable[[], None]) -> None:
+    def start(self, args: list[str], title: str, onSuccess: Callable[[], str | None]) -> None:
         """Run ``medgrade <args>`` in a background process and call ``onSuccess`` after."""
         if self.running:
-            slicer.util.errorDisplay(f"{self._title} is still running; cancel it or wait.")
+            slicer.util.errorDisplay(_("{title} is still running; cancel it or wait.").format(title=self._title))
             return
         logging.info(f"MedGrade: medgrade {' '.join(args)}")
         self._title, self._onSuccess = title, onSuccess
         self.job = BackgroundJob(args, python=pythonExecutable(), env=medgradeEnvironment()).start()
+        self.started = time.monotonic()
+        if self.logWidget is not None:
+            self.logWidget.clear()
+            self.logWidget.appendPlainText("medgrade " + " ".join(args))
         self.progressBar.value = 0
         self.progressBar.visible = True
-        self.statusLabel.text = f"{title}..."
+        self.statusLabel.text = _("{title}...").format(title=title)
         self.cancelButton.enabled = True
         for w in self.busyWidgets:
             w.enabled = False
@@ -88,8 +100,12 @@ class JobRunner:
 
     def cancel(self) -> None:
         if self.running:
-            self.statusLabel.text = f"Cancelling {self._title}..."
-            self.job.cancel()
+            self.statusLabel.text = _("Cancelling {title}...").format(title=self._title)
+            self.job.cancel()  # the whole process tree (PythonSlicer starts the interpreter as a child)
+
+    def elapsed(self) -> str:
+        seconds = int(time.monotonic() - self.started)
+        return f"{seconds // 60}:{seconds % 60:02d}"
 
     def _drain(self) -> None:
         for event in self.job.poll():
@@ -104,6 +120,8 @@ class JobRunner:
 
     def _poll(self) -> None:
         self._drain()
+        if self.elapsedLabel is not None:
+            self.elapsedLabel.text = _("Elapsed: {time}").format(time=self.elapsed())
         if self.job.running:
             return
         self.timer.stop()
@@ -114,19 +132,20 @@ class JobRunner:
         for w in self.busyWidgets:
             w.enabled = True
         if self.job.cancelled:
-            self.statusLabel.text = f"{self._title}: cancelled"
+            self.statusLabel.text = _("{title}: cancelled after {time}").format(title=self._title, time=self.elapsed())
             return
         if self.job.returncode != 0:
             fullLog = "\n".join(self.job.log)
             logging.error(f"MedGrade: {self._title} failed (exit {self.job.returncode}):\n{fullLog}")
-            self.statusLabel.text = f"{self._title} failed"
-            slicer.util.errorDisplay(f"{self._title} failed: {self.job.error_message()}",
+            self.statusLabel.text = _("{title} failed after {time}").format(title=self._title, time=self.elapsed())
+            slicer.util.errorDisplay(_("{title} failed: {reason}").format(title=self._title, reason=self.job.error_message()),
                                      detailedText=fullLog[-20000:])
             return
         try:
-            self._onSuccess()
-            self.statusLabel.text = f"{self._title}: done"
+            summary = self._onSuccess()  # may return a one-line summary for the status line
+            done = _("{title}: done in {time}").format(title=self._title, time=self.elapsed())
+            self.statusLabel.text = f"{done}. {summary}" if isinstance(summary, str) and summary else done
         except Exception as exc:  # noqa: BLE001 - reason shown, traceback logged
             logging.error(traceback.format_exc())
-            slicer.util.errorDisplay(f"{self._title}: the result could not be loaded: {exc}",
+            slicer.util.errorDisplay(_("{title}: the result could not be loaded: {reason}").format(title=self._title, reason=exc),
                                      detailedText=traceback.format_exc())

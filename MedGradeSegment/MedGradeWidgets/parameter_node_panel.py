@@ -13,6 +13,8 @@ import vtk
 from slicer.ScriptedLoadableModule import ScriptedLoadableModuleWidget
 from slicer.util import VTKObservationMixin
 
+from MedGradeSegmentLib.slicer_version import slicer_version_problem
+
 
 class ParameterNodePanel:
     def __init__(self, parent=None) -> None:
@@ -23,8 +25,17 @@ class ParameterNodePanel:
         self._parameterNodeGuiTag = None
 
     def loadPanelUI(self, uiFile: str) -> None:
-        """The module's ``.ui`` (relative to its Resources) as ``self.ui``, bound to the scene."""
+        """The module's ``.ui`` (relative to its Resources) as ``self.ui``, bound to the scene. A Slicer older
+        than ``MIN_SLICER`` gets a clear message in the panel instead (and the set-up stops there)."""
         ScriptedLoadableModuleWidget.setup(self)
+        problem = slicer_version_problem(slicer.app.majorVersion, slicer.app.minorVersion)
+        if problem:
+            import qt
+
+            label = qt.QLabel(problem)
+            label.wordWrap = True
+            self.layout.addWidget(label)
+            raise RuntimeError(problem)
         uiWidget = slicer.util.loadUI(self.resourcePath(uiFile))
         self.layout.addWidget(uiWidget)
         self.ui = slicer.util.childWidgetVariables(uiWidget)

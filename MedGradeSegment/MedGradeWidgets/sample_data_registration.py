@@ -17,10 +17,6 @@ def registerSampleData() -> None:
     for entry in sample_entries():
         kwargs = entry.kwargs()
         kwargs["thumbnailFileName"] = kwargs["thumbnailFileName"] or icon
-        try:
-            SampleData.SampleDataLogic.registerCustomSampleDataSource(**kwargs)
-        except TypeError:  # Slicer versions before checksums / loadFileTypes
-            kwargs.pop("checksums")
-            kwargs.pop("loadFiles")
-            kwargs["loadFileType"] = kwargs.pop("loadFileTypes")
-            SampleData.SampleDataLogic.registerCustomSampleDataSource(**kwargs)
+        # checksums (SHA256 verified by Slicer) are always passed: no fallback registers a file unverified;
+        # Slicer versions without them are refused at start-up (MedGradeWidgets.slicer_version)
+        SampleData.SampleDataLogic.registerCustomSampleDataSource(**kwargs)

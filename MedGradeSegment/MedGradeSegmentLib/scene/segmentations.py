@@ -63,7 +63,8 @@ def mask_to_segmentation_node(
     for value, entry in entries.items():
         binary = oriented_image(mask, (labels == value).astype(np.uint8))
         segment_id = node.AddSegmentFromBinaryLabelmapRepresentation(binary, entry.name, entry.color)
-        segmentation.GetSegment(segment_id).SetTerminology(entry.serialized)
+        segment = segmentation.GetSegment(segment_id)  # the tag API: SetTerminology() only exists from Slicer 5.10
+        segment.SetTag(slicer.vtkSegment.GetTerminologyEntryTagName(), entry.serialized)
     return node
 
 
