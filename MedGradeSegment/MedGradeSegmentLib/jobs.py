@@ -130,13 +130,26 @@ def process_group_options() -> dict[str, Any]:
 
 
 def _group_alive(pgid: int) -> bool:
+    """Whether a live (not zombie) process of group ``pgid`` remains (``/proc`` where there is one)."""
     if sys.platform == "win32":
         return False
     try:
         os.killpg(pgid, 0)
-        return True
     except (ProcessLookupError, PermissionError):
         return False
+    if not os.path.isdir("/proc"):
+        return True
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":  # fields: state, ppid, pgrp, ...
+            return True
+    return False
 
 
 def kill_tree(proc: subprocess.Popen, grace_s: float = 5.0) -> None:
@@ -177,4 +190,8 @@ def kill_tree(proc: subprocess.Popen, grace_s: float = 5.0) -> None:
             os.killpg(pgid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+        deadline = time.monotonic() + 5.0  # SIGKILL is delivered asynchronously: wait until none is left
+        while time.monotonic() < deadline and _group_alive(pgid):
+            proc.poll()
+            time.sleep(0.02)
     proc.wait()
