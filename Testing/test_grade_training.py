@@ -14,7 +14,8 @@ from MedGradePredictLib.cohort import patient_folds, split_cases
 from MedGradePredictLib.evaluate import write_report
 from MedGradePredictLib.model_bundle import HEAD, WEIGHTS, load_grading_bundle, save_grading_bundle
 from MedGradePredictLib.toy import TOY_TASK, swap_toy_cohort
-from MedGradePredictLib.train import TrainConfig, cross_validate, fit_grading_model, predict_cases
+from MedGradePredictLib.train import TrainConfig, predict_cases
+from MedGradeTrainLib.kinds.grading import cross_validate, fit_grading_model
 
 
 @pytest.fixture(scope="module")

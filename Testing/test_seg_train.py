@@ -12,7 +12,8 @@ import torch
 from MedGradeSegmentLib.segmentation.config import CaseSpec, TrainConfig, load_config
 from MedGradeSegmentLib.segmentation.data import (FoldLeakError, check_folds, fold_split, grade_index,
                                                   patient_kfold, select_slices, train_transforms, working_grid)
-from MedGradeSegmentLib.segmentation.train import train
+from MedGradeTrainLib.kinds.segmentation import train
+from MedGradeTrainLib.runner.checkpoint import latest_valid
 
 BRATS = "glioma-native/TCGA-FG-6692/brats-space/"
 
@@ -71,16 +72,16 @@ def test_training_run_checkpoints_resume_and_bundle(sample, tmp_path):
     for k, m in enumerate(res.folds):
         assert set(m["val_patients"]).isdisjoint(m["train_patients"])
         assert 0.0 <= m["dsc"] <= 1.0 or np.isnan(m["dsc"])
-        assert (tmp_path / "run" / f"fold{k}" / "checkpoint.pt").is_file()
+        assert latest_valid(tmp_path / "run" / "splits" / f"fold{k}" / "checkpoints") is not None
     assert (tmp_path / "run" / "fpg_atlas.nii.gz").is_file()
     manifest = json.loads((res.bundle / "manifest.json").read_text())
     assert manifest["architecture"]["fpg_loss"] and len(manifest["metrics"]["folds"]) == 2
     # resume: a second run with one more epoch continues from the saved epoch
-    ck = torch.load(tmp_path / "run" / "fold0" / "checkpoint.pt", weights_only=True)
-    assert ck["epoch"] == 0
+    ck = latest_valid(tmp_path / "run" / "splits" / "fold0" / "checkpoints")
+    assert ck["position"]["epoch"] == 1 and len(json.loads(ck["loop"])["history"]) == 1  # one epoch done
     train(_config(sample, tmp_path / "run", epochs=2, folds=2))
-    ck = torch.load(tmp_path / "run" / "fold0" / "checkpoint.pt", weights_only=True)
-    assert ck["epoch"] == 1 and len(json.loads(ck["history"])) == 2
+    ck = latest_valid(tmp_path / "run" / "splits" / "fold0" / "checkpoints")
+    assert ck["position"]["epoch"] == 2 and len(json.loads(ck["loop"])["history"]) == 2
 
 
 def test_train_seg_command_with_unet_baseline(sample, tmp_path):

@@ -110,7 +110,8 @@ def kinet_vs_early(repeats: int) -> None:
 def toy_comparison(case) -> None:
     from MedGradePredictLib.evaluate import binary_metrics
     from MedGradePredictLib.toy import TOY_TASK, swap_toy_cohort
-    from MedGradePredictLib.train import TrainConfig, cross_validate
+    from MedGradePredictLib.train import TrainConfig
+    from MedGradeTrainLib.kinds.grading import cross_validate
 
     cases = swap_toy_cohort(case, window=4, size=32)
     kinet_w = 4

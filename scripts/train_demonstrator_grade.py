@@ -19,7 +19,8 @@ from MedGradeSegmentLib.sample_data import fetch_dataset
 from MedGradePredictLib.evaluate import evaluate_rows
 from MedGradePredictLib.model_bundle import save_grading_bundle
 from MedGradePredictLib.toy import TOY_TASK, swap_toy_cohort
-from MedGradePredictLib.train import TrainConfig, cross_validate, fit_grading_model
+from MedGradePredictLib.train import TrainConfig
+from MedGradeTrainLib.kinds.grading import cross_validate, fit_grading_model
 
 MODEL_ID = "demo-kinet-toy-swap"
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "MedGradePredict/MedGradePredictLib/bundled_models" / MODEL_ID

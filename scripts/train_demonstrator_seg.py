@@ -34,7 +34,7 @@ from MedGradeSegmentLib.segmentation.cases import lesion_binary
 from MedGradeSegmentLib.segmentation.model_bundle import load_segmentation_model, segment_with_model, write_model_bundle
 from MedGradeSegmentLib.segmentation.segment_case import read_input_case, segment_case
 from MedGradeSegmentLib.segmentation.config import CaseSpec, TrainConfig
-from MedGradeSegmentLib.segmentation.train import train
+from MedGradeTrainLib.kinds.segmentation import train
 
 MODEL_ID = "mignet-demo-2patients-v2"
 BUNDLE_DIR = Path(__file__).resolve().parents[1] / "MedGradeSegment" / "MedGradeSegmentLib" / "bundled_models" / MODEL_ID

@@ -1,17 +1,13 @@
 """The eight-row KiNet ablation: every combination of the BMS loss, the Merge-IN input and metadata,
-and the input-combination comparison (MIX vs IMG-only vs ROI-only), as TrainConfigs."""
+and the input-combination comparison (MIX vs IMG-only vs ROI-only), as TrainConfigs (trained through
+the runner by :func:`MedGradeTrainLib.kinds.grading.run_ablation`)."""
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
-from typing import Any
 
-from MedGradeSegmentLib.progress import Progress
-
-from .cohort import CohortCase
-from .evaluate import binary_metrics
-from .train import TrainConfig, cross_validate
+from .train import TrainConfig
 
 
 def ablation_configs(base: TrainConfig) -> list[tuple[str, TrainConfig]]:
@@ -30,17 +26,3 @@ def input_mode_configs(base: TrainConfig) -> list[tuple[str, TrainConfig]]:
     """MIX vs IMG-only vs ROI-only inputs (the cohort must be built with the matching mode)."""
     return [(m, dataclasses.replace(base, input_mode=m, model_id=f"{base.model_id}-{m}"))
             for m in ("mix", "img", "roi")]
-
-
-def run_ablation(base: TrainConfig, cases: list[CohortCase], progress: Progress | None = None
-                 ) -> list[dict[str, Any]]:
-    """Cross-validate every ablation row on the same cases and splits; one metrics row each."""
-    progress = progress or Progress()
-    out = []
-    rows = ablation_configs(base)
-    for i, (name, cfg) in enumerate(rows):
-        preds, _ = cross_validate(cfg, cases, progress.sub(i / len(rows), (i + 1) / len(rows)))
-        y = [r["label"] for r in preds]
-        m = binary_metrics(y, [r[f"probability_{cfg.fusion}"] for r in preds], n_boot=200)
-        out.append({"row": name, "auc": m["auc"], "accuracy": m["accuracy"], "n": m["n"]})
-    return out

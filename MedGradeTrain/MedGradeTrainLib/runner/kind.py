@@ -88,8 +88,9 @@ class ModelKind(ABC):
         return {}
 
     @abstractmethod
-    def write_bundle(self, model: nn.Module, split: SplitData, out_dir: Path, summary: dict[str, Any]) -> Path:
-        """Write a model-library bundle of the final model into ``out_dir`` and return it."""
+    def write_bundle(self, model: nn.Module, split: SplitData, out_dir: Path, summary: dict[str, Any]) -> Path | None:
+        """Write a model-library bundle of the final model into ``out_dir`` (or a folder inside it) and return
+        it; ``None`` when the kind's settings ask for no bundle."""
 
 
 KINDS: dict[str, type[ModelKind]] = {}

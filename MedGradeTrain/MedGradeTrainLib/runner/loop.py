@@ -134,6 +134,8 @@ class Runner:
             kind = cls({k: v for k, v in cfg["kind"].items() if k not in ("name", "module")}, self.run_dir)
         self.kind = kind
         self.kind.channels_last = self.channels_last  # type: ignore[attr-defined]
+        if isinstance(getattr(self.kind, "progress", None), Progress):  # a kind's long set-up can be cancelled
+            self.kind.progress = self.progress.sub(0.0, 0.0)  # type: ignore[attr-defined]
         self.run_id = self._run_record()
         self.log = ProgressLog(self.run_dir, self.run_id, stdout, prefixed, enabled=self.world.main)
         self.t_session, self.steps_session = time.perf_counter(), 0
@@ -201,21 +203,28 @@ class Runner:
         sdir = self.run_dir / "splits" / name
         cdir = sdir / "checkpoints"
         seed = int(self.cfg["seed"]) + index
+        if self.world.main:
+            sdir.mkdir(parents=True, exist_ok=True)
         seed_everything(seed)
         split = self.kind.split_data(name, list(spec["train"]), list(spec["val"]))
         model = self.kind.build_model(split).to(self.device)
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
         done = sdir / "result.json"
+        tc = self.tcfg
+        final = name == "final"
+        epochs = int(tc["final_epochs"] or tc["epochs"]) if final else int(tc["epochs"])
+        if done.is_file() and self.resume:
+            record = json.loads(done.read_text())
+            if record["epochs_run"] < epochs and not record["stopped_early"] and self.world.main:
+                done.unlink()  # the run was extended: continue this split from its last checkpoint
+            barrier(self.world)
         if done.is_file():  # finished before a resume: its record and weights
             model.load_state_dict(ckpt.load_verified(sdir / "final.pt")["model"])
             record = json.loads(done.read_text())
             self._global_step0 = int(record["global_step"])
             return record, model.eval(), split
 
-        tc = self.tcfg
-        final = name == "final"
-        epochs = int(tc["final_epochs"] or tc["epochs"]) if final else int(tc["epochs"])
         opt = build_optimizer(model.parameters(), tc["optimizer"])
         ds = SeededDataset(split.train, seed)
         sampler = ResumableBatchSampler(ds, int(tc["batch_size"]), self.world, seed, True, tc["drop_last"])
@@ -254,7 +263,6 @@ class Runner:
             self._emit("resume", split=name, epoch=st["epoch"], step=st["global_step"],
                        message=f"resumed {name} from {Path(state['_path']).name}")
             ckpt.set_rng_state(state["rng"][min(self.world.rank, len(state["rng"]) - 1)])
-        self.resume = False  # later splits start fresh
         net = model
         if self.world.distributed:
             net = nn.parallel.DistributedDataParallel(model, device_ids=[self.device.index] if self.cuda else None)
@@ -296,7 +304,7 @@ class Runner:
                     break
                 split_frac = (epoch * n_batches + b) / (epochs * n_batches)
                 self.progress((index + split_frac) / len(self.plan),
-                              f"{name}: epoch {epoch + 1}/{epochs} step {b + 1}/{n_batches}")
+                              f"epoch {epoch + 1}/{epochs} step {b + 1}/{n_batches} ({name})")
                 boundary = (b + 1) % accum == 0 or b + 1 == n_batches
                 sync = net.no_sync() if (self.world.distributed and not boundary) else contextlib.nullcontext()
                 with sync:
@@ -324,16 +332,16 @@ class Runner:
                            loss=float(terms["loss"].detach()), metric=st["best"], metric_name=metric,
                            lr=opt.param_groups[0]["lr"], eta_s=self._eta(self._remaining(index, total_steps - done_steps)),
                            gpu_mem_mb=gpu_memory_mb(), fraction=round((index + done_steps / total_steps) / len(self.plan), 4),
-                           message=f"{name}: epoch {epoch + 1}/{epochs} step {b}/{n_batches}")
+                           message=f"epoch {epoch + 1}/{epochs} step {b}/{n_batches} ({name})")
                 st["batch"] = b
                 if every and st["global_step"] % every == 0 and b < n_batches:
                     save(epoch, b)
             # --- end of epoch: reduce, validate, schedule, best, early stop, checkpoint
             sums = all_reduce_sum([st["sums"].get(k, 0.0) for k in sorted(st["sums"])] + [st["n"]], self.world)
             n = max(sums[-1], 1)
-            row: dict[str, Any] = {"epoch": epoch + 1}
-            row.update({("train_" + k if k != "loss" else "train_loss"): v / n
-                        for k, v in zip(sorted(st["sums"]), sums[:-1])})
+            means = dict(zip(sorted(st["sums"]), sums[:-1]))
+            row: dict[str, Any] = {"epoch": epoch + 1, "train_loss": means.pop("loss", math.nan) / n}
+            row.update({"train_" + k: v / n for k, v in means.items()})
             val: dict[str, Any] = {}
             if split.val is not None:
                 if self.world.main:
@@ -450,18 +458,22 @@ class Runner:
             tmp = self.run_dir / "bundle.partial"
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir()
-            written = Path(self.kind.write_bundle(model, split, tmp, summary))
+            written = self.kind.write_bundle(model, split, tmp, summary)
             final = self.run_dir / "bundle"
             shutil.rmtree(final, ignore_errors=True)
-            tmp.rename(final)
-            result.bundle = final / written.relative_to(tmp) if written != tmp else final
-            if self.cfg["register"]:
+            if written is None:  # the kind's config asks for no bundle
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                tmp.rename(final)
+                written = Path(written)
+                result.bundle = final / written.relative_to(tmp) if written != tmp else final
+            if self.cfg["register"] and result.bundle is not None:
                 from MedGradeSegmentLib.model_library import import_bundle
 
                 entry = import_bundle(result.bundle, self.cfg.get("models_root"))
                 result.registered = entry.path
                 summary["registered"] = entry.path
-            summary["bundle"] = str(result.bundle)
+            summary["bundle"] = str(result.bundle) if result.bundle else None
             ckpt.atomic_write_text(self.run_dir / SUMMARY_FILE, json.dumps(summary, indent=1, default=str))
             self._emit("done", step=self._global_step0, fraction=1.0, metric=summary["metric_mean"],
                        metric_name=metric, message=f"run {self.run_id} done; bundle {result.bundle}")
@@ -470,10 +482,13 @@ class Runner:
 
 def run_training(config: dict[str, Any] | str | Path | None, run_dir: str | Path, *, resume: bool = False,
                  kind: ModelKind | None = None, progress: Progress | None = None, stdout: TextIO | None = sys.stdout,
-                 prefixed: bool = False, run_name: str | None = None) -> RunResult:
+                 prefixed: bool = False, run_name: str | None = None,
+                 overrides: dict[str, dict[str, Any]] | None = None) -> RunResult:
     """Train ``config`` (file, dict, or None to resume) into ``run_dir``; see the module docstring.
 
-    A new run refuses a folder that already holds one (resume it or choose another folder)."""
+    A new run refuses a folder that already holds one (resume it or choose another folder). ``overrides``
+    (resume only): ``{"train": {"epochs": N}}`` extends a run; splits that ended at the old length (not by
+    early stopping) continue from their last checkpoint."""
     run_dir = Path(run_dir)
     recorded = run_dir / CONFIG_FILE
     main = int(os.environ.get("RANK", "0")) == 0
@@ -481,6 +496,10 @@ def run_training(config: dict[str, Any] | str | Path | None, run_dir: str | Path
         if not recorded.is_file():
             raise InputError(run_dir, "not a run folder (no config.json); start it with 'medgrade train'")
         cfg = json.loads(recorded.read_text())
+        for section, values in (overrides or {}).items():
+            cfg[section].update({k: v for k, v in values.items() if v is not None})
+        if overrides and main:
+            ckpt.atomic_write_text(recorded, json.dumps(cfg, indent=1, default=str))
     else:
         if main and recorded.is_file():
             raise InputError(run_dir, "already holds a run; resume it ('medgrade resume') or choose another "

@@ -22,13 +22,12 @@ class SplitLeakError(InputError):
 
 
 def merge_patients(patients: list[Patient]) -> list[Patient]:
-    """One entry per patient id (cases of repeated entries united); conflicting labels are an error."""
+    """One entry per patient id (cases of repeated entries united; the first case's label stratifies, as
+    cases of one patient may carry different labels, e.g. two lesions)."""
     out: dict[str, Patient] = {}
     for p in patients:
         if p.patient_id in out:
             q = out[p.patient_id]
-            if p.label is not None and q.label is not None and p.label != q.label:
-                raise InputError(None, f"patient {p.patient_id!r} has two labels ({q.label!r} and {p.label!r})")
             q.cases += [c for c in p.cases if c not in q.cases]
             q.label = q.label if q.label is not None else p.label
         else:
@@ -37,14 +36,14 @@ def merge_patients(patients: list[Patient]) -> list[Patient]:
 
 
 def _strata(patients: list[Patient], n_min: int) -> list[str] | None:
-    """Class x site where every stratum has ``n_min`` patients, else class, else None (unlabelled)."""
+    """Class x site where every stratum has ``n_min`` patients, else class, else None (unlabelled, or a
+    class too small to appear in every part)."""
     if any(p.label is None for p in patients):
         return None
     for keys in ([f"{p.label}|{p.site}" for p in patients], [str(p.label) for p in patients]):
-        if min(Counter(keys).values()) >= n_min:
+        if len(set(keys)) > 1 and min(Counter(keys).values()) >= n_min:
             return keys
-    keys = [str(p.label) for p in patients]
-    return keys if len(set(keys)) > 1 else None
+    return None
 
 
 def check_split(parts: dict[str, list[str]], source: str | Path | None = None) -> None:

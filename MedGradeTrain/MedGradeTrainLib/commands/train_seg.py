@@ -1,11 +1,13 @@
-"""``medgrade train-seg --config CONFIG.json``: train MIG-Net (or an ablation row / the U-Net baseline)."""
+"""``medgrade train-seg --config CONFIG.json``: train MIG-Net (or an ablation row / the U-Net baseline).
+
+A thin front end of the runner's ``segmentation`` kind (the same as ``medgrade train`` with a run config)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 
-from ..progress import Progress
+from MedGradeSegmentLib.progress import Progress
 
 
 def register(subparsers) -> None:
@@ -19,8 +21,9 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace, progress: Progress) -> int:
-    from ..segmentation.config import load_config
-    from ..segmentation.train import train
+    from MedGradeSegmentLib.segmentation.config import load_config
+
+    from ..kinds.segmentation import train
 
     cfg = load_config(args.config)
     if args.output:

@@ -1,4 +1,6 @@
-"""``medgrade train-grade --config CONFIG.json``: cross-validate, train and bundle a grading model."""
+"""``medgrade train-grade --config CONFIG.json``: cross-validate, train and bundle a grading model.
+
+A thin front end of the runner's ``grading`` kind (cross-validation run, then the final fit)."""
 
 from __future__ import annotations
 
@@ -25,10 +27,12 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace, progress: Progress) -> int:
-    from ..cohort import load_cohort
-    from ..evaluate import write_report
-    from ..model_bundle import save_grading_bundle
-    from ..train import TrainConfig, config_dict, cross_validate, fit_grading_model
+    from MedGradePredictLib.cohort import load_cohort
+    from MedGradePredictLib.evaluate import write_report
+    from MedGradePredictLib.model_bundle import save_grading_bundle
+    from MedGradePredictLib.train import TrainConfig, config_dict
+
+    from ..kinds.grading import cross_validate, fit_grading_model
 
     cfg = TrainConfig.from_json(args.config)
     for key, attr in (("cohort", "cohort"), ("labels", "labels_csv"), ("clinical", "clinical_csv"),

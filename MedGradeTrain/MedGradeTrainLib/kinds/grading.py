@@ -1,0 +1,281 @@
+"""``grading``: KiNet (or a baseline network) + LightGBM head as a runner kind, and the grading training
+API on top of it (:func:`fit_grading_model`, :func:`cross_validate`, :func:`run_ablation`).
+
+The kind section holds the fields of :class:`MedGradePredictLib.train.TrainConfig` that are the model's
+(task, architecture, loss, sequences, inputs, head, fusion, cohort/labels_csv/clinical_csv); the loop's
+(epochs, batch size, optimiser, seed, device, AMP, folds) are the runner's. Each split: the network is
+trained on the training patients' slices, then the LightGBM head is fitted on the same slices only, and
+the held-out patients are predicted (out-of-fold rows -> the run's cross-validation report).
+Validation is monitored but, by default, selects nothing (``restore_best`` off, no early stopping), so
+the held-out patients stay unseen by any choice.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from MedGradeSegmentLib.errors import InputError
+from MedGradeSegmentLib.progress import Progress
+from MedGradePredictLib.cohort import CohortCase, SliceData, load_cohort, network_meta, slice_data
+from MedGradePredictLib.model import GradingModel
+from MedGradePredictLib.networks import build_network
+from MedGradePredictLib.train import (TrainConfig, batch_loss, config_dict, fit_head_model, loss_config,
+                                      predict_cases)
+
+from ..runner.kind import ModelKind, Patient, SplitData, register_kind
+
+RUNNER_FIELDS = ("epochs", "batch_size", "lr", "weight_decay", "seed", "device", "amp", "folds", "test_fraction",
+                 "output", "checkpoint_dir")
+
+
+class SliceSet(Dataset):
+    """Slices of a :class:`SliceData` as (inputs by sequence, metadata, label)."""
+
+    def __init__(self, data: SliceData, sequences: list[str], meta: np.ndarray | None):
+        self.data, self.sequences = data, sequences
+        self.meta = meta if meta is not None else np.zeros((len(data), 0), np.float32)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, i: int):
+        return ({s: torch.from_numpy(self.data.arrays[s][i]) for s in self.sequences},
+                torch.from_numpy(self.meta[i]), int(self.data.y[i]))
+
+
+def lgg_cases(cfg: TrainConfig, gsettings: Any, patients: list[str] | None, progress: Progress
+              ) -> list[CohortCase] | None:
+    """The cases of a glioma-lgg-tcga cohort folder having every sequence of ``cfg`` (None for another
+    layout); ``patients`` restricts them."""
+    from MedGradePredictLib.cohort import cohort_case
+    from MedGradeSegmentLib.io.lgg_tcga import is_lgg_tcga_cohort, load_lgg_case, read_lgg_cohort
+
+    if not is_lgg_tcga_cohort(cfg.cohort):
+        return None
+    records = [r for r in read_lgg_cohort(cfg.cohort) if r.has(cfg.sequences) and r.grade is not None
+               and (not patients or r.patient_id in set(patients))]
+    out = []
+    for i, r in enumerate(records):
+        progress(i / max(len(records), 1), f"reading {r.case}")
+        case = load_lgg_case(r, cfg.sequences, cfg.sequences[0])
+        out.append(cohort_case(case, gsettings.task, cfg.sequences, cfg.k, cfg.size, cfg.input_mode, cfg.margin))
+    return out
+
+
+def grading_config(settings: dict[str, Any]) -> TrainConfig:
+    data = {k: v for k, v in settings.items() if k not in ("config_dir", "seed", "report", "patients")}
+    bad = sorted(set(data) & set(RUNNER_FIELDS))
+    if bad:
+        raise InputError(None, f"kind.{', kind.'.join(bad)}: set in the run config's train/split sections instead")
+    cfg = TrainConfig.from_dict(data, "kind")
+    base = Path(settings.get("config_dir") or ".")
+    for key in ("cohort", "labels_csv", "clinical_csv"):
+        value = getattr(cfg, key)
+        if value and not Path(value).is_absolute():
+            setattr(cfg, key, str((base / value).resolve()))
+    cfg.seed = int(settings.get("seed", 0))
+    return cfg
+
+
+@register_kind
+class GradingKind(ModelKind):
+    name = "grading"
+    metric, metric_mode = "val_loss", "min"
+    train_defaults = {"epochs": 20, "batch_size": 16, "optimizer": {"name": "AdamW", "lr": 1e-3, "weight_decay": 1e-4},
+                      "scheduler": {"name": "CosineAnnealingLR"}, "restore_best": False}
+
+    def __init__(self, settings: dict[str, Any], run_dir: Path, cases: list[CohortCase] | None = None,
+                 cfg: TrainConfig | None = None):
+        super().__init__(settings, run_dir)
+        self.cfg = cfg or grading_config(settings)
+        self.gsettings = self.cfg.settings()
+        self.loss_cfg = loss_config(self.cfg)
+        self._cases = cases
+        self._heads: dict[str, GradingModel] = {}
+        self.progress = Progress()
+        self.report = True  # the run's cross-validation report (the API functions make their own)
+
+    @property
+    def cases(self) -> list[CohortCase]:
+        if self._cases is None:
+            if not self.cfg.cohort:
+                raise InputError(None, "the grading kind needs 'cohort' (folder of cases)")
+            c = self.cfg
+            self._cases = lgg_cases(c, self.gsettings, self.settings.get("patients"), self.progress)
+            if self._cases is None:
+                self._cases = load_cohort(c.cohort, self.gsettings.task, c.sequences, c.labels_csv or None,
+                                          c.clinical_csv or None, c.k, c.size, c.input_mode, c.margin, self.progress)
+            if self.settings.get("patients"):
+                keep = set(self.settings["patients"])
+                self._cases = [x for x in self._cases if x.patient_id in keep]
+            unlabelled = [x.case_id for x in self._cases if x.label is None]
+            if unlabelled:
+                raise InputError(c.labels_csv or c.cohort, f"no {self.gsettings.task.column!r} label for "
+                                                           f"{', '.join(unlabelled[:5])}")
+        return self._cases
+
+    def patients(self) -> list[Patient]:
+        return [Patient(c.patient_id, c.label, c.clinical.get("institution"), [c.case_id]) for c in self.cases]
+
+    def _meta(self, data: SliceData) -> np.ndarray | None:
+        cols = self.gsettings.used_columns
+        return network_meta(data.clinical, cols) if self.gsettings.architecture.get("n_meta") else None
+
+    def split_data(self, name: str, train_patients: list[str], val_patients: list[str]) -> SplitData:
+        tr, va = set(train_patients), set(val_patients)
+        train_cases = [c for c in self.cases if c.patient_id in tr]
+        val_cases = [c for c in self.cases if c.patient_id in va]
+        if not train_cases:
+            raise InputError(None, f"{name}: no training case")
+        cols = self.gsettings.used_columns
+        data = slice_data(train_cases, cols)
+        val = None
+        if val_cases:
+            vdata = slice_data(val_cases, cols)
+            val = SliceSet(vdata, self.gsettings.sequences, self._meta(vdata))
+        return SplitData(name, SliceSet(data, self.gsettings.sequences, self._meta(data)), val,
+                         list(train_patients), list(val_patients), {"train_cases": train_cases, "val_cases": val_cases,
+                                                                   "data": data})
+
+    def build_model(self, split: SplitData) -> nn.Module:
+        return build_network(self.gsettings.architecture)
+
+    def training_step(self, model: nn.Module, batch: Any, device: torch.device) -> dict[str, torch.Tensor]:
+        x, meta, y = batch
+        x = {s: v.to(device, non_blocking=True) for s, v in x.items()}
+        meta = meta.to(device) if meta.shape[1] else None
+        flip = bool(torch.rand(()) < 0.5)  # torch's generator: checkpointed by the runner
+        terms = batch_loss(model, x, meta, y.to(device), self.loss_cfg, flip)
+        return {"loss": terms["total"], **{k: v for k, v in terms.items() if k != "total"}}
+
+    @torch.no_grad()
+    def validate(self, model: nn.Module, split: SplitData, device: torch.device) -> dict[str, float]:
+        from sklearn.metrics import roc_auc_score
+
+        val: SliceSet = split.val  # type: ignore[assignment]
+        losses, probs = [], []
+        for i in range(0, len(val), 64):
+            idx = list(range(i, min(i + 64, len(val))))
+            x = {s: torch.from_numpy(val.data.arrays[s][idx]).to(device) for s in val.sequences}
+            meta = torch.from_numpy(val.meta[idx]).to(device) if val.meta.shape[1] else None
+            y = torch.from_numpy(val.data.y[idx]).to(device)
+            out = model(x, meta)
+            losses.append(float(batch_loss(model, x, meta, y, self.loss_cfg, False)["total"]) * len(idx))
+            probs.append(torch.softmax(out.logits.float(), 1)[:, 1].cpu().numpy())
+        p, y = np.concatenate(probs), val.data.y
+        auc = float(roc_auc_score(y, p)) if len(set(y.tolist())) == 2 else float("nan")
+        return {"val_loss": sum(losses) / len(val), "val_slice_auc": auc}
+
+    def _head(self, model: nn.Module, split: SplitData, device: torch.device) -> GradingModel:
+        if split.name not in self._heads:  # deterministic (LightGBM seeded): refitted the same after a resume
+            self._heads[split.name] = fit_head_model(self.cfg, self.gsettings, model, split.extra["data"],
+                                                     device.type)
+        return self._heads[split.name]
+
+    def finish_split(self, model: nn.Module, split: SplitData, device: torch.device) -> dict[str, Any]:
+        gm = self._head(model, split, device)
+        fold: int | str = int(split.name[4:]) if split.name.startswith("fold") else 0
+        return {"predictions": predict_cases(gm, split.extra["val_cases"], fold) if split.extra["val_cases"] else []}
+
+    def summarize(self, results: list[dict[str, Any]]) -> dict[str, Any]:
+        rows = [r for res in results if res["name"] != "final" for r in res["finish"].get("predictions", [])]
+        if not rows or not self.report:
+            return {}
+        from MedGradePredictLib.evaluate import write_report
+
+        cv = self.run_dir / "cv"
+        decided = [dict(r, probability=r[f"probability_{self.cfg.fusion}"]) for r in rows]
+        report = write_report(decided, cv, n_boot=self.cfg.bootstrap)
+        (cv / "predictions.json").write_text(json.dumps(rows, indent=1, default=str))
+        return {"cross_validation": report["decision"], "by_fusion": report["by_fusion"],
+                "patients_predicted": len({r["patient_id"] for r in rows})}
+
+    def write_bundle(self, model: nn.Module, split: SplitData, out_dir: Path, summary: dict[str, Any]) -> Path:
+        from MedGradePredictLib.model_bundle import save_grading_bundle
+
+        gm = self._head(model, split, next(model.parameters()).device)
+        metrics = {k: summary[k] for k in ("cross_validation", "by_fusion") if k in summary}
+        return save_grading_bundle(gm, out_dir / self.cfg.model_id, metrics,
+                                   self.cfg.trained_on or f"{len(self.cases)} cases from {self.cfg.cohort}",
+                                   training=dict(config_dict(self.cfg), run_id=summary.get("run_id")))
+
+
+def _history(rows: list[dict[str, Any]]) -> list[dict[str, float]]:
+    """Runner metrics rows in the grading API's form (``total`` and each loss term per epoch)."""
+    out = []
+    for r in rows:
+        h = {k[len("train_"):]: v for k, v in r.items() if k.startswith("train_") and k != "train_loss"}
+        h.update(total=r["train_loss"], epoch=r["epoch"], seconds=r["seconds"])
+        out.append(h)
+    return out
+
+
+def _run_config(cfg: TrainConfig, split: dict[str, Any], final_fit: bool) -> dict[str, Any]:
+    return {"kind": {"name": GradingKind.name}, "seed": cfg.seed, "final_fit": final_fit, "register": False,
+            "split": split,
+            "train": {"epochs": cfg.epochs, "batch_size": max(2, cfg.batch_size), "amp": cfg.amp, "device": cfg.device,
+                      "optimizer": {"name": "AdamW", "lr": cfg.lr, "weight_decay": cfg.weight_decay},
+                      "scheduler": {"name": "CosineAnnealingLR"}, "restore_best": False}}
+
+
+def _run(cfg: TrainConfig, cases: list[CohortCase], split: dict[str, Any], final_fit: bool,
+         progress: Progress | None, run_dir: Path | None = None):
+    from ..runner.loop import run_training
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = run_dir or Path(tmp) / "run"
+        kind = GradingKind({}, out, cases=cases, cfg=cfg)
+        kind.progress = progress or Progress()
+        kind.report = False
+        res = run_training(_run_config(cfg, split, final_fit), out, kind=kind, progress=progress, stdout=None)
+        hist = {}
+        for r in res.splits:
+            lines = (out / "splits" / r["name"] / "metrics.jsonl").read_text().splitlines()
+            hist[r["name"]] = _history([json.loads(x) for x in lines])
+        return res, hist
+
+
+def fit_grading_model(cfg: TrainConfig, cases: list[CohortCase], progress: Progress | None = None
+                      ) -> tuple[GradingModel, list[dict[str, float]]]:
+    """Network on every case's slices (through the runner), then the LightGBM head on its features."""
+    if any(c.label is None for c in cases):
+        raise InputError(None, "every training case needs a label for the task")
+    res, hist = _run(cfg, cases, {"mode": "none"}, True, progress,
+                     Path(cfg.checkpoint_dir) if cfg.checkpoint_dir else None)
+    kind: GradingKind = res.kind  # type: ignore[assignment]
+    return kind._heads["final"], hist["final"]
+
+
+def cross_validate(cfg: TrainConfig, cases: list[CohortCase], progress: Progress | None = None
+                   ) -> tuple[list[dict[str, Any]], list[list[dict[str, float]]]]:
+    """Out-of-fold predictions (patient-level splits) and each fold's training history."""
+    split = ({"mode": "kfold", "folds": cfg.folds} if cfg.folds > 1
+             else {"mode": "holdout", "val_fraction": cfg.test_fraction})
+    res, hist = _run(cfg, cases, split, False, progress)
+    rows = [r for rec in res.splits for r in rec["finish"].get("predictions", [])]
+    return rows, [hist[rec["name"]] for rec in res.splits]
+
+
+def run_ablation(base: TrainConfig, cases: list[CohortCase], progress: Progress | None = None
+                 ) -> list[dict[str, Any]]:
+    """Cross-validate every KiNet ablation row on the same cases and splits; one metrics row each."""
+    from MedGradePredictLib.ablation import ablation_configs
+    from MedGradePredictLib.evaluate import binary_metrics
+
+    progress = progress or Progress()
+    out = []
+    rows = ablation_configs(base)
+    for i, (name, cfg) in enumerate(rows):
+        preds, _ = cross_validate(cfg, cases, progress.sub(i / len(rows), (i + 1) / len(rows)))
+        y = [r["label"] for r in preds]
+        m = binary_metrics(y, [r[f"probability_{cfg.fusion}"] for r in preds], n_boot=200)
+        out.append({"row": name, "auc": m["auc"], "accuracy": m["accuracy"], "n": m["n"]})
+    return out

@@ -1,0 +1,243 @@
+"""``segmentation``: MIG-Net (or an ablation row / baseline) lesion segmentation as a runner kind.
+
+The kind section of a run config holds the fields of
+:class:`MedGradeSegmentLib.segmentation.config.TrainConfig` that are the model's (architecture, sequences,
+FPG, slices, augmentation, ...); the loop's fields (epochs, batch size, optimiser, folds, seed, device, AMP)
+are the runner's. Cases come from ``cases`` (as in train-seg configs), or ``cohort``: a folder of
+preprocessed case folders (``case.json``; grades from ``labels``) or the glioma-lgg-tcga layout
+(``t1/flair/t1c/mask.nii.gz`` + ``clinical.csv``); ``patients`` keeps only those patient ids.
+
+Each case is registered to the template once; each split's FPG atlas is built from that split's training
+patients only. :func:`train` keeps the ``train-seg`` API (a TrainConfig in, a TrainResult out).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import SimpleITK as sitk
+import torch
+from torch import nn
+
+from MedGradeSegmentLib.errors import InputError
+from MedGradeSegmentLib.progress import Progress
+from MedGradeSegmentLib.segmentation.config import CaseSpec, TrainConfig
+from MedGradeSegmentLib.segmentation.data import slice_dataset, train_transforms
+from MedGradeSegmentLib.segmentation.fpg import atlas_from_warped
+from MedGradeSegmentLib.segmentation.losses import FPGLoss
+from MedGradeSegmentLib.segmentation.metrics import evaluate
+from MedGradeSegmentLib.segmentation.train import (TrainResult, _atlas, _build, _mean, _samples, _volumes,
+                                                   load_cases, register_cases, resolve_architecture, template_image,
+                                                   training_loss, uses_fpg)
+
+from ..runner.kind import ModelKind, Patient, SplitData, register_kind
+
+# TrainConfig fields the runner owns (the ``train``/``split`` sections of a run config).
+RUNNER_FIELDS = ("output_dir", "epochs", "final_epochs", "batch_size", "lr", "weight_decay", "folds", "seed",
+                 "final_fit", "num_workers", "device", "amp", "max_steps_per_epoch", "resume")
+KIND_ONLY = ("cohort", "labels", "patients", "config_dir")
+
+
+def cohort_cases(cohort: str | Path, labels: str | Path | None = None, sequences: list[str] | None = None,
+                 lesion_labels: list[int] | None = None) -> list[CaseSpec]:
+    """CaseSpecs of a cohort folder: preprocessed case folders, or the glioma-lgg-tcga layout (patients
+    lacking one of ``sequences`` are left out)."""
+    from MedGradeSegmentLib.io.lgg_tcga import MASK_FILE, SEQUENCE_FILES, is_lgg_tcga_cohort, read_lgg_cohort
+
+    root = Path(cohort)
+    if not root.is_dir():
+        raise InputError(root, "cohort folder not found")
+    if is_lgg_tcga_cohort(root):
+        return [CaseSpec(r.patient_id, images={s: str(r.folder / SEQUENCE_FILES[s]) for s in sequences or r.available},
+                         mask=str(r.folder / MASK_FILE), grade=r.grade, case_id=r.case, lesion_labels=lesion_labels)
+                for r in read_lgg_cohort(root) if r.has(sequences or [])]
+    dirs = sorted(d for d in root.iterdir() if (d / "case.json").is_file())
+    if not dirs:
+        raise InputError(root, "no preprocessed case folders (with case.json) and no glioma-lgg-tcga clinical.csv "
+                               "in the cohort folder")
+    grades: dict[str, Any] = {}
+    if labels:
+        from MedGradeSegmentLib.io.clinical_csv import read_labels_csv
+
+        grades = {pid: row.get("grade") for pid, row in read_labels_csv(labels).items()}
+    return [CaseSpec(case_dir=str(d.resolve()), grade=grades.get(d.name), lesion_labels=lesion_labels) for d in dirs]
+
+
+def seg_config(settings: dict[str, Any], run_dir: Path) -> TrainConfig:
+    """The TrainConfig of a kind section (paths relative to the config file's folder)."""
+    base = Path(settings.get("config_dir") or ".")
+    data = {k: v for k, v in settings.items() if k not in KIND_ONLY}
+    bad = sorted(set(data) & set(RUNNER_FIELDS))
+    if bad:
+        raise InputError(None, f"kind.{', kind.'.join(bad)}: set in the run config's train/split sections instead")
+
+    def rel(p: Any) -> Any:
+        return str((base / p).resolve()) if isinstance(p, str) and p and not Path(p).is_absolute() else p
+
+    cases = data.pop("cases", None)
+    if settings.get("cohort"):
+        specs = cohort_cases(rel(settings["cohort"]), rel(settings.get("labels")), data.get("sequences"))
+        cases = [vars(c) for c in specs]
+    if not cases:
+        raise InputError(None, "the segmentation kind needs 'cases' or 'cohort'")
+    for c in cases:
+        for key in ("case_dir", "mask", "brain_mask"):
+            c[key] = rel(c.get(key))
+        c["images"] = {k: rel(v) for k, v in (c.get("images") or {}).items()}
+    if settings.get("patients"):
+        keep = set(settings["patients"])
+        cases = [c for c in cases if (c.get("patient_id") or Path(c.get("case_dir") or "").name) in keep]
+    if data.get("template") and (base / data["template"]).is_file():
+        data["template"] = str((base / data["template"]).resolve())
+    cfg = TrainConfig.from_dict({**data, "cases": cases, "output_dir": str(run_dir)}, "kind")
+    return cfg
+
+
+@register_kind
+class SegmentationKind(ModelKind):
+    name = "segmentation"
+    metric, metric_mode = "val_dsc", "max"
+    train_defaults = {"epochs": 50, "batch_size": 8, "optimizer": {"name": "AdamW", "lr": 3e-4, "weight_decay": 1e-4},
+                      "restore_best": False}
+
+    def __init__(self, settings: dict[str, Any], run_dir: Path):
+        super().__init__(settings, run_dir)
+        self.cfg = seg_config(settings, self.run_dir)
+        self.arch = resolve_architecture(self.cfg)
+        self.needs_atlas = uses_fpg(self.arch) or bool(self.arch.get("dual_guidance"))
+        self.loss_fn = FPGLoss(self.cfg.dice_weight)
+        self._cases = None
+        self._reg: tuple[dict, dict] | None = None
+        self.template: sitk.Image | None = None
+        self.progress = Progress()
+
+    @property
+    def cases(self):
+        if self._cases is None:
+            self._cases = load_cases(self.cfg)
+        return self._cases
+
+    def _registration(self) -> tuple[dict, dict]:
+        if self._reg is None:
+            if self.needs_atlas:
+                self.template = template_image(self.cfg)
+                self._reg = register_cases(self.cases, self.cfg, self.template, self.run_dir, self.progress)
+            else:
+                self._reg = ({}, {})
+        return self._reg
+
+    def patients(self) -> list[Patient]:
+        return [Patient(c.patient_id, c.grade, None, [c.case_id]) for c in self.cases]
+
+    def split_data(self, name: str, train_patients: list[str], val_patients: list[str]) -> SplitData:
+        warped, transforms = self._registration()
+        atlas = None
+        if self.needs_atlas:  # this split's training patients only
+            atlas = (_atlas(warped, self.cases, train_patients, self.template) if name != "final"
+                     else atlas_from_warped([warped[c.case_id] for c in self.cases if c.patient_id in train_patients],
+                                            self.template))
+        samples = _samples(_volumes(self.cases, self.cfg, atlas, transforms), self.cfg)
+        train = [s for s in samples if s["patient_id"] in set(train_patients)]
+        val = [s for s in samples if s["patient_id"] in set(val_patients)]
+        c = self.cfg
+        ds = slice_dataset(train, train_transforms(c.pad, c.crop, c.noise_std, rotate=c.rotate))
+        return SplitData(name, ds, val if val_patients else None, list(train_patients), list(val_patients),
+                         {"atlas": atlas, "train_samples": train})
+
+    def build_model(self, split: SplitData) -> nn.Module:
+        return _build(self.arch, split.extra["atlas"], self.cfg, self.template)
+
+    def training_step(self, model: nn.Module, batch: Any, device: torch.device) -> dict[str, torch.Tensor]:
+        return training_loss(model, batch, self.cfg, self.arch, self.loss_fn, device,
+                             getattr(self, "channels_last", False))
+
+    def validate(self, model: nn.Module, split: SplitData, device: torch.device) -> dict[str, float]:
+        m = evaluate(model, split.val, str(device), self.cfg.batch_size, self.cfg.inplane_spacing or 1.0)
+        return {"val_dsc": m["dsc"], "val_hd95_mm": m["hd95_mm"]}
+
+    def finish_split(self, model: nn.Module, split: SplitData, device: torch.device) -> dict[str, Any]:
+        sdir = self.run_dir / "splits" / split.name
+        if split.extra["atlas"] is not None:
+            sitk.WriteImage(split.extra["atlas"], str(sdir / "fpg_atlas.nii.gz"))
+        if split.val is None:
+            m = evaluate(model, split.extra["train_samples"], str(device), self.cfg.batch_size,
+                         self.cfg.inplane_spacing or 1.0)
+            m["note"] = "scored on its own training slices (not a validation score)"
+            return {"final_train": m}
+        m = evaluate(model, split.val, str(device), self.cfg.batch_size, self.cfg.inplane_spacing or 1.0)
+        m.update({"fold": int(split.name[4:]) if split.name.startswith("fold") else split.name,
+                  "train_patients": split.train_patients, "val_patients": split.val_patients})
+        return m
+
+    def summarize(self, results: list[dict[str, Any]]) -> dict[str, Any]:
+        folds = [r["finish"] for r in results if r["name"] != "final"]
+        out: dict[str, Any] = {"folds": folds, "dsc_mean": _mean([m["dsc"] for m in folds]),
+                               "hd95_mm_mean": _mean([m["hd95_mm"] for m in folds]),
+                               "architecture": self.arch.get("name", "MIGNet")}
+        final = [r for r in results if r["name"] == "final"]
+        if final:
+            out["final_train"] = final[0]["finish"].get("final_train")
+            out["final_epochs"] = final[0]["epochs_run"]
+        return out
+
+    def write_bundle(self, model: nn.Module, split: SplitData, out_dir: Path, summary: dict[str, Any]) -> Path | None:
+        atlas = split.extra["atlas"]
+        if atlas is not None:
+            sitk.WriteImage(atlas, str(self.run_dir / "fpg_atlas.nii.gz"))
+        if not self.cfg.model_id:
+            return None
+        from MedGradeSegmentLib.segmentation.model_bundle import write_model_bundle
+
+        folds = summary.get("folds", [])
+        seg_summary = {k: v for k, v in summary.items() if k != "folds"}
+        result = TrainResult(model.to("cpu").eval(), self.arch, atlas, folds, seg_summary, self.run_dir)
+        return write_model_bundle(out_dir / self.cfg.model_id, result, self.cfg)
+
+
+def run_config(cfg: TrainConfig) -> dict[str, Any]:
+    """The run config equivalent to a train-seg TrainConfig."""
+    kind = {k: v for k, v in cfg.to_dict().items() if k not in RUNNER_FIELDS}
+    kind["name"] = SegmentationKind.name
+    return {"kind": kind, "seed": cfg.seed, "final_fit": cfg.final_fit, "register": False,
+            "split": {"mode": "kfold", "folds": cfg.folds} if cfg.folds >= 2 else {"mode": "none"},
+            "train": {"epochs": cfg.epochs, "final_epochs": cfg.final_epochs, "batch_size": cfg.batch_size,
+                      "optimizer": {"name": "AdamW", "lr": cfg.lr, "weight_decay": cfg.weight_decay},
+                      "amp": cfg.amp, "num_workers": cfg.num_workers, "device": cfg.device,
+                      "max_steps_per_epoch": cfg.max_steps_per_epoch, "restore_best": False}}
+
+
+def train(cfg: TrainConfig, progress: Progress | None = None, stdout: Any = None) -> TrainResult:
+    """``train-seg``: cross-validate (and with ``final_fit`` train the shipped model) through the runner;
+    ``cfg.output_dir`` is the run folder. With ``resume`` (default) a folder holding a run continues it,
+    with ``epochs`` extended when ``cfg.epochs`` is larger."""
+    from ..runner.loop import run_training
+
+    out = Path(cfg.output_dir)
+    rcfg = run_config(cfg)
+    if cfg.resume and (out / "config.json").is_file():
+        res = run_training(None, out, resume=True, progress=progress, stdout=stdout,
+                           overrides={"train": {"epochs": cfg.epochs, "final_epochs": cfg.final_epochs}})
+    else:
+        res = run_training(rcfg, out, progress=progress, stdout=stdout)
+    s = res.summary
+    summary = {"folds": len(s.get("folds", [])), "fold_epochs": cfg.epochs, "dsc_mean": s.get("dsc_mean"),
+               "hd95_mm_mean": s.get("hd95_mm_mean"), "device": s["device"], "architecture": s.get("architecture")}
+    if "final" in [r["name"] for r in res.splits]:
+        summary["final_epochs"] = cfg.final_epochs or cfg.epochs
+        summary["final_train"] = s.get("final_train")
+    else:
+        summary["shipped_fold"] = int(s["bundle_from"][4:])
+    (out / "metrics.json").write_text(json.dumps({"summary": summary, "folds": s.get("folds", [])}, indent=2,
+                                                 default=lambda v: None if isinstance(v, float) and math.isnan(v) else str(v)))
+    kind: SegmentationKind = res.kind  # type: ignore[assignment]
+    split_atlas = None
+    if kind.needs_atlas and (out / "fpg_atlas.nii.gz").is_file():
+        split_atlas = sitk.ReadImage(str(out / "fpg_atlas.nii.gz"))
+    history = json.loads((out / "splits" / s["bundle_from"] / "result.json").read_text()).get("last")
+    result = TrainResult(res.model.to("cpu").eval(), kind.arch, split_atlas, s.get("folds", []), summary, out,
+                         [history] if history else [])
+    result.bundle = res.bundle
+    return result
