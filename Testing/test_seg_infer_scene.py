@@ -82,23 +82,17 @@ def test_segment_command_on_a_preprocessed_case(case_dir, segmented):
     assert info["sequences"] == ["t1c", "t2"] and info["fusion"] == "union" and info["slices_segmented"] == 40
 
 
-def test_background_job_result_on_the_original_input_grid(sample, tmp_path):
-    """What the Slicer panel does (``medgrade segment ... --progress-json`` in a child process), on
-    brain1 (0.78 x 0.78 x 6.5 mm, flipped y axis): segmented at 2 mm, returned on its own grid."""
+def test_background_job_refuses_raw_single_sequence_input(sample, tmp_path):
+    """What the Slicer panel does (``medgrade segment ... --progress-json`` in a child process) on raw brain1
+    (with skull, T1c only): refused with the preprocess command to run, never segmented as is (issue 10)."""
     from MedGradeSegmentLib.jobs import BackgroundJob
 
     src = sample("brain-mr/brain1_image.nrrd")
     job = BackgroundJob(["segment", str(src), "--model", str(BUNDLE), "--output", str(tmp_path / "out")]).start()
-    assert job.wait(timeout=180) == 0, job.log
-    fractions = [e.fraction for e in job.poll() if e.kind == "progress"]
-    assert len(fractions) >= 3 and fractions == sorted(fractions) and fractions[-1] == 1.0
-    img = sitk.ReadImage(str(src))
-    mask = sitk.ReadImage(str(tmp_path / "out" / "lesion_mask.nii.gz"))
-    prob = sitk.ReadImage(str(tmp_path / "out" / "lesion_probability.nii.gz"))
-    assert _same_geometry(mask, img) and _same_geometry(prob, img) and mask.GetPixelID() == sitk.sitkUInt8
-    cc = sitk.ConnectedComponentImageFilter()
-    cc.Execute(mask)
-    assert cc.GetObjectCount() <= 1  # largest connected component kept
+    assert job.wait(timeout=180) == 2, job.log
+    job.poll()
+    assert "not a preprocessed case" in job.error_message() and "medgrade preprocess" in job.error_message()
+    assert not (tmp_path / "out" / "lesion_mask.nii.gz").exists()
 
 
 def test_tampered_bundle_is_refused(tmp_path):

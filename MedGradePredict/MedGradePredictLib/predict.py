@@ -40,6 +40,8 @@ class GradingResult:
     reader_findings: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     heatmap: sitk.Image | None = field(default=None, repr=False, compare=False)
+    clinical_used: dict[str, Any] = field(default_factory=dict)  # the model's clinical inputs as given to it
+    warnings: list[str] = field(default_factory=list)  # what the user should check before trusting the answer
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -53,6 +55,9 @@ class GradingResult:
             d[k] = ";".join(f"{v:.6g}" if isinstance(v, float) else str(v) for v in d[k])
         for k, v in d.pop("reader_findings").items():
             d[f"reader_{k}"] = v
+        for k, v in d.pop("clinical_used").items():  # sex: M = 0 (male), F = 1 (female); empty = unknown
+            d[f"{k}_used"] = "" if v is None else v
+        d["warnings"] = " | ".join(d["warnings"])
         return d
 
 

@@ -23,7 +23,8 @@ def _safe(name: str) -> str:
 
 
 def write_results(results: list[GradingResult], output: str | Path, errors: dict[str, str] | None = None,
-                  labels: dict[tuple[str, str], int | None] | None = None) -> dict[str, Path]:
+                  labels: dict[tuple[str, str], int | None] | None = None,
+                  warnings: list[str] | None = None) -> dict[str, Path]:
     """``predictions.csv`` (one row per case and task), ``predictions.json``, heat maps as NIfTI.
 
     ``labels[(patient_id, task)]`` (0/1) adds a ``label`` column for evaluation.
@@ -32,12 +33,12 @@ def write_results(results: list[GradingResult], output: str | Path, errors: dict
 
     out = Path(output)
     with OutputLock(out), staged_folder(out, merge=True, last=(JSON_NAME,)) as tmp:
-        _write(tmp, results, errors, labels)
+        _write(tmp, results, errors, labels, warnings or [])
     return {"csv": out / CSV_NAME, "json": out / JSON_NAME}
 
 
 def _write(out: Path, results: list[GradingResult], errors: dict[str, str] | None,
-           labels: dict[tuple[str, str], int | None] | None) -> None:
+           labels: dict[tuple[str, str], int | None] | None, warnings: list[str]) -> None:
     records, rows = [], []
     for r in results:
         rec = r.to_dict()
@@ -58,8 +59,8 @@ def _write(out: Path, results: list[GradingResult], errors: dict[str, str] | Non
         w.writerows(rows)
     summary = "; ".join(f"{r.patient_id} {r.task}: {r.predicted_level} (p={r.probability:.2f}, {r.fusion})"
                         for r in results)
-    (out / JSON_NAME).write_text(json.dumps({"results": records, "errors": errors or {}, "summary": summary},
-                                            indent=1))
+    (out / JSON_NAME).write_text(json.dumps({"results": records, "errors": errors or {}, "summary": summary,
+                                             "warnings": warnings}, indent=1))
 
 
 def read_results(output: str | Path) -> tuple[list[GradingResult], dict[str, Any]]:

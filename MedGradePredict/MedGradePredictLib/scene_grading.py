@@ -94,7 +94,8 @@ def add_grading_to_scene(scene: Any, results: list[GradingResult], reference_nod
             set_provenance(node, "grading", params, results[0].model_id if len(results) == 1 else None,
                            results[0].weights_sha256 if len(results) == 1 else None,
                            models=json.dumps({r.task: [r.model_id, r.weights_sha256] for r in results}),
-                           readerFindings={r.task: r.reader_findings for r in results})
+                           readerFindings={r.task: r.reader_findings for r in results},
+                           warnings=[w for r in results for w in r.warnings])
         for node in made:
             place_under(scene, node, study)
     return nodes

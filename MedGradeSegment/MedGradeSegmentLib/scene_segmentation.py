@@ -40,7 +40,7 @@ def add_segmentation_to_scene(scene: Any, mask: sitk.Image, reference_node: Any,
         seg = mask_to_segmentation_node(scene, mask, base, {1: "neoplasm"}, reference_node)
         place_with(scene, seg, reference_node)
         set_provenance(seg, STEP, params, provenance.get("model_id"), provenance.get("weights_sha256"),
-                       inputNode=reference_node.GetID())
+                       inputNode=reference_node.GetID(), warnings=provenance.get("warnings") or [])
         prob = None
         if probability is not None:
             prob = sitk_to_volume_node(scene, probability, f"{base} probability")

@@ -29,6 +29,33 @@ def register(subparsers) -> None:
     p.set_defaults(handler=run)
 
 
+def check_matching(rows: list[dict], labels_csv: str | None, source: str | Path) -> list[str]:
+    """Refuse a prediction listed twice (patient and task); warnings naming predictions without a label and
+    labelled patients without a prediction, so that nothing is dropped from the figures silently."""
+    from MedGradeSegmentLib.io import read_labels_csv
+
+    seen: dict[tuple[str, str], int] = {}
+    for line, row in enumerate(rows, 2):
+        key = (str(row["patient_id"]), str(row.get("task", "")))
+        if key in seen:
+            raise InputError(source, f"line {line}: patient {key[0]} (task {key[1]}) is listed twice (first on line "
+                                     f"{seen[key]}); each patient must be counted once: remove the duplicate")
+        seen[key] = line
+    table = read_labels_csv(labels_csv) if labels_csv else {}
+    warnings = []
+    unlabelled = sorted({r["patient_id"] for r in rows if r["patient_id"] not in table
+                         and r.get("label") in (None, "")})
+    if unlabelled:
+        warnings.append(f"{len(unlabelled)} of {len({r['patient_id'] for r in rows})} predicted patients have no "
+                        f"label and are left out of the figures: {', '.join(unlabelled[:10])}"
+                        f"{' ...' if len(unlabelled) > 10 else ''}")
+    missing = sorted(set(table) - {r["patient_id"] for r in rows})
+    if missing:
+        warnings.append(f"{len(missing)} labelled patient(s) have no prediction: {', '.join(missing[:10])}"
+                        f"{' ...' if len(missing) > 10 else ''}")
+    return warnings
+
+
 def _label_rows(rows: list[dict], labels_csv: str | None) -> list[dict]:
     from MedGradeSegmentLib.io import read_labels_csv
 
@@ -76,7 +103,11 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
 
     if is_breast_predictions(pred_csv):
         return run_breast(pred_csv, args.labels, out, args.bootstrap)
-    rows = _label_rows(read_prediction_rows(pred_csv), args.labels)
+    all_rows = read_prediction_rows(pred_csv)
+    warnings = check_matching(all_rows, args.labels, pred_csv)
+    for w in warnings:
+        print(f"warning: {w}")
+    rows = _label_rows(all_rows, args.labels)
     if not rows:
         raise InputError(pred_csv, "no prediction has a label; give --labels with the task's label column")
     tasks = sorted({r["task"] for r in rows})
@@ -90,6 +121,9 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
         print(f"{t}: n={m['n']} AUC {auc}" + (f" (95% CI {ci[0]:.3f}-{ci[1]:.3f})" if ci else "")
               + f" accuracy {m['accuracy']:.3f} sensitivity {m['sensitivity']:.3f} "
                 f"specificity {m['specificity']:.3f} kappa {m['kappa']:.3f}")
+    if warnings:
+        for report in reports.values():
+            report["warnings"] = warnings
     (out / "evaluation.json").write_text(json.dumps(reports, indent=1))
     progress(1.0, "done")
     return 0

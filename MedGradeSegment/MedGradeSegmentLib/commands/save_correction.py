@@ -5,9 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 
-import SimpleITK as sitk
-
-from ..errors import InputError
 from ..progress import Progress
 
 
@@ -25,11 +22,12 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace, progress: Progress) -> int:
     from ..segmentation.corrections import save_correction
 
-    try:
-        mask = sitk.ReadImage(args.mask)
-    except RuntimeError as exc:
-        raise InputError(args.mask, f"cannot read the corrected mask ({str(exc).strip().splitlines()[-1]})") from exc
-    record = save_correction(args.case_dir, mask, args.user, args.ai_mask, note=args.note)
+    from ..io.images import read_image
+
+    mask = read_image(args.mask)
+    record = save_correction(args.case_dir, mask, args.user, args.ai_mask, note=args.note, source=args.mask)
+    for w in record.warnings:
+        print(f"warning: {w}")
     progress(1.0, f"saved version {record.version}")
     print(json.dumps(record.to_dict(), default=str))
     return 0

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from ..devices import choose_device
+from ..errors import InputError
 from ..progress import Progress
 
 DEFAULT_MODEL = "mignet-demo-2patients-v2"
@@ -14,7 +16,8 @@ DEFAULT_MODEL = "mignet-demo-2patients-v2"
 def register(subparsers) -> None:
     p = subparsers.add_parser("segment", help="segment the lesion of a case with a MIG-Net bundle",
                               description=__doc__.splitlines()[0])
-    p.add_argument("case", help="preprocessed case folder (case.json), or any image file/folder medgrade reads")
+    p.add_argument("case", help="preprocessed case folder (case.json, from medgrade preprocess); raw images are "
+                                "refused with the preprocess command to run")
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"model id in the library or bundle folder "
                                                           f"(default: {DEFAULT_MODEL}, the shipped demonstrator)")
     p.add_argument("--output", required=True, help="folder for lesion_mask.nii.gz, lesion_probability.nii.gz, "
@@ -34,6 +37,19 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
         return _run(args, progress)
 
 
+def check_segmentable(case: str | Path, manifest) -> None:
+    """Refuse raw (un-preprocessed) input: the model was trained on skull-stripped, co-registered, normalised
+    volumes, and segmenting anything else gives a confident wrong mask. The message gives the command."""
+    path = Path(case)
+    if (path / "case.json").is_file():
+        return
+    seqs = " ".join(manifest.inputs)
+    raise InputError(path, f"is not a preprocessed case folder (no case.json); model {manifest.model_id} expects "
+                           f"{manifest.preprocessing.get('expects', 'preprocessed input')}. Preprocess it first: "
+                           f"medgrade preprocess {path} --sequences {seqs} --output <folder>, then segment "
+                           "<folder>/<case id>")
+
+
 def _run(args: argparse.Namespace, progress: Progress) -> int:
     from ..segmentation.model_bundle import load_segmentation_model
     from ..segmentation.segment_case import read_input_case, segment_case, write_result
@@ -44,10 +60,32 @@ def _run(args: argparse.Namespace, progress: Progress) -> int:
     for w in device.warnings:
         print(f"warning: {w}")
     progress(0.05, "reading the case")
+    check_segmentable(args.case, loaded.manifest)
     case, brain = read_input_case(args.case, loaded.manifest.inputs)
+    missing = [s for s in loaded.manifest.inputs if s not in case.images]
+    if missing:
+        raise InputError(args.case, f"lacks {', '.join(missing)}, which model {loaded.model_id} needs (it uses "
+                                    f"{', '.join(loaded.manifest.inputs)}; the case has {', '.join(case.images)}); "
+                                    "refusing to segment with fewer sequences")
     result = segment_case(case, loaded, brain, device.device, False if args.no_largest_component else None,
                           args.batch_size, progress.sub(0.1, 0.95))
+    warnings = list(device.warnings) + _case_warnings(Path(args.case))
+    if not float(result.info.get("volume_ml") or 0.0) > 0:
+        warnings.append("no lesion found (0 ml): the mask is empty; draw the lesion by hand before grading, or "
+                        "check the inputs")
+    result.info["warnings"] = warnings
+    for w in warnings[len(device.warnings):]:
+        print(f"warning: {w}")
     info = write_result(result, args.output, case)
     progress(1.0, "written")
-    print(json.dumps({k: info[k] for k in ("model_id", "volume_ml", "slices_segmented", "seconds")}, default=str))
+    print(json.dumps({k: info[k] for k in ("model_id", "volume_ml", "slices_segmented", "seconds", "warnings")},
+                     default=str))
     return 0
+
+
+def _case_warnings(case_dir: Path) -> list[str]:
+    """The preprocessing warnings of a case folder (quality.json), carried into the segmentation result."""
+    try:
+        return [f"preprocessing: {w}" for w in json.loads((case_dir / "quality.json").read_text()).get("warnings", [])]
+    except (OSError, ValueError, AttributeError):
+        return []

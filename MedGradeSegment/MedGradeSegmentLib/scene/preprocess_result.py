@@ -78,6 +78,7 @@ def load_preprocessed_into_scene(scene: Any, case_dir: str | Path, parent_item: 
         "parameters": case.get("parameters") or {},
         "version": case.get("medgrade_version"),
         "caseFolder": str(Path(case_dir).resolve()),
+        "warnings": (files.get("quality") or {}).get("warnings", []),
     }
     with SceneTransaction(scene):
         study = parent_item or ensure_patient_study(scene, pid, "MedGrade preprocessed", case.get("meta"))

@@ -11,7 +11,7 @@ import json
 import os
 import re
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,7 @@ class CorrectionRecord:
     volume_corrected_ml: float
     volume_difference_ml: float | None
     note: str = ""
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -90,9 +91,28 @@ def _read_mask(path: Path, what: str) -> sitk.Image:
         raise InputError(path, f"the {what} is unusable: {exc.problem}") from None
 
 
+def _checked(case_dir: Path, corrected: sitk.Image, ai_mask: sitk.Image | None,
+             source: str | Path | None) -> tuple[sitk.Image, list[str]]:
+    """The corrected mask checked (binary, non-empty, on the case grid, inside the brain, near the AI lesion)."""
+    from ..mask_checks import check_lesion_mask
+
+    reference, brain = ai_mask, None
+    if (case_dir / "case.json").is_file():
+        from ..preprocess.io import read_preprocessed
+
+        case, _ = read_preprocessed(case_dir)
+        reference = case.reference_image()
+        brain = case.meta.get("brain_mask")
+    if reference is None:
+        reference = corrected
+    return check_lesion_mask(corrected, reference, source or "the corrected mask", brain, ai_mask,
+                             "the AI mask")
+
+
 def save_correction(case_dir: str | Path, corrected: sitk.Image, user: str | None = None,
                     ai_mask: sitk.Image | str | Path | None = None, model_id: str | None = None,
-                    weights_sha256: str | None = None, note: str = "") -> CorrectionRecord:
+                    weights_sha256: str | None = None, note: str = "", source: str | Path | None = None
+                    ) -> CorrectionRecord:
     """Write ``corrected`` as the next version under ``<case_dir>/corrections/``.
 
     ``ai_mask`` defaults to the case folder's AI result (see :func:`find_ai_result`), whose
@@ -113,7 +133,7 @@ def save_correction(case_dir: str | Path, corrected: sitk.Image, user: str | Non
     elif not isinstance(ai_mask, sitk.Image):
         ai_path = Path(ai_mask)
         ai_mask = _read_mask(ai_path, "AI mask")
-    binary = sitk.Cast(corrected != 0, sitk.sitkUInt8)
+    binary, warnings = _checked(case_dir, corrected, ai_mask, source)
     root = case_dir / CORRECTIONS
     v_ai = volume_ml(ai_mask) if ai_mask is not None else None
     v_c = volume_ml(binary)
@@ -132,7 +152,8 @@ def save_correction(case_dir: str | Path, corrected: sitk.Image, user: str | Non
                     version=version, folder=str(folder), user=user or getpass.getuser(), created=created,
                     model_id=model_id, weights_sha256=weights_sha256, ai_mask=str(ai_path) if ai_path else None,
                     dice=similarity, volume_ai_ml=v_ai, volume_corrected_ml=v_c,
-                    volume_difference_ml=(v_c - v_ai) if v_ai is not None else None, note=note)
+                    volume_difference_ml=(v_c - v_ai) if v_ai is not None else None, note=note,
+                    warnings=warnings)
                 (tmp / RECORD_NAME).write_text(json.dumps(record.to_dict(), indent=2))
                 if not folder.exists():
                     try:
