@@ -54,11 +54,14 @@ class BreastFusionKind(ModelKind):
                       "amp": False, "channels_last": False}
 
     def __init__(self, settings: dict[str, Any], run_dir: Path, cases: list[BreastCase] | None = None):
-        unknown = sorted(set(settings) - set(DEFAULTS) - {"name", "module"})
+        unknown = sorted(set(settings) - set(DEFAULTS) - {"name", "module", "config_dir"})
         if unknown:
             raise InputError("kind", f"unknown breast-fusion setting(s): {', '.join(unknown)}")
         super().__init__({**DEFAULTS, **settings}, run_dir)
         s = self.settings
+        base = Path(s.get("config_dir") or ".")  # relative paths of a config file resolve against its folder
+        s["inputs"] = [str(base / p) for p in s["inputs"]]
+        s["init_weights"] = {m: str(base / p) for m, p in (s["init_weights"] or {}).items()}
         self.task = s["task"]
         self.classes = list(task_classes(self.task))
         self.branches = [BranchSpec.from_dict(b) for b in s["branches"]]
