@@ -59,6 +59,7 @@ def run_predict(args: argparse.Namespace, progress: Progress) -> int:
     for r in rows:
         print(f"{r['id']}\t{r['task']}\t{r['predicted_class']}\tp({r['positive_class']})={r['probability']:.3f}"
               f"\t{r['modalities']}\t{r['model_id']}")
+    print(f"note: {meta['note']}")
     print(f"wrote {out}")
     progress(1.0, "done")
     return 0

@@ -241,10 +241,21 @@ class RadiomicsModel:
 
     @classmethod
     def load(cls, json_path: Path, booster_path: Path | None = None) -> "RadiomicsModel":
-        d = json.loads(Path(json_path).read_text())
+        from MedGradeSegmentLib.errors import BundleError
+
+        try:
+            d = json.loads(Path(json_path).read_text())
+            model = cls(**d)
+        except (OSError, ValueError, TypeError) as exc:
+            raise BundleError(f"{json_path}: not a radiomics model ({exc})") from None
+        if len(model.columns) != len(model.mean) or len(model.columns) != len(model.scale):
+            raise BundleError(f"{json_path}: columns, means and scales differ in length")
         if booster_path is not None:
-            d["booster"] = Path(booster_path).read_text()
-        return cls(**d)
+            from ..head_lgbm import load_head  # structure checked and probed in a child process first
+
+            load_head(booster_path)
+            model.booster = Path(booster_path).read_text()
+        return model
 
 
 def design_matrix(rows, task: str, clinical_columns: Sequence[str] = ()) -> tuple[np.ndarray, np.ndarray, list[str],
