@@ -86,6 +86,26 @@ def test_predict_busbra_and_evaluate(layouts, radiomics_bundle, tmp_path, capsys
     assert "AUC" in capsys.readouterr().out
 
 
+def test_predict_busi_with_shipped_default_model(layouts, tmp_path):
+    _, busi = layouts
+    from MedGradePredictLib.breast.bundles import DEFAULT_US_MODEL
+
+    out = tmp_path / "busi"
+    assert medgrade(["predict", str(busi), "--output", str(out)]) == 0  # no --model: the shipped US model
+    rows = list(csv.DictReader(open(out / "predictions.csv")))
+    assert len(rows) == 8 and {r["model_id"] for r in rows} == {DEFAULT_US_MODEL}
+    assert json.loads((out / "predictions.json").read_text())["patients"].startswith("BUSI has no patient ids")
+    # a single US image with its mask beside it
+    one = tmp_path / "one"
+    one.mkdir()
+    shutil.copy(busi / "malignant" / "malignant_2.png", one / "lesion.png")
+    shutil.copy(busi / "malignant" / "malignant_2_mask.png", one / "lesion_mask.png")
+    assert medgrade(["predict", str(one / "lesion.png"), "--output", str(tmp_path / "single")]) == 0
+    single = list(csv.DictReader(open(tmp_path / "single" / "predictions.csv")))
+    mine = next(r for r in rows if r["id"] == "malignant_2")
+    assert len(single) == 1 and float(single[0]["probability"]) == pytest.approx(float(mine["probability"]), abs=1e-6)
+
+
 def test_breast_errors_name_the_problem(layouts, radiomics_bundle, tmp_path, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()

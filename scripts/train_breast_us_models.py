@@ -117,13 +117,44 @@ def part_deep(args) -> Path:
     return dst
 
 
+def rebundle(args) -> Path:
+    """Write the bundle again from a finished run folder (its final weights and summary)."""
+    from MedGradePredictLib.breast.readers import read_busbra, read_busi
+    from MedGradeTrainLib.kinds.breast_fusion import BreastFusionKind
+    from MedGradeTrainLib.runner import checkpoint as ckpt
+
+    run = Path(args.rebundle)
+    cfg = json.loads((run / "config.json").read_text())
+    cases = read_busbra(args.data / "breast-us-busbra") + read_busi(args.data / "breast-us-busi")
+    kind = BreastFusionKind(cfg["kind"], run, cases=cases)
+    pats = [p.patient_id for p in kind.patients()]
+    split = kind.split_data("final", pats, [])
+    net = kind.build_model(split)
+    net.load_state_dict(ckpt.load_verified(run / "splits" / "final" / "final.pt")["model"])
+    summary = json.loads((run / "summary.json").read_text())
+    records = [json.loads((d / "result.json").read_text()) for d in sorted((run / "splits").iterdir())
+               if (d / "result.json").is_file()]
+    summary.update(kind.summarize(records))  # recomputed with the current kind (e.g. per-source figures)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = kind.write_bundle(net, split, Path(tmp), summary)
+        dst = BUNDLED / folder.name
+        if dst.exists():
+            shutil.rmtree(dst)
+        shutil.copytree(folder, dst)
+    return dst
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--part", choices=("radiomics", "deep"), required=True)
+    ap.add_argument("--part", choices=("radiomics", "deep"))
+    ap.add_argument("--rebundle", help="a finished deep run folder: write its bundle again")
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--epochs", type=int, default=8)
     args = ap.parse_args()
-    print("wrote", part_radiomics(args) if args.part == "radiomics" else part_deep(args))
+    if args.rebundle:
+        print("wrote", rebundle(args))
+    else:
+        print("wrote", part_radiomics(args) if args.part == "radiomics" else part_deep(args))
 
 
 if __name__ == "__main__":
