@@ -401,3 +401,52 @@ def test_fusion_kind_through_the_runner(busbra_cases, tmp_path):
         assert not set(s["train_patients"]) & set(s["val_patients"])
     rows = load_breast_predictor(result.bundle).predict(busbra_cases[:1])
     assert len(rows) == 2 and rows[0]["model_id"] == "breast-us-runner-test"
+
+
+def _us_dicom(png, path, region_cm: float | None, pixel_spacing: float | None):
+    """A real US image (BUS-BRA PNG) as a DICOM file, with US regions (cm) or PixelSpacing (mm)."""
+    import pydicom
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, UltrasoundImageStorage, generate_uid
+
+    arr = sitk.GetArrayFromImage(sitk.ReadImage(str(png))).astype(np.uint8)
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = UltrasoundImageStorage, generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID, ds.Modality = UltrasoundImageStorage, meta.MediaStorageSOPInstanceUID, "US"
+    ds.Rows, ds.Columns = arr.shape
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    if region_cm:
+        r = Dataset()
+        r.PhysicalUnitsXDirection = r.PhysicalUnitsYDirection = 3
+        r.PhysicalDeltaX = r.PhysicalDeltaY = region_cm
+        ds.SequenceOfUltrasoundRegions = [r]
+    if pixel_spacing:
+        ds.PixelSpacing = [pixel_spacing, pixel_spacing]
+    ds.PixelData = arr.tobytes()
+    pydicom.dcmwrite(str(path), ds, enforce_file_format=True)
+    return arr
+
+
+def test_dicom_and_jpeg_us_images(busbra_root, tmp_path):
+    from MedGradePredictLib.breast.readers import read_breast_image
+
+    png = busbra_root / "images" / "bus_0003-l.png"
+    arr = _us_dicom(png, tmp_path / "us.dcm", 0.01, None)  # 0.1 mm pixels from the US region
+    img, known = read_breast_image(tmp_path / "us.dcm")
+    assert known and img.GetSpacing()[:2] == pytest.approx((0.1, 0.1)) and img.GetSize()[2] == 1
+    assert np.array_equal(sitk.GetArrayViewFromImage(img)[0], arr)
+    _us_dicom(png, tmp_path / "mg.dcm", None, 0.07)
+    img, known = read_breast_image(tmp_path / "mg.dcm")
+    assert known and img.GetSpacing()[:2] == pytest.approx((0.07, 0.07))
+    _us_dicom(png, tmp_path / "plain.dcm", None, None)
+    assert read_breast_image(tmp_path / "plain.dcm")[1] is False  # sizes in pixels, said in the output
+    sitk.WriteImage(sitk.ReadImage(str(png)), str(tmp_path / "us.jpg"))
+    img, known = read_breast_image(tmp_path / "us.jpg")
+    assert not known and img.GetSize() == (arr.shape[1], arr.shape[0], 1)
+    (tmp_path / "bad.dcm").write_bytes(b"DICM garbage")
+    with pytest.raises(InputError, match="bad.dcm"):
+        read_breast_image(tmp_path / "bad.dcm")

@@ -46,14 +46,26 @@ def is_image_file(path: Path) -> bool:
     return path.is_file() and not path.name.startswith(".") and bool(_suffix(path))
 
 
-def _dicom_spacing_known(path: Path) -> bool:
+def dicom_pixel_spacing(path: Path) -> tuple[float, float] | None:
+    """(x, y) pixel spacing in mm of a 2D DICOM: ``PixelSpacing`` / ``ImagerPixelSpacing`` (MG), else the
+    first ultrasound region's physical deltas in cm (US); None when the file has none."""
     import pydicom
 
     try:
         ds = pydicom.dcmread(str(path), stop_before_pixels=True)
     except Exception as exc:  # pydicom raises many types for a damaged file
         raise InputError(path, f"not a readable DICOM file ({exc})") from None
-    return any(k in ds for k in ("PixelSpacing", "ImagerPixelSpacing"))
+    for key in ("PixelSpacing", "ImagerPixelSpacing"):
+        if key in ds and ds[key].value and len(ds[key].value) == 2:
+            row, col = (float(v) for v in ds[key].value)
+            if row > 0 and col > 0:
+                return col, row
+    for region in ds.get("SequenceOfUltrasoundRegions", []) or []:
+        if region.get("PhysicalUnitsXDirection") == 3 and region.get("PhysicalUnitsYDirection") == 3:  # cm
+            dx, dy = float(region.PhysicalDeltaX) * 10, float(region.PhysicalDeltaY) * 10
+            if dx > 0 and dy > 0:
+                return dx, dy
+    return None
 
 
 def read_breast_image(path: str | Path) -> tuple[sitk.Image, bool]:
@@ -68,7 +80,13 @@ def read_breast_image(path: str | Path) -> tuple[sitk.Image, bool]:
         image = sitk.ReadImage(str(p))
     except RuntimeError as exc:
         raise InputError(p, f"unreadable image ({str(exc).strip().splitlines()[-1]})") from None
-    known = suffix in VOLUME_SUFFIXES or (suffix in DICOM_SUFFIXES and _dicom_spacing_known(p))
+    known = suffix in VOLUME_SUFFIXES
+    if suffix in DICOM_SUFFIXES:
+        flat = image.GetDimension() == 2 or image.GetSize()[2] == 1
+        spacing = dicom_pixel_spacing(p) if flat else None
+        if spacing is not None:
+            image.SetSpacing(spacing if image.GetDimension() == 2 else (*spacing, image.GetSpacing()[2]))
+        known = spacing is not None or not flat  # a multi-frame volume keeps SimpleITK's geometry
     vol = as_volume(image, str(p))
     if min(vol.GetSize()[:2]) < 2:
         raise InputError(p, f"image of size {vol.GetSize()} is too small")
