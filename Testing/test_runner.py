@@ -122,11 +122,3 @@ def kill_resume_and_compare(cfg: dict, tmp_path: Path, kill_at: int) -> list[dic
             [str(e) for e in range(1, len(rows))]
     assert json.loads((run / "run.json").read_text())["status"] == "done"
     return recs
-
-
-def test_toy_run_sigkill_resume_and_bundle(tmp_path):
-    cfg = load_config(TOY)
-    cfg["train"]["epochs"] = 4
-    kill_resume_and_compare(cfg, tmp_path, kill_at=9)
-    summary = json.loads((tmp_path / "killed" / "summary.json").read_text())
-    assert summary["bundle_from"] == "final" and Path(summary["bundle"], "manifest.json").is_file()

@@ -61,6 +61,14 @@ def main(argv: list[str] | None = None) -> int:
     # Accept --progress-json anywhere on the line (BackgroundJob appends it at the end).
     json_progress = "--progress-json" in argv
     argv = [a for a in argv if a != "--progress-json"]
+    if "--slurm" in argv or "--slurm-print-script" in argv:  # cohort work as a Slurm job array
+        from .cohort_jobs import submit_from_argv
+
+        try:
+            return submit_from_argv(argv)
+        except MedGradeError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     parser = build_parser()
     args = parser.parse_args(argv)
     args.progress_json = json_progress

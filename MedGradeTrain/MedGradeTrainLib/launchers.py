@@ -10,28 +10,19 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shlex
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from .slurm import safe_token, sbatch
+
 
 TRAIN_COMMANDS = {"segmentation": "train-seg", "grading": "train-grade"}
 LAUNCHERS = ("local", "torchrun", "slurm")
 JOB_FILE = "job.json"
-_SAFE = re.compile(r"[^A-Za-z0-9._-]")
-
-
-def safe_token(value: str, default: str = "medgrade") -> str:
-    """``value`` reduced to ``[A-Za-z0-9._-]`` (for ``#SBATCH`` lines, which Slurm parses itself)."""
-    out = _SAFE.sub("_", str(value)).strip("._-")[:64]
-    return out or default
-
-
 def medgrade_command(args: list[str], python: str | None = None) -> list[str]:
     return [python or sys.executable, "-m", "MedGradeTrainLib.cli", *args]
 
@@ -62,11 +53,11 @@ def torchrun_command(args: list[str], gpus: int, nodes: int = 1, endpoint: str |
 
 
 def slurm_train_script(args: list[str], job_name: str, gpus: int = 1, nodes: int = 1,
-                       partition: str | None = None, time_limit: str = "24:00:00", cpus: int = 8,
+                       partition: str | None = None, time_limit: str = "24:00:00", cpus: int = 0,
                        env: dict[str, str] | None = None) -> str:
     """A batch script for ``medgrade ARGS`` (torchrun over ``nodes`` x ``gpus`` when more than one)."""
     lines = ["#!/bin/bash", f"#SBATCH --job-name={safe_token(job_name)}", f"#SBATCH --nodes={int(nodes)}",
-             "#SBATCH --ntasks-per-node=1", f"#SBATCH --cpus-per-task={int(cpus)}",
+             "#SBATCH --ntasks-per-node=1", *([f"#SBATCH --cpus-per-task={int(cpus)}"] if cpus else []),
              f"#SBATCH --time={safe_token(time_limit, '24:00:00').replace('_', ':')}"]
     if gpus:
         lines.append(f"#SBATCH --gres=gpu:{int(gpus)}")
@@ -99,23 +90,6 @@ def write_job(run_dir: Path, record: dict[str, Any]) -> None:
     atomic_write_text(path, json.dumps({**old, **record, "updated": time.time()}, indent=1))
 
 
-def sbatch(script: Path, job_name: str, log: Path, extra: list[str] | None = None) -> str:
-    """Submit ``script``; the job id. Arguments go to ``sbatch`` as a list (no shell)."""
-    exe = shutil.which("sbatch")
-    if exe is None:
-        from MedGradeSegmentLib.errors import MedGradeError
-
-        raise MedGradeError("sbatch not found: Slurm is not installed on this machine (use --print-script "
-                            "to get the batch script)")
-    out = subprocess.run([exe, "--parsable", f"--job-name={safe_token(job_name)}", f"--output={log}",
-                          *(extra or []), str(script)], capture_output=True, text=True, check=False)
-    if out.returncode != 0:
-        from MedGradeSegmentLib.errors import MedGradeError
-
-        raise MedGradeError(f"sbatch refused the job: {out.stderr.strip() or out.stdout.strip()}")
-    return out.stdout.strip().split(";")[0]
-
-
 def launch_training(args, resume: bool = False) -> int:
     """``medgrade train|resume`` with ``--launcher torchrun|slurm`` or ``--print-script``."""
     run_dir = Path(args.output)
@@ -124,7 +98,8 @@ def launch_training(args, resume: bool = False) -> int:
         margs[2] = str(Path(args.config).resolve())
     name = args.run_name or run_dir.name
     if args.launcher == "slurm":
-        script = slurm_train_script(margs, name, args.gpus, args.nodes, args.partition, args.time, env=_env_for_job())
+        script = slurm_train_script(margs, name, args.gpus, args.nodes, args.partition, args.time,
+                                    getattr(args, "cpus", 0), env=_env_for_job())
         if args.print_script:
             print(script, end="")
             return 0
@@ -136,16 +111,38 @@ def launch_training(args, resume: bool = False) -> int:
                             "name": name})
         print(f"submitted Slurm job {job_id} for {run_dir}")
         return 0
+    if args.launcher == "local" and getattr(args, "detach", False) and not args.print_script:
+        from .runs import free_gpu, launch_detached
+
+        gpu = None
+        if args.gpus:
+            import torch
+
+            gpu = free_gpu(run_dir.parent, torch.cuda.device_count())
+            if gpu is None:
+                from MedGradeSegmentLib.errors import MedGradeError
+
+                raise MedGradeError(f"every GPU is busy with another run under {run_dir.parent}; cancel one or "
+                                    "wait (medgrade jobs)")
+        pid = launch_detached(margs, run_dir, gpu)
+        print(f"started run {run_dir} in the background (pid {pid}); follow it with 'medgrade jobs {run_dir}'")
+        return 0
     cmd = torchrun_command(margs, args.gpus) if args.launcher == "torchrun" else medgrade_command(margs)
     if args.print_script:
         print(" ".join(shlex.quote(a) for a in cmd))
         return 0
     run_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, MEDGRADE_LAUNCHER=args.launcher)
-    proc = subprocess.Popen(cmd, env=env)
-    write_job(run_dir, {"launcher": args.launcher, "pid": proc.pid, "command": cmd, "submitted": time.time(),
-                        "name": name})
-    return proc.wait()
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True)  # `medgrade cancel` stops the whole group
+    write_job(run_dir, {"launcher": args.launcher, "pid": proc.pid, "pgid": proc.pid, "command": cmd,
+                        "submitted": time.time(), "name": name})
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        import signal
+
+        os.killpg(proc.pid, signal.SIGTERM)
+        return 130
 SEG_CONFIG_NAME = "train-seg-config.json"
 
 

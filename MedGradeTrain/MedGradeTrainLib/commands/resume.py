@@ -16,7 +16,10 @@ def register(subparsers) -> None:
     p.add_argument("--gpus", type=int, default=0)
     p.add_argument("--nodes", type=int, default=1)
     p.add_argument("--partition")
+    p.add_argument("--cpus", type=int, default=0, help="Slurm: CPUs per task (default: the cluster's)")
     p.add_argument("--time", default="24:00:00")
+    p.add_argument("--detach", action="store_true",
+                   help="local: run in the background (survives closing Slicer); follow with 'medgrade jobs'")
     p.add_argument("--print-script", action="store_true")
     p.set_defaults(handler=run)
 
@@ -24,7 +27,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace, progress: Progress) -> int:
     from ..launchers import launch_training
 
-    if args.launcher != "local" or args.print_script:
+    if args.launcher != "local" or args.print_script or args.detach:
         args.output, args.config, args.run_name = args.run, None, None
         return launch_training(args, resume=True)
     from ..runner.loop import run_training

@@ -20,10 +20,13 @@ def register(subparsers) -> None:
     p.add_argument("--output", required=True, help="run folder (created; must not hold a run yet)")
     p.add_argument("--run-name", help="name of the run (default: the run folder's name)")
     p.add_argument("--launcher", choices=("local", "torchrun", "slurm"), default="local")
-    p.add_argument("--gpus", type=int, default=0, help="GPUs (torchrun: processes per node; 0 = CPU)")
+    p.add_argument("--gpus", type=int, default=0, help="GPUs; torchrun: processes per node (gloo CPU processes without GPUs)")
     p.add_argument("--nodes", type=int, default=1, help="Slurm: nodes")
     p.add_argument("--partition", help="Slurm: partition")
+    p.add_argument("--cpus", type=int, default=0, help="Slurm: CPUs per task (default: the cluster's)")
     p.add_argument("--time", default="24:00:00", help="Slurm: time limit")
+    p.add_argument("--detach", action="store_true",
+                   help="local: run in the background (survives closing Slicer); follow with 'medgrade jobs'")
     p.add_argument("--print-script", action="store_true", help="print the launch command / batch script only")
     p.set_defaults(handler=run)
 
@@ -31,7 +34,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace, progress: Progress) -> int:
     from ..launchers import launch_training
 
-    if args.launcher != "local" or args.print_script:
+    if args.launcher != "local" or args.print_script or args.detach:
         return launch_training(args, resume=False)
     from ..runner.loop import run_training
 

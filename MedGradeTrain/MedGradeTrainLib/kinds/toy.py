@@ -81,7 +81,9 @@ class ToyRegression(ModelKind):
 
         weights = out_dir / "weights.safetensors"
         save_state_dict(model.state_dict(), weights)
-        model_id = str(self.settings.get("model_id") or f"toy-{summary['run_id']}")
+        from ..slurm import safe_token
+
+        model_id = str(self.settings.get("model_id") or f"toy-{safe_token(summary['run_id'])}")
         manifest = ModelManifest(model_id, self.name, {"name": "toy-cnn", "width": self.width}, ["t1c"],
                                  {"size": self.size}, {"target": "lesion % of the slice"},
                                  json.loads(json.dumps(summary, default=str)),

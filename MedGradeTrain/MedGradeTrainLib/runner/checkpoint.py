@@ -28,7 +28,7 @@ def _sha256(path: Path) -> str:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # two writers (runner, `medgrade cancel`) never share it
     with open(tmp, "wb") as f:
         f.write(data)
         f.flush()

@@ -337,7 +337,10 @@ class Runner:
                 if every and st["global_step"] % every == 0 and b < n_batches:
                     save(epoch, b)
             # --- end of epoch: reduce, validate, schedule, best, early stop, checkpoint
-            sums = all_reduce_sum([st["sums"].get(k, 0.0) for k in sorted(st["sums"])] + [st["n"]], self.world)
+            n_samples = sum(len(b) for b in sampler._batches()[:n_batches])  # this rank's share of the epoch
+            sums = all_reduce_sum([st["sums"].get(k, 0.0) for k in sorted(st["sums"])] + [n_samples, st["n"]],
+                                  self.world)
+            n_samples = int(sums.pop(-2))
             n = max(sums[-1], 1)
             means = dict(zip(sorted(st["sums"]), sums[:-1]))
             row: dict[str, Any] = {"epoch": epoch + 1, "train_loss": means.pop("loss", math.nan) / n}
@@ -350,8 +353,8 @@ class Runner:
                 if metric not in val:
                     raise InputError(None, f"kind {self.kind.name!r}: validate() returned no {metric!r}")
             row.update(val)
-            row.update(lr=opt.param_groups[0]["lr"], seconds=round(time.perf_counter() - t0, 3),
-                       samples=int(sums[-1]) * int(tc["batch_size"]))
+            row.update(lr=opt.param_groups[0]["lr"], seconds=round(time.perf_counter() - t0, 3), samples=n_samples,
+                       samples_per_s=round(n_samples / max(time.perf_counter() - t0, 1e-9), 2))
             if sched is not None and interval == "epoch":
                 if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
                     sched.step(val.get(metric, row["train_loss"]))
@@ -405,8 +408,20 @@ class Runner:
 
     # --- the run -------------------------------------------------------------------------------------
     def run(self) -> RunResult:
+        import signal
+        import threading
+
+        from MedGradeSegmentLib.errors import CancelledError
+
         self._global_step0 = 0
         self._steps_hint = 1
+        old_handler = None
+        if threading.current_thread() is threading.main_thread():
+            def _terminate(signum, frame):  # `medgrade cancel`, scancel: stop cleanly, stay resumable
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)  # repeated signals must not cut the clean-up
+                raise CancelledError(f"stopped by signal {signum}")
+
+            old_handler = signal.signal(signal.SIGTERM, _terminate)
         try:
             split_file = self._splits()
             self._emit("start", step=0, fraction=0.0, message=f"run {self.run_id}: {len(self.plan)} split(s), "
@@ -427,6 +442,8 @@ class Runner:
             self._emit("error", message=f"{status}: {exc}", step=getattr(self, "_global_step0", 0))
             raise
         finally:
+            if old_handler is not None:
+                signal.signal(signal.SIGTERM, old_handler)
             shutdown(self.world)
 
     def _finish(self, records: list[dict[str, Any]], models: dict[str, Any], split_file: dict[str, Any]) -> RunResult:

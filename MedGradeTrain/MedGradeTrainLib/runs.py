@@ -1,0 +1,179 @@
+"""Runs on disk: the state of every run under a runs folder (survives a Slicer restart: it is read from
+``run.json``, ``job.json`` and ``progress.jsonl``, never held in memory), detached local launches, and
+cancelling a run wherever it runs (local process group, torchrun, Slurm job)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from MedGradeSegmentLib.errors import InputError
+
+from .launchers import JOB_FILE, write_job
+from .runner.progress_log import read_progress
+
+
+def runs_root(root: str | Path | None = None) -> Path:
+    """``root``, else ``$MEDGRADE_RUNS``, else ``<cache>/runs``."""
+    if root:
+        return Path(root)
+    if os.environ.get("MEDGRADE_RUNS"):
+        return Path(os.environ["MEDGRADE_RUNS"])
+    from MedGradeSegmentLib.sample_data import cache_dir
+
+    return cache_dir() / "runs"
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, PermissionError, ValueError):
+        return False
+    try:  # a zombie (exited, not yet reaped) counts as gone
+        with open(f"/proc/{int(pid)}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+@dataclass
+class RunState:
+    run_dir: str
+    run_id: str
+    kind: str
+    status: str  # running | done | failed | cancelled | stopped (resumable) | queued/pending (Slurm) | new
+    launcher: str
+    job_id: str = ""
+    split: str = ""
+    epoch: int | None = None
+    step: int | None = None
+    loss: float | None = None
+    metric: float | None = None
+    eta_s: float | None = None
+    message: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def run_state(run_dir: str | Path) -> RunState:
+    run_dir = Path(run_dir)
+    run, job = _read(run_dir / "run.json"), _read(run_dir / JOB_FILE)
+    status = run.get("status", "new")
+    launcher = job.get("launcher") or run.get("launcher", "local")
+    if launcher == "slurm" and job.get("job_id") and status not in ("done", "failed", "cancelled"):
+        from .slurm import job_state
+
+        try:
+            state = job_state(job["job_id"])
+        except Exception:  # noqa: BLE001 - Slurm tools missing here: report what the files say
+            state = "UNKNOWN"
+        status = {"PENDING": "pending", "RUNNING": "running", "COMPLETED": status if status != "new" else "done",
+                  "CANCELLED": "cancelled", "FAILED": "failed", "TIMEOUT": "stopped"}.get(state, status)
+    elif status == "running" and not pid_alive(run.get("pid")) and not pid_alive(job.get("pid")):
+        status = "stopped"  # killed (power cut, SIGKILL): resumable with `medgrade resume`
+    elif status == "new" and pid_alive(job.get("pid")):
+        status = "starting"
+    recs = read_progress(run_dir)
+    last = next((r for r in reversed(recs) if r.get("event") in ("step", "epoch")), {})
+    return RunState(str(run_dir), run.get("run_id", run_dir.name), run.get("kind", ""), status, launcher,
+                    str(job.get("job_id", "")), last.get("split", ""), last.get("epoch"), last.get("step"),
+                    last.get("loss"), last.get("metric"), last.get("eta_s"), recs[-1].get("message", "") if recs else "")
+
+
+def list_runs(root: str | Path | None = None) -> list[RunState]:
+    """Every run folder directly under ``root`` (or ``root`` itself when it is one), newest first."""
+    root = runs_root(root)
+    if not root.is_dir():
+        return []
+    dirs = [root] if (root / "run.json").is_file() or (root / JOB_FILE).is_file() else \
+        [d for d in root.iterdir() if (d / "run.json").is_file() or (d / JOB_FILE).is_file()]
+    dirs.sort(key=lambda d: max((d / f).stat().st_mtime for f in ("run.json", JOB_FILE) if (d / f).exists()),
+              reverse=True)
+    return [run_state(d) for d in dirs]
+
+
+def launch_detached(args: list[str], run_dir: Path, gpu: str | None = None) -> int:
+    """Start ``medgrade ARGS`` as its own session (it outlives the caller, e.g. Slicer), output in
+    ``RUN/train.log``; its pid and GPU go to ``RUN/job.json``."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, MEDGRADE_LAUNCHER="local", PYTHONUNBUFFERED="1")
+    if gpu is not None:
+        env["CUDA_VISIBLE_DEVICES"] = gpu
+    log = open(run_dir / "train.log", "ab")
+    proc = subprocess.Popen([sys.executable, "-m", "MedGradeTrainLib.cli", *args], stdout=log,
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+    log.close()
+    write_job(run_dir, {"launcher": "local", "pid": proc.pid, "pgid": proc.pid, "gpu": gpu, "submitted": time.time(),
+                        "args": args})
+    return proc.pid
+
+
+def free_gpu(root: Path, n_gpus: int) -> str | None:
+    """A GPU index no running local job of ``root`` uses (None: all busy)."""
+    busy = set()
+    for d in (root.iterdir() if root.is_dir() else []):
+        job = _read(d / JOB_FILE)
+        if job.get("gpu") is not None and pid_alive(job.get("pid")):
+            busy.add(str(job["gpu"]))
+    return next((str(i) for i in range(n_gpus) if str(i) not in busy), None)
+
+
+def cancel_run(run_dir: str | Path, grace_s: float = 10.0) -> str:
+    """Stop a run: ``scancel`` its Slurm job, or SIGTERM its process group (SIGKILL after ``grace_s``).
+    The run stays resumable from its last checkpoint."""
+    run_dir = Path(run_dir)
+    run, job = _read(run_dir / "run.json"), _read(run_dir / JOB_FILE)
+    if not run and not job:
+        raise InputError(run_dir, "not a run folder (no run.json or job.json)")
+    if job.get("launcher") == "slurm" and job.get("job_id"):
+        from .slurm import scancel
+
+        scancel(job["job_id"])
+        how = f"Slurm job {job['job_id']} cancelled"
+    else:
+        pgid = job.get("pgid")
+        pids = [p for p in (job.get("pid"), run.get("pid")) if pid_alive(p)]
+        if not pids:
+            return "not running"
+        try:
+            if pgid and pid_alive(pgid):
+                os.killpg(int(pgid), signal.SIGTERM)  # the whole group (torchrun and its workers too)
+            else:
+                for p in pids:
+                    os.kill(int(p), signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        deadline = time.time() + grace_s
+        while time.time() < deadline and any(pid_alive(p) for p in pids):
+            time.sleep(0.1)
+        for p in pids:
+            if pid_alive(p):
+                os.kill(int(p), signal.SIGKILL)
+        how = f"process {', '.join(str(p) for p in pids)} stopped"
+    path = run_dir / "run.json"
+    if path.is_file():
+        from .runner.checkpoint import atomic_write_text
+
+        rec = _read(path)
+        if rec.get("status") not in ("done", "failed"):
+            rec.update(status="cancelled", updated=time.time())
+            atomic_write_text(path, json.dumps(rec, indent=1))
+    write_job(run_dir, {"cancelled": time.time()})
+    return how

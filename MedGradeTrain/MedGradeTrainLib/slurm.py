@@ -1,0 +1,64 @@
+"""Slurm through its own tools: ``sbatch`` to submit, ``squeue``/``scontrol`` to follow, ``scancel`` to
+cancel. Arguments always go to them as lists (no shell); the batch scripts quote every user value with
+``shlex.quote`` and reduce the values Slurm parses itself (``#SBATCH`` lines) to ``[A-Za-z0-9._-]``."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+from MedGradeSegmentLib.errors import MedGradeError
+
+_SAFE = re.compile(r"[^A-Za-z0-9._-]")
+FINAL_STATES = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED",
+                "BOOT_FAIL", "DEADLINE"}
+
+
+def safe_token(value: str, default: str = "medgrade") -> str:
+    """``value`` reduced to ``[A-Za-z0-9._-]`` (for ``#SBATCH`` lines, which Slurm parses itself)."""
+    out = _SAFE.sub("_", str(value)).strip("._-")[:64]
+    return out or default
+
+
+def _tool(name: str) -> str:
+    exe = shutil.which(name)
+    if exe is None:
+        raise MedGradeError(f"{name} not found: Slurm is not installed on this machine (use --print-script to get "
+                            "the batch script)")
+    return exe
+
+
+def sbatch(script: Path, job_name: str, log: Path, extra: list[str] | None = None) -> str:
+    """Submit ``script``; returns the job id."""
+    out = subprocess.run([_tool("sbatch"), "--parsable", f"--job-name={safe_token(job_name)}", f"--output={log}",
+                          *(extra or []), str(script)], capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise MedGradeError(f"sbatch refused the job: {out.stderr.strip() or out.stdout.strip()}")
+    return out.stdout.strip().split(";")[0]
+
+
+def job_state(job_id: str) -> str:
+    """PENDING, RUNNING, COMPLETED, FAILED, CANCELLED, ... (for an array: the first state that is not done,
+    else the last task's); ``UNKNOWN`` when Slurm no longer knows the job."""
+    q = subprocess.run([_tool("squeue"), "-h", "-j", str(job_id), "-o", "%T"], capture_output=True, text=True,
+                       check=False)
+    states = [s.strip() for s in q.stdout.splitlines() if s.strip()] if q.returncode == 0 else []
+    if states:
+        return states[0]
+    c = subprocess.run([_tool("scontrol"), "show", "job", "-o", str(job_id)], capture_output=True, text=True,
+                       check=False)
+    found = re.findall(r"JobState=(\S+)", c.stdout)
+    if not found:
+        return "UNKNOWN"
+    pending = [s for s in found if s not in FINAL_STATES]
+    if pending:
+        return pending[0]
+    return "FAILED" if "FAILED" in found else ("CANCELLED" if "CANCELLED" in found else found[-1])
+
+
+def scancel(job_id: str) -> None:
+    out = subprocess.run([_tool("scancel"), str(job_id)], capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise MedGradeError(f"scancel {job_id} failed: {out.stderr.strip()}")
