@@ -68,6 +68,7 @@ class StageRecord:
     ran: bool
     seconds: float = 0.0
     note: str = ""
+    cpu_seconds: float = 0.0  # process CPU time (all threads) of the stage
 
 
 @dataclass
@@ -197,9 +198,10 @@ class _Stages:
             progress(1.0, f"{name}: up to date")
             return False
         progress(0.0, name)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         note = work() or ""
-        self.records.append(StageRecord(name, key, True, round(time.perf_counter() - start, 3), note))
+        self.records.append(StageRecord(name, key, True, round(time.perf_counter() - start, 3), note,
+                                        round(time.process_time() - cpu, 3)))
         self.save()  # a later failure keeps the finished stages
         return True
 
