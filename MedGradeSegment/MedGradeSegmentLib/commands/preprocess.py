@@ -119,6 +119,8 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
             with OutputLock(case_folder(args.output, item.patient_id)):  # type: ignore[union-attr]
                 result = preprocess_case(item, config, sub)  # type: ignore[arg-type]
                 folder = write_preprocessed(result, args.output)
+            for w in result.quality.warnings:
+                print(f"warning: {label}: {w}")
             print(f"{label}: written {folder} ({len(result.quality.warnings)} warnings)")
         except CancelledError:
             raise

@@ -48,6 +48,7 @@ class PreprocessConfig:
     reg_threads: int = 1                   # ITK threads of the registration metric: 1 gives bit-identical results
                                            # run to run; >1 (0 = all cores) is faster but ITK's multi-threaded
                                            # Mattes MI sums in a varying order (last-digit differences)
+    check_sequences: bool = True           # warn when a sequence's contrast or left-right orientation looks wrong
     # resampling, normalisation, slices
     spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)
     normalize: bool = True

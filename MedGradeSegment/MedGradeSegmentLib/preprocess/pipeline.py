@@ -136,6 +136,12 @@ def preprocess_case(case: Case, config: PreprocessConfig | None = None, progress
         brain, extraction = brain_mask_of(images[ref], config, p, atlas)
         if not sitk.GetArrayViewFromImage(brain).any():
             raise InputError(_source(case, ref), "the brain mask is empty: no brain found in the reference image")
+        found_ml = volume_ml(brain)
+        if found_ml < config.min_brain_ml:  # breast, body or a few slices: nothing MedGrade can grade
+            raise InputError(_source(case, ref), f"no usable brain found: the brain mask is {found_ml:.0f} ml (a "
+                                                 f"brain is about 1000-1700 ml; under {config.min_brain_ml:.0f} ml "
+                                                 "is refused). Is this a brain MR covering the head? MedGrade "
+                                                 "grades brain lesions")
     transforms: dict[str, sitk.Transform] = {}
     with stage("registration") as p:
         others = [s for s in images if s != ref]
@@ -152,6 +158,10 @@ def preprocess_case(case: Case, config: PreprocessConfig | None = None, progress
     quality.brain_volume_ml = round(volume_ml(brain_grid), 2)
     if quality.brain_volume_ml < config.min_brain_ml:
         quality.warnings.append(f"tiny brain mask: {quality.brain_volume_ml:.0f} ml (< {config.min_brain_ml:.0f} ml)")
+    if config.check_sequences:  # on the raw intensities, before normalisation
+        from .consistency import contrast_warnings
+
+        quality.warnings += contrast_warnings(on_grid, brain_grid)
     with stage("normalize"):
         for seq in on_grid:
             if config.normalize:
@@ -192,6 +202,11 @@ def _register_one(case: Case, images: dict[str, sitk.Image], ref: str, seq: str,
             reason = str(exc).strip().splitlines()[-1][:200]
             raise InputError(_source(case, seq), f"registration to {ref} failed: {reason}") from None
         transform, metric = result.transform, result.metric
+        if config.check_sequences:
+            from .consistency import flip_warning
+
+            if (flipped := flip_warning(seq, ref, images[ref], images[seq], brain, config)):  # brain: not dilated
+                quality.warnings.append(flipped)
     overlap = footprint_overlap(images[seq], brain, transform)
     if overlap == 0.0:
         raise InputError(_source(case, seq), f"does not overlap the reference sequence {ref} after registration")
