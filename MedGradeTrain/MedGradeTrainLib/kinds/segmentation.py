@@ -38,7 +38,7 @@ from ..runner.kind import ModelKind, Patient, SplitData, register_kind
 # TrainConfig fields the runner owns (the ``train``/``split`` sections of a run config).
 RUNNER_FIELDS = ("output_dir", "epochs", "final_epochs", "batch_size", "lr", "weight_decay", "folds", "seed",
                  "final_fit", "num_workers", "device", "amp", "max_steps_per_epoch", "resume")
-KIND_ONLY = ("cohort", "labels", "patients", "config_dir")
+KIND_ONLY = ("cohort", "labels", "patients", "config_dir", "mask_version")
 
 
 def cohort_cases(cohort: str | Path, labels: str | Path | None = None, sequences: list[str] | None = None,
@@ -63,7 +63,35 @@ def cohort_cases(cohort: str | Path, labels: str | Path | None = None, sequences
         from MedGradeSegmentLib.io.clinical_csv import read_labels_csv
 
         grades = {pid: row.get("grade") for pid, row in read_labels_csv(labels).items()}
-    return [CaseSpec(case_dir=str(d.resolve()), grade=grades.get(d.name), lesion_labels=lesion_labels) for d in dirs]
+    out = []
+    for d in dirs:
+        try:
+            pid = str(json.loads((d / "case.json").read_text()).get("patient_id") or d.name)
+        except (OSError, ValueError, AttributeError):
+            pid = d.name  # the reader names the problem when the case is loaded
+        out.append(CaseSpec(pid, case_dir=str(d.resolve()), grade=grades.get(pid, grades.get(d.name)),
+                            lesion_labels=lesion_labels, case_id=d.name if d.name != pid else None))
+    return out
+
+
+def use_corrected_masks(cases: list, specs: list[CaseSpec], version: str | int = "newest") -> dict[str, Any]:
+    """Replace the mask of every preprocessed case that has corrections by its corrected version (the
+    newest by default; ``"original"`` keeps the AI/expert mask); returns case id -> version used."""
+    from MedGradeSegmentLib.segmentation.cases import lesion_binary
+
+    from ..cohort import corrected_mask
+
+    used: dict[str, Any] = {}
+    for case, spec in zip(cases, specs):
+        if not spec.case_dir:
+            continue
+        path, v = corrected_mask(spec.case_dir, version)
+        if path is None:
+            continue
+        mask = lesion_binary(sitk.ReadImage(str(path)), None)
+        case.mask = sitk.Resample(mask, case.mask, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+        used[case.case_id] = {"version": v, "mask": str(path)}
+    return used
 
 
 def seg_config(settings: dict[str, Any], run_dir: Path) -> TrainConfig:
@@ -118,6 +146,10 @@ class SegmentationKind(ModelKind):
     def cases(self):
         if self._cases is None:
             self._cases = load_cases(self.cfg)
+            self.mask_versions = use_corrected_masks(self._cases, self.cfg.cases,
+                                                     self.settings.get("mask_version", "newest"))
+            if self.mask_versions and self.run_dir.is_dir():
+                (self.run_dir / "corrected_masks.json").write_text(json.dumps(self.mask_versions, indent=1))
         return self._cases
 
     def _registration(self) -> tuple[dict, dict]:
