@@ -308,6 +308,14 @@ def test_fusion_any_subset_trains_predicts_and_ignores_absent_tensors(multimodal
     contrib = pred.contributions(multimodal_cases[:1])[0]
     assert sum(contrib[f"weight_{m}"] for m in ("us", "mg", "mri")) == pytest.approx(3.0)
     assert "probability_without_us" in contrib
+    from MedGradePredictLib.breast.gradcam import breast_gradcam
+
+    maps = {h["modality"]: h["heatmap"] for h in breast_gradcam(pred, multimodal_cases[:1])}
+    case0 = multimodal_cases[0]
+    assert set(maps) == {"us", "mg", "mri"}
+    assert maps["mri"].GetSize() == case0.mri["post1"].image.GetSize()
+    assert maps["mg"].GetSize() == case0.mg["RMLO"].image.GetSize()
+    assert maps["mri"].GetSpacing() == case0.mri["post1"].image.GetSpacing()
 
 
 def test_single_modality_model_is_the_same_code(busbra_cases, tmp_path):

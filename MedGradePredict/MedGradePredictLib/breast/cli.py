@@ -66,7 +66,7 @@ def run_predict(args: argparse.Namespace, progress: Progress) -> int:
 
 
 def _write_heatmaps(predictor, cases, output: Path) -> list[dict[str, str]]:
-    """Grad-CAM per 2D input as ``heatmaps/<id>__<modality>.nii.gz`` on the input's grid."""
+    """Grad-CAM per input as ``heatmaps/<id>__<modality>.nii.gz`` on the input's grid."""
     import re
 
     import SimpleITK as sitk

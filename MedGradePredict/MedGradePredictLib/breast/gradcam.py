@@ -1,5 +1,5 @@
-"""Grad-CAM (MONAI) of the fusion model per 2D input (MG view / US image), mapped back onto the image's
-own grid as a single-slice heat-map volume (0 outside the network's crop)."""
+"""Grad-CAM (MONAI) of the fusion model per input (MG view, US image, MRI case), mapped back onto the
+input's own grid (2D inputs: a single-slice volume; MRI: the first phase's grid); 0 outside the crop."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from torch.nn import functional as F
 
 from .case import BreastCase
 from .fusion_data import FusionDataset, make_samples
-from .tensors import crop_box_2d
+from .tensors import crop_box_2d, crop_box_3d
 
 
 class _OneModality(nn.Module):
@@ -38,18 +38,23 @@ def breast_gradcam(predictor, cases: Sequence[BreastCase]) -> list[dict]:
         x = {k: torch.nan_to_num(v)[None].to(predictor.device) for k, v in inputs.items()}
         pr = present[None].to(predictor.device)
         for i, b in enumerate(predictor.branches):
-            if not present[i] or b.spatial_dims != 2:
+            if not present[i]:
                 continue
             wrapper = _OneModality(net, b.modality, x, pr).eval()
             cam = GradCAM(nn_module=wrapper, target_layers=f"net.branches.{b.modality}.layer4")
             with torch.enable_grad():
                 m = cam(x[b.modality].clone().requires_grad_(True))[0, 0].detach().cpu()
-            image = s.images[b.modality]
-            rows, cols = crop_box_2d(image)
-            h, w = rows.stop - rows.start, cols.stop - cols.start
-            small = F.interpolate(m[None, None], size=(h, w), mode="bilinear", align_corners=False)[0, 0].numpy()
+            if b.spatial_dims == 2:
+                image = s.images[b.modality]
+                box = (slice(0, 1), *crop_box_2d(image))
+                m = m[None]
+            else:
+                image = s.images[b.modality][b.phases[0]]
+                box = crop_box_3d(s.images[b.modality], b.phases)
+            size = tuple(sl.stop - sl.start for sl in box)
+            small = F.interpolate(m[None, None], size=size, mode="trilinear", align_corners=False)[0, 0].numpy()
             full = np.zeros(sitk.GetArrayViewFromImage(image.image).shape, np.float32)
-            full[0, rows, cols] = small
+            full[box] = small
             heat = sitk.GetImageFromArray(full)
             heat.CopyInformation(image.image)
             out.append({"id": s.id, "modality": b.modality, "heatmap": heat})

@@ -64,6 +64,13 @@ def image_2d_input(image: BreastImage, size: int = 64, margin: float = 0.25) -> 
     return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)[0]
 
 
+def crop_box_3d(images: dict[str, BreastImage], phases: Sequence[str], margin: float = 0.25) -> tuple[slice, ...]:
+    """(z, y, x) slices of the network's MRI crop (the ROI of the first phase that has one)."""
+    ref = images[phases[0]]
+    roi_img = next((images[p] for p in phases if images[p].roi is not None), ref)
+    return _box(roi_img.roi_array(), sitk.GetArrayViewFromImage(ref.image).shape, margin, True)
+
+
 def mri_input(images: dict[str, BreastImage], phases: Sequence[str], size: Sequence[int] = (16, 48, 48),
               margin: float = 0.25) -> torch.Tensor:
     """(2 * phases, D, H, W): per phase the scaled crop and the crop inside the ROI (the first phase's
