@@ -100,6 +100,7 @@ class MedGradeSegmentWidget(ParameterNodePanel, ScriptedLoadableModuleWidget, VT
         self.ui.preprocessButton.connect("clicked()", self.onPreprocess)
         self.ui.segmentButton.connect("clicked()", self.onSegment)
         self.ui.saveCorrectionButton.connect("clicked()", self.onSaveCorrection)
+        self.ui.addToCohortButton.connect("clicked()", self.onAddToCohort)
         self.ui.segmentationModelComboBox.connect("currentIndexChanged(int)", self.onModelChosen)
         self.initializeParameterNode()
 
@@ -155,6 +156,7 @@ class MedGradeSegmentWidget(ParameterNodePanel, ScriptedLoadableModuleWidget, VT
             "Select the volumes (or a file/folder) and an output folder"
         self.ui.segmentButton.enabled = hasCase and bool(p.modelId)
         self.ui.saveCorrectionButton.enabled = hasCase and p.lesionSegmentation is not None
+        self.ui.addToCohortButton.enabled = hasCase
 
     def updateModelCombo(self, library: ModelLibrarySection) -> None:
         current = self._parameterNode.modelId if self._parameterNode else ""
@@ -200,6 +202,19 @@ class MedGradeSegmentWidget(ParameterNodePanel, ScriptedLoadableModuleWidget, VT
         self.ui.statusLabel.text = f"Saved correction version {record.version}"
         slicer.util.infoDisplay(f"Saved as version {record.version} in {record.folder}\n"
                                 f"Dice with the AI mask: {dice}; volume difference: {diff}")
+
+
+    def onAddToCohort(self) -> None:
+        import qt
+
+        cohort = qt.QFileDialog.getExistingDirectory(slicer.util.mainWindow(), "Training cohort folder")
+        if not cohort:
+            return
+        from MedGradeSegmentLib.cohort_folder import add_to_cohort
+
+        with slicer.util.tryWithErrorDisplay("Could not add the case to the cohort", waitCursor=True):
+            r = add_to_cohort(pathText(self._parameterNode.caseFolder), cohort)
+            self.ui.statusLabel.text = f"Added {r['case']} (corrected version {r['version']}) to {cohort}"
 
 
 class MedGradeSegmentLogic(ScriptedLoadableModuleLogic):
