@@ -150,8 +150,9 @@ def run_evaluate(pred_csv: Path, labels_csv: str | None, output: Path, n_boot: i
                   + f" accuracy {m['accuracy']:.3f} sensitivity {m['sensitivity']:.3f} "
                     f"specificity {m['specificity']:.3f} kappa {m['kappa']:.3f}")
         else:
-            print(f"{model_id}: n={m['n']} macro AUC {m['macro_auc']} accuracy {m['accuracy']:.3f} "
-                  f"quadratic kappa {m.get('kappa_quadratic')}")
+            auc = "n/a (a class has no case)" if m["macro_auc"] is None else f"{m['macro_auc']:.3f}"
+            print(f"{model_id}: n={m['n']} macro AUC {auc} accuracy {m['accuracy']:.3f} "
+                  f"quadratic kappa {m.get('kappa_quadratic', float('nan')):.3f}")
         reports[model_id] = rep
     comparisons = _delong_pairs(rows, reports)
     output.mkdir(parents=True, exist_ok=True)

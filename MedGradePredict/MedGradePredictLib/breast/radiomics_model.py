@@ -285,8 +285,12 @@ def fit_final(rows, task: str, cfg: RadiomicsConfig) -> tuple[RadiomicsModel, Pi
     from .case import task_classes
 
     X, y, cols, _, _ = design_matrix(rows, task, cfg.clinical_columns)
+    classes = list(task_classes(task))
+    missing = [c for i, c in enumerate(classes) if not (y == i).any()]
+    if missing:
+        raise InputError(None, f"task {task!r}: no training row of class {', '.join(missing)}; every class is needed")
     pipe = fit_pipeline(X, y, cfg)
-    return RadiomicsModel.from_pipeline(pipe, cols, list(task_classes(task))), pipe
+    return RadiomicsModel.from_pipeline(pipe, cols, classes), pipe
 
 
 def model_matrix(model: RadiomicsModel, rows) -> np.ndarray:
