@@ -1,18 +1,19 @@
-"""MedGradeTrain: train a segmentation or grading model on a cohort and add it to the model library.
+"""MedGradeTrain: train any model kind on a cohort through the MedGrade runner; the bundle joins the library.
 
-Thin Slicer GUI over ``MedGradeTrainLib``: ``medgrade train-seg`` / ``train-grade`` run in a background
-process; for a cluster the panel writes a Slurm script (one GPU).
-Command lines come from ``MedGradeTrainLib.launchers`` (``train-seg`` gets an effective config written
-into the output folder: the chosen config with the cohort's cases and the device).
+Thin Slicer GUI over ``MedGradeTrainLib``: the panel writes the run's config (``panel_support``), starts
+``medgrade train`` (this computer in the background, torchrun, or Slurm), follows the run's progress file
+(curves as plot nodes, the log), cancels or resumes it, and shows the correction-to-retrain status.
+A run's state lives in its folder, so a run started before a Slicer restart is followed again.
 """
 
 from __future__ import annotations
 
-import os
+import json
 import pathlib
 import tempfile
 from typing import Annotated, Any
 
+import qt
 import slicer
 from slicer.parameterNodeWrapper import Choice, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
@@ -22,10 +23,11 @@ from slicer.util import VTKObservationMixin
 from MedGradeSegmentLib.devices import DEVICE_CHOICES
 from MedGradeWidgets import pathText
 from MedGradeWidgets.dependencies_prompt import ensureDependencies
-from MedGradeWidgets.job_runner import JobRunner, libraryRoot, runSync
+from MedGradeWidgets.job_runner import libraryRoot, runSync
 from MedGradeWidgets.model_library_section import ModelLibrarySection
 from MedGradeWidgets.parameter_node_panel import ParameterNodePanel
-from MedGradeTrainLib.launchers import LAUNCHERS, TRAIN_COMMANDS, slurm_script, training_args
+from MedGradeTrainLib import panel_support as ps
+from MedGradeTrainLib.launchers import LAUNCHERS
 
 
 class MedGradeTrain(ScriptedLoadableModule):
@@ -36,124 +38,188 @@ class MedGradeTrain(ScriptedLoadableModule):
         self.parent.dependencies = ["MedGradeSegment", "MedGradePredict"]
         self.parent.contributors = ["MedGrade developers"]
         self.parent.helpText = (
-            "Train a lesion-segmentation model (MIG-Net and its ablations, U-Net) or a grading model (KiNet and "
-            "baselines) on a folder of preprocessed, corrected cases, with patient-level cross-validation. "
-            "Runs locally in the background, or writes a Slurm script (one GPU). The trained bundle goes "
-            "into the model library. See the developer guide (docs/).")
+            "Train a segmentation (MIG-Net, ablations, U-Net), grading (KiNet + LightGBM), breast or pre-training "
+            "model on a cohort with patient-level cross-validation, on this computer (CPU/GPU, in the background), "
+            "with torchrun on several GPUs (DistributedDataParallel), or as a Slurm job. Runs checkpoint every "
+            "epoch and resume where they stopped; the finished bundle appears in the model lists. "
+            "See docs/training.md.")
         self.parent.acknowledgementText = (
             "Methods from a 2023 master's thesis on non-invasive Ki-67 prediction in glioma (MIG-Net/FPG, "
-            "KiNet/BMS). Built on MONAI, torch.distributed, LightGBM and 3D Slicer.")
+            "KiNet/BMS). Built on MONAI, torch.distributed, LightGBM, Slurm and 3D Slicer.")
 
 
 @parameterNodeWrapper
 class MedGradeTrainParameterNode:
     cohortFolder: pathlib.Path
     labelsCsv: pathlib.Path
-    modelKind: Annotated[str, Choice(list(TRAIN_COMMANDS))] = "segmentation"
+    modelKind: Annotated[str, Choice(list(ps.PANEL_KINDS))] = "segmentation"
     configFile: pathlib.Path
-    outputFolder: pathlib.Path
+    epochs: int = 0
+    batchSize: int = 0
+    learningRate: float = 0.0
+    folds: int = 0
+    runFolder: pathlib.Path
     launcher: Annotated[str, Choice(list(LAUNCHERS))] = "local"
     device: Annotated[str, Choice(list(DEVICE_CHOICES))] = "auto"
+    gpus: int = 0
+    partition: str = ""
 
 
 class MedGradeTrainWidget(ParameterNodePanel, ScriptedLoadableModuleWidget, VTKObservationMixin):
     def setup(self) -> None:
         self.loadPanelUI("UI/MedGradeTrain.ui")
         self.logic = MedGradeTrainLogic()
-        self.runner = JobRunner(self.ui.progressBar, self.ui.statusLabel, self.ui.cancelButton,
-                                [self.ui.trainButton, self.ui.slurmScriptButton], logWidget=self.ui.logTextEdit)
+        self.runner = None  # the run's own process does the work; the panel follows its progress file
+        self.reader: ps.ProgressReader | None = None
         self.library = ModelLibrarySection(self.ui.modelLibraryCollapsibleButton.layout())
+        self.timer = qt.QTimer()
+        self.timer.setInterval(1000)
+        self.timer.connect("timeout()", self.onPoll)
         self.observeSceneClose()
-        self.ui.trainButton.connect("clicked()", self.onTrain)
-        self.ui.slurmScriptButton.connect("clicked()", self.onSlurmScript)
+        self.ui.startButton.connect("clicked()", self.onStart)
+        self.ui.cancelButton.connect("clicked()", self.onCancel)
+        self.ui.resumeButton.connect("clicked()", self.onResume)
+        self.ui.refreshRetrainButton.connect("clicked()", self.onRefreshRetrain)
         self.initializeParameterNode()
+        self.follow()  # a run started before Slicer was restarted
+
+    def cleanup(self) -> None:
+        self.timer.stop()
+        super().cleanup()
 
     def updateButtons(self, caller=None, event=None) -> None:
         p = self._parameterNode
-        if p is None or self.runner.running:
+        if p is None:
             return
-        ready = all(pathText(x) for x in (p.cohortFolder, p.configFile, p.outputFolder))
-        self.ui.trainButton.enabled = ready and p.launcher != "slurm"
-        self.ui.slurmScriptButton.enabled = ready and p.launcher == "slurm"
+        run = pathText(p.runFolder)
+        state = self.logic.state(run) if run else None
+        busy = state is not None and state.status in ("running", "pending", "starting")
+        self.ui.startButton.enabled = bool(run and pathText(p.cohortFolder)) and (state is None or state.status == "new")
+        self.ui.cancelButton.enabled = busy
+        self.ui.resumeButton.enabled = state is not None and state.status in ("stopped", "cancelled", "failed")
 
-    def onTrain(self) -> None:
+    def _start(self, args: list[str], what: str) -> None:
         if not ensureDependencies():
             return
+        with slicer.util.tryWithErrorDisplay(f"Could not {what}", waitCursor=True):
+            job = runSync(args, timeout=120)
+            self.ui.logTextEdit.appendPlainText("\n".join(job.log))
+            self.follow()
+
+    def onStart(self) -> None:
         p = self._parameterNode
         self.ui.logTextEdit.clear()
-        with slicer.util.tryWithErrorDisplay("Could not prepare the training run", waitCursor=True):
-            args = self.logic.trainArgs(p)
-        self.runner.start(args, f"Training ({p.modelKind})", lambda: self.onTrained(p))
+        with slicer.util.tryWithErrorDisplay("Could not prepare the run", waitCursor=True):
+            config = self.logic.writeConfig(p)
+        self._start(ps.train_args(config, pathText(p.runFolder), p.launcher, p.gpus, p.partition), "start the run")
 
-    def onTrained(self, p: Any) -> None:
-        bundle = self.logic.importTrainedBundle(pathText(p.outputFolder))
-        self.library.refresh()
-        slicer.util.infoDisplay(f"Training finished; model {bundle} is in the library." if bundle else
-                                "Training finished; no bundle found in the output folder to add to the library.")
+    def onResume(self) -> None:
+        p = self._parameterNode
+        self._start(ps.resume_args(pathText(p.runFolder), p.launcher, p.gpus, p.partition), "resume the run")
 
-    def onSlurmScript(self) -> None:
-        with slicer.util.tryWithErrorDisplay("Could not write the Slurm script"):
-            path = self.logic.writeSlurmScript(self._parameterNode)
-            slicer.util.infoDisplay(f"Wrote {path}\nSubmit it on the cluster with: sbatch {path}")
+    def onCancel(self) -> None:
+        with slicer.util.tryWithErrorDisplay("Could not cancel the run", waitCursor=True):
+            job = runSync(ps.cancel_args(pathText(self._parameterNode.runFolder)), timeout=60)
+            self.ui.statusLabel.text = job.log[-1] if job.log else "cancelled"
+        self.updateButtons()
+
+    def follow(self) -> None:
+        run = pathText(self._parameterNode.runFolder) if self._parameterNode else ""
+        if not run:
+            return
+        self.reader = ps.ProgressReader(run)
+        self.ui.logTextEdit.clear()
+        self.onPoll()
+        self.timer.start()
+
+    def onPoll(self) -> None:
+        if self.reader is None:
+            return
+        records = self.reader.read()
+        for r in records:
+            self.ui.logTextEdit.appendPlainText(json.dumps(r))
+        last = records[-1] if records else None
+        if last is not None:
+            eta = f", about {last['eta_s'] / 60:.0f} min left" if last.get("eta_s") else ""
+            self.ui.progressBar.value = int(100 * (last.get("fraction") or 0))
+            self.ui.statusLabel.text = f"{last.get('message', '')}{eta}"
+        if any(r.get("event") in ("epoch", "done") for r in records):
+            self.logic.showCurves(pathText(self._parameterNode.runFolder))
+        if any(r.get("event") == "done" for r in records):
+            self.library.refresh()  # the runner registered the bundle: Segment/Predict list it too
+        state = self.logic.state(pathText(self._parameterNode.runFolder))
+        if state.status not in ("running", "pending", "starting", "new"):
+            self.timer.stop()
+        self.updateButtons()
+
+    def onRefreshRetrain(self) -> None:
+        p = self._parameterNode
+        with slicer.util.tryWithErrorDisplay("Could not read the cohort", waitCursor=True):
+            self.ui.retrainStatusLabel.text = ps.retrain_summary(pathText(p.cohortFolder), self.logic.modelInUse(p))
 
 
 class MedGradeTrainLogic(ScriptedLoadableModuleLogic):
-    """Parameter node -> training command lines; the trained bundle -> the model library."""
+    """Parameter node -> the run's config; the run folder -> state and curves (plot nodes)."""
 
     def getParameterNode(self) -> Any:
         return MedGradeTrainParameterNode(super().getParameterNode())
 
     @staticmethod
-    def trainArgs(p: Any) -> list[str]:
-        """``train-seg`` / ``train-grade`` arguments (see ``MedGradeTrainLib.launchers.training_args``)."""
-        return training_args(p.modelKind, pathText(p.configFile), pathText(p.cohortFolder),
-                             pathText(p.outputFolder), pathText(p.labelsCsv) or None, p.device)
+    def writeConfig(p: Any) -> str:
+        data = ps.effective_config(p.modelKind, pathText(p.configFile) or None, pathText(p.cohortFolder) or None,
+                                   pathText(p.labelsCsv) or None, p.epochs, p.batchSize, p.learningRate, p.folds,
+                                   "" if p.device == "auto" else p.device, libraryRoot())
+        return str(ps.write_requested(pathText(p.runFolder), data))
 
     @staticmethod
-    def writeSlurmScript(p: Any) -> str:
-        out = pathText(p.outputFolder)
-        os.makedirs(out, exist_ok=True)
-        path = os.path.join(out, f"medgrade-{p.modelKind}.sbatch")
-        with open(path, "w") as f:
-            f.write(slurm_script(MedGradeTrainLogic.trainArgs(p), f"medgrade-{p.modelKind}", out))
-        return path
+    def state(run: str) -> Any:
+        from MedGradeTrainLib.runs import run_state
+
+        return run_state(run)
 
     @staticmethod
-    def importTrainedBundle(outputFolder: str) -> str | None:
-        """Add the newest bundle (a folder with manifest.json) under the output folder to the library."""
+    def modelInUse(p: Any) -> str | None:
+        """The newest library model of the chosen kind (the one a retrain would replace)."""
         from MedGradeSegmentLib import model_library
 
-        manifests = sorted(pathlib.Path(outputFolder).rglob("manifest.json"), key=lambda m: m.stat().st_mtime)
-        if not manifests:
-            return None
-        return model_library.import_bundle(manifests[-1].parent, libraryRoot()).model_id
+        entries = [e for e in model_library.list_models(libraryRoot(), include_bundled=True) if e.kind == p.modelKind]
+        return entries[0].model_id if entries else None
+
+    @staticmethod
+    def showCurves(run: str) -> None:
+        """Loss and validation metric per epoch of every split as plot nodes (replaced on each update)."""
+        from MedGradeSegmentLib.scene.plots import plot_chart
+
+        name = f"MedGrade training {pathlib.Path(run).name}"
+        for node in list(slicer.util.getNodesByClass("vtkMRMLPlotChartNode")):
+            if node.GetName() == name:
+                for i in range(node.GetNumberOfPlotSeriesNodes()):
+                    series = node.GetNthPlotSeriesNode(i)
+                    slicer.mrmlScene.RemoveNode(series.GetTableNode())
+                    slicer.mrmlScene.RemoveNode(series)
+                slicer.mrmlScene.RemoveNode(node)
+        series = {f"{split} {key}": xy for split, curves in ps.curves(run).items() for key, xy in curves.items()}
+        if series:
+            chart = plot_chart(slicer.mrmlScene, name, series, "epoch", "loss / metric")
+            slicer.modules.plots.logic().ShowChartInLayout(chart)
 
 
 class MedGradeTrainTest(ScriptedLoadableModuleTest):
-    """Writes a Slurm script and, when a tiny config is shipped, trains one short local run."""
+    """The panel's config, the command lines it starts (accepted by the real CLI) and a curve chart."""
 
     def setUp(self) -> None:
         slicer.mrmlScene.Clear()
 
     def runTest(self) -> None:
         self.setUp()
-        self.test_slurm_script()
-        self.test_local_training_command_starts()
+        self.test_config_and_commands()
 
-    def _params(self) -> Any:
+    def test_config_and_commands(self) -> None:
         p = MedGradeTrainLogic().getParameterNode()
         out = tempfile.mkdtemp(prefix="MedGradeTrainTest-")
-        p.cohortFolder, p.configFile, p.outputFolder = pathlib.Path(out), pathlib.Path(out, "cfg.json"), pathlib.Path(out)
-        return p
-
-    def test_slurm_script(self) -> None:
-        p = self._params()
-        p.modelKind, p.launcher = "grading", "slurm"
-        with open(MedGradeTrainLogic.writeSlurmScript(p)) as f:
-            self.assertIn("#SBATCH --gres=gpu:1", f.read())
-
-    def test_local_training_command_starts(self) -> None:
-        """``train-seg --help`` through the same background path the panel uses (proves the wiring)."""
-        job = runSync([TRAIN_COMMANDS[self._params().modelKind], "--help"])
-        self.assertTrue(any("usage" in line for line in job.log))
+        p.modelKind, p.runFolder, p.cohortFolder, p.epochs = "toy-regression", pathlib.Path(out, "run"), pathlib.Path(out), 1
+        config = MedGradeTrainLogic.writeConfig(p)
+        self.assertEqual(json.loads(pathlib.Path(config).read_text())["train"]["epochs"], 1)
+        job = runSync(ps.train_args(config, pathText(p.runFolder), "slurm", 0, print_script=True))
+        self.assertTrue(any("MedGradeTrainLib.cli train" in line for line in job.log))
         self.delayDisplay("Test passed")

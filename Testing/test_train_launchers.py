@@ -1,58 +1,57 @@
-"""Training launch command lines: local args and the Slurm script."""
+"""Launch command lines: the panel's effective config over a cohort, the commands it starts (accepted by the
+real CLI), torchrun and Slurm scripts (GPUs, partition, every value quoted)."""
 
 from __future__ import annotations
 
+import json
+import shlex
 
 import pytest
 
 from MedGradeTrainLib.cli import build_parser
-from MedGradeTrainLib.launchers import (SEG_CONFIG_NAME, slurm_script, train_grade_args,
-                                        training_args)
+from MedGradeTrainLib.launchers import runner_args, slurm_train_script, torchrun_command
+from MedGradeTrainLib.panel_support import (cancel_args, effective_config, resume_args, train_args,
+                                            write_requested)
 
 
-@pytest.fixture
-def cohort(tmp_path):
-    """Two case folders (case.json present) and one stray folder, plus a labels CSV with grades."""
-    for name in ("P1", "P2"):
-        (tmp_path / "cohort" / name).mkdir(parents=True)
-        (tmp_path / "cohort" / name / "case.json").write_text("{}")
-    (tmp_path / "cohort" / "notes").mkdir()
-    (tmp_path / "labels.csv").write_text("id,grade\nP1,HGG\nP2,LGG\n")
-    return tmp_path
-
-
-def test_training_args(cohort):
-    from MedGradeSegmentLib.segmentation.config import load_config
-
-    (cohort / "cfg.json").write_text('{"epochs": 3, "architecture": {"name": "UNet", "width": 16}, '
-                                     '"cases": [{"case_dir": "elsewhere"}], "output_dir": "ignored"}')
-    out = cohort / "out"
-    args = training_args("segmentation", cohort / "cfg.json", cohort / "cohort", out, cohort / "labels.csv", "cuda")
-    assert args == ["train-seg", "--config", str(out / SEG_CONFIG_NAME), "--output", str(out)]
-    cfg = load_config(out / SEG_CONFIG_NAME)  # the effective config train-seg will read
-    assert [(c.case_dir, c.grade) for c in cfg.cases] == [(str(cohort / "cohort" / "P1"), "HGG"),
-                                                         (str(cohort / "cohort" / "P2"), "LGG")]
-    assert cfg.device == "cuda" and cfg.epochs == 3 and cfg.output_dir == str(out.resolve())
-    grade = training_args("grading", "c", "d", "o", labels="l.csv")
-    assert grade == train_grade_args("c", "d", "o", "l.csv") and grade[0] == "train-grade"
-    parser = build_parser()  # the real CLI accepts both command lines
-    assert parser.parse_args(args).config == str(out / SEG_CONFIG_NAME)
-    assert parser.parse_args(grade).labels == "l.csv"
-    with pytest.raises(ValueError, match="unknown model kind"):
-        training_args("breast", "c", "d", "o")
-
-
-def test_segmentation_training_needs_preprocessed_cases(tmp_path):
+def test_panel_config_over_a_cohort(tmp_path):
     from MedGradeSegmentLib.errors import InputError
 
-    (tmp_path / "cfg.json").write_text("{}")
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(InputError, match="no preprocessed case folders"):
-        training_args("segmentation", tmp_path / "cfg.json", tmp_path / "empty", tmp_path / "out")
+    (tmp_path / "cfg.yaml").write_text("kind: {name: segmentation, patients: [a], architecture: {name: UNet}}\n"
+                                       "train: {epochs: 3}\n")
+    data = effective_config("segmentation", tmp_path / "cfg.yaml", tmp_path / "cohort", tmp_path / "labels.csv",
+                            batch_size=4, lr=1e-3, folds=3, device="cuda", models_root=str(tmp_path / "lib"))
+    assert data["kind"] == {"name": "segmentation", "architecture": {"name": "UNet"}, "cohort": str(tmp_path / "cohort"),
+                            "labels": str(tmp_path / "labels.csv")}  # the tiny config's patient subset is dropped
+    assert data["train"] == {"epochs": 3, "batch_size": 4, "device": "cuda", "optimizer": {"name": "AdamW", "lr": 1e-3}}
+    assert data["split"] == {"mode": "kfold", "folds": 3} and data["register"] and data["models_root"]
+    grading = effective_config("grading", None, tmp_path / "c", tmp_path / "l.csv")  # the shipped tiny config
+    assert grading["kind"]["cohort"] == str(tmp_path / "c") and grading["kind"]["labels_csv"] == str(tmp_path / "l.csv")
+    run = tmp_path / "run"
+    path = write_requested(run, data)
+    assert json.loads(path.read_text()) == data
+    (run / "config.json").write_text("{}")
+    with pytest.raises(InputError, match="already holds a run"):
+        write_requested(run, data)
+
+
+def test_panel_and_launcher_command_lines_parse(tmp_path):
+    parser = build_parser()
+    a = parser.parse_args(train_args("c.json", "r", "slurm", 2, "gpu"))
+    assert (a.command, a.launcher, a.gpus, a.partition, a.detach) == ("train", "slurm", 2, "gpu", False)
+    assert parser.parse_args(train_args("c.json", "r")).detach  # local runs survive closing Slicer
+    assert parser.parse_args(resume_args("r", "torchrun", 4)).gpus == 4
+    assert parser.parse_args(cancel_args("r")).run == "r"
+    assert parser.parse_args(runner_args("c d.json", "o", "n")).run_name == "n"
+    tr = torchrun_command(runner_args("c.json", "o"), gpus=4)
+    assert tr[1:5] == ["-m", "torch.distributed.run", "--nproc-per-node=4", "--standalone"]
+    assert tr[-5:] == ["train", "--config", "c.json", "--output", "o"]
 
 
 def test_slurm_script(tmp_path):
-    text = slurm_script(training_args("grading", "c d.json", "/x", "/y"), "mg", tmp_path)
-    assert text.startswith("#!/bin/bash") and "#SBATCH --gres=gpu:1" in text
-    assert "-m MedGradeTrainLib.cli train-grade --config 'c d.json'" in text
-
+    text = slurm_train_script(runner_args("c d.json", "/y"), "mg", gpus=1, partition="gpu")
+    assert text.startswith("#!/bin/bash") and "#SBATCH --gres=gpu:1" in text and "#SBATCH --partition=gpu" in text
+    assert "-m MedGradeTrainLib.cli train --config 'c d.json' --output /y" in text
+    multi = slurm_train_script(runner_args("c.json", "/y"), "mg", gpus=4, nodes=2)
+    assert "#SBATCH --nodes=2" in multi and "srun " in multi and "--nnodes=2" in multi
+    assert shlex.split(multi.splitlines()[-1])[0] == "srun"
