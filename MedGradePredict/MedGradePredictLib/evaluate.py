@@ -247,6 +247,12 @@ def _pyplot():
 
 
 def _save(fig, path: str | Path) -> Path:
+    import textwrap
+
+    for ax in fig.axes:  # long titles (data + stand-in task) wrap instead of running off the figure
+        title = ax.get_title()
+        if title:
+            ax.set_title("\n".join(textwrap.fill(line, 60) for line in title.splitlines()), fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
     _pyplot().close(fig)
