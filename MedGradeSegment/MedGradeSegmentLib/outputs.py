@@ -53,6 +53,8 @@ def remove_registered(registry: str | Path) -> None:
 def check_output_separate(output: str | Path, inputs: Iterable[str | Path | None],
                           allow_inside: bool = False) -> None:
     """Refuse an ``output`` that is an input, contains one, or (unless ``allow_inside``) lies inside one."""
+    if Path(output).exists() and not Path(output).is_dir():
+        raise InputError(output, "exists and is a file, not a folder; choose another output")
     out = Path(output).expanduser().resolve()
     for raw in inputs:
         if raw is None or raw == "":

@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     return run()
 
 
-_GRACE_S = 2.0  # after a signal, how long the child may take to end before it is killed
+_GRACE_S = 30.0  # after a signal, how long a child with its own SIGTERM handler may take to stop cleanly
 
 
 class _Stop(Exception):
@@ -106,8 +106,8 @@ def _run_in_child(run: Callable[[], int], args: argparse.Namespace) -> int:
     """Run the command in a forked child so that SIGINT/SIGTERM are honoured at once, even during a long ITK
     or torch call that holds Python's GIL (the Swiss Skull Stripper runs a minute without returning).
 
-    The signal is passed on to the child, which ends at once (default action, even inside native code); one
-    still there after ``_GRACE_S`` is killed. The partial folders and locks it registered are then removed
+    The signal is passed on to the child as SIGTERM: it ends at once (default action, even inside native code)
+    unless the command handles SIGTERM itself to stop cleanly; one still there after ``_GRACE_S`` is killed. The partial folders and locks it registered are then removed
     and the command exits 130 (SIGINT) or 143 (SIGTERM). A child that crashes (segfault) is reported.
     """
     import tempfile
@@ -140,6 +140,7 @@ def _run_in_child(run: Callable[[], int], args: argparse.Namespace) -> int:
         try:
             for s in signals:
                 signal.signal(s, signal.SIG_DFL)
+            os.setpgid(0, 0)  # the terminal's Ctrl-C reaches the parent only, which passes on a SIGTERM
             _die_with_parent(parent)
             if received:
                 os._exit(128 + received[0])
@@ -201,9 +202,10 @@ def _die_with_parent(parent: int) -> None:
 
 
 def _stop_child(child: int, signum: int) -> None:
-    """Pass ``signum`` on to the child (it dies at once: default action), then make sure it is gone."""
+    """Send the child SIGTERM: it ends at once (default action, even inside ITK), or, if the command installed
+    its own handler (the training runner), stops cleanly; one still running after ``_GRACE_S`` is killed."""
     try:
-        os.kill(child, signum)
+        os.kill(child, signal.SIGTERM)
     except ProcessLookupError:
         pass
     deadline = time.monotonic() + _GRACE_S
