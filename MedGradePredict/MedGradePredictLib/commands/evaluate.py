@@ -22,7 +22,7 @@ def register(subparsers) -> None:
     src.add_argument("--cohort", help="a cohort folder to grade first (needs --model)")
     p.add_argument("--model", action="append", help="model id or bundle folder (with --cohort)")
     p.add_argument("--labels", help="labels CSV (id + the task's label column)")
-    p.add_argument("--clinical", help="clinical CSV (with --cohort)")
+    p.add_argument("--clinical", help="clinical CSV: id, age (years), sex M/F or 0 = male, 1 = female (with --cohort)")
     p.add_argument("--output", required=True)
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the AUC CI")
     p.add_argument("--device", default="auto")

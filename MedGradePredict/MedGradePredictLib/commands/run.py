@@ -27,7 +27,7 @@ def register(subparsers) -> None:
     p.add_argument("--reference", default="t1c", help="sequence everything is registered to (default t1c)")
     p.add_argument("--sequences", nargs="+", help="sequences required (default: all found)")
     p.add_argument("--patient-id", help="patient id of a single case (default: the folder or file name)")
-    p.add_argument("--clinical", help="CSV with id, age, sex (+ extra columns)")
+    p.add_argument("--clinical", help="CSV with id, age (years), sex M/F or 0 = male, 1 = female (+ extra columns)")
     p.add_argument("--age", type=float, help="patient age in years (single case)")
     p.add_argument("--sex", choices=("M", "F"), help="patient sex (single case)")
     p.add_argument("--fusion", choices=("all", "near", "large"), default=None,

@@ -20,7 +20,7 @@ def register(subparsers) -> None:
     p.add_argument("--sequences", nargs="+", help="sequences required (e.g. t1c t2); default: all found")
     p.add_argument("--reference", default="t1c", help="sequence everything is registered to (default t1c)")
     p.add_argument("--patient-id", help="patient id of a single case (default: folder or file name)")
-    p.add_argument("--clinical", help="CSV with id, age, sex (+ extra columns)")
+    p.add_argument("--clinical", help="CSV with id, age (years), sex M/F or 0 = male, 1 = female (+ extra columns)")
     p.add_argument("--labels", help="CSV with id and label columns")
     p.add_argument("--allow-gaps", action="store_true",
                    help="read DICOM series with missing slices anyway (approximate geometry, with a warning)")

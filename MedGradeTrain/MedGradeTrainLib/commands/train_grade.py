@@ -19,7 +19,7 @@ def register(subparsers) -> None:
                                                    "task, architecture, loss, epochs, output ...)")
     p.add_argument("--cohort", help="cohort folder (overrides the config's)")
     p.add_argument("--labels", help="labels CSV (overrides the config's labels_csv)")
-    p.add_argument("--clinical", help="clinical CSV (overrides the config's clinical_csv)")
+    p.add_argument("--clinical", help="clinical CSV: id, age (years), sex M/F or 0 = male, 1 = female (overrides the config's clinical_csv)")
     p.add_argument("--output", help="bundle folder, or an existing folder to write <model_id>/ into")
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N (overrides the config's)")
     p.add_argument("--no-cv", action="store_true", help="skip cross-validation (train on everything only)")
