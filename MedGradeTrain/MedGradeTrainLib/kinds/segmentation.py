@@ -38,7 +38,10 @@ from ..runner.kind import ModelKind, Patient, SplitData, register_kind
 # TrainConfig fields the runner owns (the ``train``/``split`` sections of a run config).
 RUNNER_FIELDS = ("output_dir", "epochs", "final_epochs", "batch_size", "lr", "weight_decay", "folds", "seed",
                  "final_fit", "num_workers", "device", "amp", "max_steps_per_epoch", "resume")
-KIND_ONLY = ("cohort", "labels", "patients", "config_dir", "mask_version")
+KIND_ONLY = ("cohort", "labels", "patients", "config_dir", "mask_version", "slice_cache")
+# TrainConfig fields that shape a case's slices (the slice cache's key)
+SLICE_FIELDS = ("sequences", "inplane_spacing", "fov_mm", "slices_per_case", "slice_selection", "slice_margin",
+                "s_neg", "s_pos")
 
 
 def cohort_cases(cohort: str | Path, labels: str | Path | None = None, sequences: list[str] | None = None,
@@ -92,6 +95,18 @@ def use_corrected_masks(cases: list, specs: list[CaseSpec], version: str | int =
         case.mask = sitk.Resample(mask, case.mask, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
         used[case.case_id] = {"version": v, "mask": str(path)}
     return used
+
+
+def _transform_sig(tfm: sitk.Transform | None) -> str | None:
+    """A transform's identity for the slice cache (its text form, as written to a .tfm file)."""
+    if tfm is None:
+        return None
+    import hashlib
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        sitk.WriteTransform(tfm, str(Path(tmp) / "t.tfm"))
+        return hashlib.sha256((Path(tmp) / "t.tfm").read_bytes()).hexdigest()
 
 
 def seg_config(settings: dict[str, Any], run_dir: Path) -> TrainConfig:
@@ -171,13 +186,40 @@ class SegmentationKind(ModelKind):
             atlas = (_atlas(warped, self.cases, train_patients, self.template) if name != "final"
                      else atlas_from_warped([warped[c.case_id] for c in self.cases if c.patient_id in train_patients],
                                             self.template))
-        samples = _samples(_volumes(self.cases, self.cfg, atlas, transforms), self.cfg)
+        samples = self._slices(atlas, transforms)
         train = [s for s in samples if s["patient_id"] in set(train_patients)]
         val = [s for s in samples if s["patient_id"] in set(val_patients)]
         c = self.cfg
         ds = slice_dataset(train, train_transforms(c.pad, c.crop, c.noise_std, rotate=c.rotate))
         return SplitData(name, ds, val if val_patients else None, list(train_patients), list(val_patients),
                          {"atlas": atlas, "train_samples": train})
+
+    def _slices(self, atlas: sitk.Image | None, transforms: dict) -> list[dict[str, Any]]:
+        """Every case's training slices, through the memory-mapped slice cache unless ``slice_cache`` is off."""
+        if not self.settings.get("slice_cache", True):
+            return _samples(_volumes(self.cases, self.cfg, atlas, transforms), self.cfg)
+        from ..slice_cache import cached, file_signature
+
+        atlas_sig = None
+        if atlas is not None:
+            import hashlib
+
+            atlas_sig = hashlib.sha256(sitk.GetArrayViewFromImage(atlas).tobytes()).hexdigest()
+        out, self.cache_hits = [], 0
+        for case, spec in zip(self.cases, self.cfg.cases):
+            files = [p for p in (*spec.images.values(), spec.mask, spec.brain_mask) if p]
+            if spec.case_dir:
+                files += [p for p in Path(spec.case_dir).rglob("*") if p.is_file() and p.suffix in (".gz", ".json")]
+            tfm = transforms.get(case.case_id)
+            parts = {"case": case.case_id, "patient": case.patient_id, "files": file_signature(sorted(map(str, files))),
+                     "settings": {k: getattr(self.cfg, k) for k in SLICE_FIELDS}, "grade": case.grade,
+                     "lesion_labels": spec.lesion_labels, "atlas": atlas_sig,
+                     "transform": _transform_sig(tfm),
+                     "mask_version": getattr(self, "mask_versions", {}).get(case.case_id)}
+            samples, hit = cached(parts, lambda c=case: _samples(_volumes([c], self.cfg, atlas, transforms), self.cfg))
+            out += samples
+            self.cache_hits += int(hit)
+        return out
 
     def build_model(self, split: SplitData) -> nn.Module:
         return _build(self.arch, split.extra["atlas"], self.cfg, self.template)
