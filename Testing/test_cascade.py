@@ -11,7 +11,7 @@ import SimpleITK as sitk
 
 from MedGradePredictLib.cascade import CascadeSettings, run_case
 
-STAGES = ["preprocess", "segment", "grade:demo-kinet-toy-swap", "scene", "report"]
+STAGES = ["preprocess", "segment", "grade:kinet-lgg-g2g3-t1c-flair-v1", "scene", "report"]
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def test_run_writes_mask_grades_scene_and_report(first_run):
     case = json.loads((folder / "preprocessed" / "case.json").read_text())
     assert case["brain_extraction"]["method"] == "deepbet"
     [grade] = result.grades
-    assert grade.model_id == "demo-kinet-toy-swap" and 0.0 <= grade.probability <= 1.0
+    assert grade.model_id == "kinet-lgg-g2g3-t1c-flair-v1" and 0.0 <= grade.probability <= 1.0
     assert grade.heatmap is not None
     # the grading slices were recomputed on the new lesion mask, not taken from preprocessing
     lesion_z = set(map(int, (sitk.GetArrayViewFromImage(mask).reshape(mask.GetSize()[2], -1).any(1)).nonzero()[0]))
@@ -45,7 +45,7 @@ def test_run_writes_mask_grades_scene_and_report(first_run):
     assert "vtkMRMLSegmentationNode" in mrml.replace("<Segmentation", "vtkMRMLSegmentationNode") and "Table" in mrml
     html = (folder / "report.html").read_text(encoding="utf-8")
     assert html.count("data:image/png;base64,") == 2  # key slices + the heat map
-    assert "toy-sequence-swap" in html and "AUC" in html and "deepbet" in html and grade.weights_sha256[:16] in html
+    assert "grade-g2-g3" in html and "AUC" in html and "deepbet" in html and grade.weights_sha256[:16] in html
     assert (folder / "report.pdf").read_bytes()[:5] == b"%PDF-"
 
 
@@ -55,7 +55,7 @@ def test_second_run_skips_and_a_changed_setting_reruns_only_what_depends_on_it(f
     assert again.ran() == [] and [g.probability for g in again.grades] == [g.probability for g in result.grades]
     changed = run_case(bundled_case, out, CascadeSettings(device="cpu", fusion="all",
                                                           findings={"enhancing_focus": "yes"}))
-    assert changed.ran() == ["grade:demo-kinet-toy-swap", "scene", "report"]
+    assert changed.ran() == ["grade:kinet-lgg-g2g3-t1c-flair-v1", "scene", "report"]
     assert changed.grades[0].fusion == "all"
     assert "enhancing_focus" in (out / "TCGA-FG-6692" / "report.html").read_text(encoding="utf-8")
 
@@ -66,13 +66,13 @@ def test_predict_on_a_case_without_mask_segments_first(first_run, tmp_path, caps
     out, _ = first_run
     pre = out / "TCGA-FG-6692" / "preprocessed"  # preprocessed, but no lesion mask in it
     assert json.loads((pre / "case.json").read_text())["lesion_mask"] is None
-    code = main(["predict", str(pre), "--model", "demo-kinet-toy-swap", "--output", str(tmp_path / "pred"),
+    code = main(["predict", str(pre), "--model", "kinet-lgg-g2g3-t1c-flair-v1", "--output", str(tmp_path / "pred"),
                  "--device", "cpu"])
     printed = capsys.readouterr()
     assert code == 0, printed.err[-2000:]
-    assert "no lesion mask: segmenting with mignet-demo-2patients-v2 first" in printed.out
+    assert "no lesion mask: segmenting with mignet-lgg-flair-t1c-v1 first" in printed.out
     rows = json.loads((tmp_path / "pred" / "predictions.json").read_text())["results"]
-    assert rows and rows[0]["model_id"] == "demo-kinet-toy-swap"
+    assert rows and rows[0]["model_id"] == "kinet-lgg-g2g3-t1c-flair-v1"
 
 
 @pytest.mark.scene
@@ -90,8 +90,8 @@ def test_cascade_output_replaces_the_chosen_nodes_in_a_scene(first_run, slicer_a
     assert loaded["segmentation"] is old_seg
     segmentation = old_seg.GetSegmentation()
     assert segmentation.GetNumberOfSegments() == 1 and segmentation.GetSegment("stale") is None
-    assert old_seg.GetAttribute("MedGrade.modelId") == "mignet-demo-2patients-v2"
+    assert old_seg.GetAttribute("MedGrade.modelId") == "mignet-lgg-flair-t1c-v1"
     assert loaded["tables"][0] is old_table and old_table.GetNumberOfRows() == 1
     assert scene.GetNodesByClass("vtkMRMLSegmentationNode").GetNumberOfItems() == 1  # replaced, not added
-    heat = loaded["grading"]["demo-kinet-toy-swap"]["nodes"]["TCGA-FG-6692"]["heatmaps"]
-    assert set(heat) == {"toy-sequence-swap"}
+    heat = loaded["grading"]["kinet-lgg-g2g3-t1c-flair-v1"]["nodes"]["TCGA-FG-6692"]["heatmaps"]
+    assert set(heat) == {"grade-g2-g3"}

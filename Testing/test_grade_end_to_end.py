@@ -1,5 +1,5 @@
 """A real case end to end: preprocess -> `medgrade predict` -> CSV/JSON -> headless Slicer scene;
-`medgrade evaluate` on a predictions CSV. Uses the bundled plumbing-demonstrator model (toy label)."""
+`medgrade evaluate` on a predictions CSV. Uses the shipped G2/G3 model (glioma-lgg-tcga, T1c + FLAIR)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from MedGradeSegmentLib.io import load_case
 from MedGradeSegmentLib.sample_data import fetch_dataset
 from MedGradeTrainLib.cli import main as medgrade
 
-DEMO = "demo-kinet-toy-swap"
+DEMO = "kinet-lgg-g2g3-t1c-flair-v1"
 
 
 @pytest.fixture(scope="module")
@@ -25,14 +25,14 @@ def case_dir(tmp_path_factory):
     from MedGradeSegmentLib.preprocess.pipeline import preprocess_case
 
     files = fetch_dataset("tcga-fg-6692-brats-space")
-    case = load_case(next(iter(files.values())).parent, ["t1c", "t2"], patient_id="TCGA-FG-6692")
+    case = load_case(next(iter(files.values())).parent, ["t1c", "flair"], patient_id="TCGA-FG-6692")
     cfg = PreprocessConfig(skull_strip=False, register=False)
     return write_preprocessed(preprocess_case(case, cfg), tmp_path_factory.mktemp("pre"))
 
 
 @pytest.fixture(scope="module")
 def second_task_bundle(tmp_path_factory):
-    """The demonstrator re-saved under a second (toy) task, to see one table row per task."""
+    """The shipped model re-saved under a second (toy) task, to see one table row per task."""
     from MedGradePredictLib.model_bundle import load_grading_bundle, save_grading_bundle
     from MedGradePredictLib.tasks import Task
 
@@ -52,14 +52,20 @@ def test_predict_cli_and_scene(case_dir, second_task_bundle, tmp_path, slicer_ap
                    "--output", str(out)])
     assert rc == 0
     rows = list(csv.DictReader(open(out / "predictions.csv")))
-    assert [r["task"] for r in rows] == ["toy-sequence-swap", "toy-second-task"]
+    assert [r["task"] for r in rows] == ["grade-g2-g3", "toy-second-task"]
     assert rows[0]["reader_enhancing_focus"] == "yes" and rows[0]["fusion"] == "near"
     assert len(rows[0]["slices"].split(";")) == 20 and len(rows[0]["slices_used"].split(";")) == 3
     data = json.loads((out / "predictions.json").read_text())
-    # unmodified real slices: the demonstrator says "as-acquired" (its toy label), with its weights hash
-    assert data["results"][0]["predicted_level"] == "as-acquired"
-    manifest = json.loads((case_dir.parent / case_dir.name / "case.json").read_text())
-    assert data["results"][0]["slices"] == manifest["slices"]
+    assert data["results"][0]["predicted_level"] in ("G2", "G3")
+    # the K slices span the lesion extent of the graded mask on the model's input grid
+    from MedGradePredictLib.mix_inputs import input_grid, sample_lesion_slices
+    from MedGradePredictLib.model_bundle import load_grading_bundle
+    from MedGradeSegmentLib.preprocess.io import read_preprocessed
+
+    settings = load_grading_bundle(DEMO, device="cpu").settings
+    case, _ = read_preprocessed(case_dir)
+    _, mask, _ = input_grid(case, settings.spacing, settings.size)
+    assert data["results"][0]["slices"] == sample_lesion_slices(mask, settings.k)
 
     scene = slicer_app.scene
     loaded = load_grading_into_scene(scene, str(out))
@@ -75,7 +81,7 @@ def test_predict_cli_and_scene(case_dir, second_task_bundle, tmp_path, slicer_ap
     study = study_item_of(scene, nodes["table"])
     assert study and all(study_item_of(scene, n) == study for n in (nodes["slice_table"], nodes["chart"]))
 
-    heat_node = nodes["heatmaps"]["toy-sequence-swap"]
+    heat_node = nodes["heatmaps"]["grade-g2-g3"]
     heat = volume_node_to_sitk(heat_node)
     ref = sitk.ReadImage(str(case_dir / "t1c.nii.gz"))
     assert heat.GetSize() == ref.GetSize()
@@ -84,7 +90,7 @@ def test_predict_cli_and_scene(case_dir, second_task_bundle, tmp_path, slicer_ap
     np.testing.assert_allclose(heat.GetDirection(), ref.GetDirection(), atol=1e-6)
     arr = sitk.GetArrayFromImage(heat)
     used = [int(s) for s in rows[0]["slices_used"].split(";")]
-    assert set(np.flatnonzero(arr.reshape(arr.shape[0], -1).any(1))) <= set(used)
+    assert set(np.flatnonzero(arr.reshape(arr.shape[0], -1).any(1))) == set(used)  # a map on every used slice
     assert 0.0 <= arr.min() and 0.0 < arr.max() <= 1.0
     prov = get_provenance(heat_node)
     assert prov["weightsSha256"] == rows[0]["weights_sha256"] and prov["modelId"] == DEMO

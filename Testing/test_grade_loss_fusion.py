@@ -41,15 +41,15 @@ def test_each_bms_term_by_hand():
     assert t["L_master"] == pytest.approx(master, rel=1e-6)
     main = 0.35 * ce["t1c"] + 0.4 * master + 0.25 * ce["t2"]
     assert t["L"] == pytest.approx(main, rel=1e-6)
-    assert t["L_siamese"] == pytest.approx(0.5)
-    assert t["total"] == pytest.approx(main + 0.5, rel=1e-6)
+    assert t["L_siamese"] == pytest.approx(0.025 * 0.5)  # scale 1 weighted by beta_1 (eq. 4-5)
+    assert t["total"] == pytest.approx(main + 0.025 * 0.5, rel=1e-6)
 
 
 def test_weights_applied_as_configured():
     ms = dict(zip(HEADS, (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0)))
     ce = {k: math.log(1 + m) for k, m in ms.items()}
     pairs = [(torch.tensor([[2.0]]), torch.tensor([[0.0]]))]  # 4 / 2 = 2
-    cfg = LossConfig(w_t1c=1.0, w_master=0.0, w_t2=2.0, betas=(1, 0, 0, 0, 0), w_total=0.5, w_siamese=3.0)
+    cfg = LossConfig(w_a=1.0, w_master=0.0, w_b=2.0, betas=(1, 0, 0, 0, 0), w_total=0.5, w_siamese=3.0)
     t = {k: v.item() for k, v in grading_loss(_out(ms, pairs), torch.tensor([0]), cfg).items()}
     assert t["L_master"] == pytest.approx(ce["s1"], rel=1e-6)
     assert t["L"] == pytest.approx(ce["t1c"] + 2 * ce["t2"], rel=1e-6)
@@ -92,10 +92,10 @@ def test_networks_shapes_and_backward(name):
 
 def test_kinet_channel_ratios_and_merge_switch():
     net = build_network({"name": "kinet", "width": 4})
-    assert net.fc["s1"].in_features == 8  # [T1c 4 : T2 4] = 1:1
+    assert net.fc["s1"].in_features == 16  # [T1c 4, T2 4 : Merge-IN 8] = 1:1 (concatenated)
     assert (net.fc["s2"].in_features, net.fc["s3"].in_features) == (8 * 4, 24 * 4)  # 1:2:1, 1:4:1
     off = build_network({"name": "kinet", "width": 4, "merge_in": False})
-    assert off.merge is None and net.merge is not None
+    assert off.merge is None and net.merge is not None and off.fc["s1"].in_features == 8
 
 
 def test_eight_row_ablation_configs():

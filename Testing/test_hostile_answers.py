@@ -16,15 +16,15 @@ import SimpleITK as sitk
 from MedGradeSegmentLib.errors import InputError
 from MedGradeTrainLib.cli import main
 
-GRADER = "demo-kinet-toy-swap"
+GRADER = "kinet-lgg-g2g3-t1c-flair-v1"
 
 
 @pytest.fixture(scope="module")
 def case_dir(tmp_path_factory, sample) -> Path:
-    """A preprocessed real case (TCGA-FG-6692 T1c + T2, halved in-plane, 2 mm) with a block lesion mask."""
+    """A preprocessed real case (TCGA-FG-6692 T1c + FLAIR, halved in-plane, 2 mm) with a block lesion mask."""
     raw = tmp_path_factory.mktemp("raw") / "TCGA-FG-6692"
     raw.mkdir()
-    for seq in ("t1c", "t2"):
+    for seq in ("t1c", "flair"):
         image = sitk.ReadImage(str(sample(f"glioma-native/TCGA-FG-6692/{seq}.nii.gz")))[::2, ::2, :]
         sitk.WriteImage(image, str(raw / f"{seq}.nii.gz"))
         if seq == "t1c":
@@ -60,10 +60,10 @@ def test_segment_refuses_raw_input_with_the_command_to_run(sample, tmp_path, cap
     raw = tmp_path / "raw"
     raw.mkdir()
     shutil.copy(sample("glioma-native/TCGA-FG-6692/t1c.nii.gz"), raw / "t1c.nii.gz")
-    shutil.copy(sample("glioma-native/TCGA-FG-6692/t2.nii.gz"), raw / "t2.nii.gz")
+    shutil.copy(sample("glioma-native/TCGA-FG-6692/flair.nii.gz"), raw / "flair.nii.gz")
     assert main(["segment", str(raw), "--output", str(tmp_path / "seg")]) == 2
     err = capsys.readouterr().err
-    assert "not a preprocessed case" in err and f"medgrade preprocess {raw} --sequences t1c t2" in err
+    assert "not a preprocessed case" in err and f"medgrade preprocess {raw} --sequences flair t1c" in err
     assert not (tmp_path / "seg").exists()
 
 
@@ -71,12 +71,12 @@ def test_segment_refuses_a_case_missing_a_model_sequence(case_dir, tmp_path, cap
     one = tmp_path / "one-seq"
     shutil.copytree(case_dir, one)
     info = json.loads((one / "case.json").read_text())
-    del info["sequences"]["t2"]
-    info["transforms"].pop("t2", None)
+    del info["sequences"]["flair"]
+    info["transforms"].pop("flair", None)
     (one / "case.json").write_text(json.dumps(info))
     assert main(["segment", str(one), "--output", str(tmp_path / "seg")]) == 2
     err = capsys.readouterr().err
-    assert "lacks t2" in err and "refusing to segment with fewer sequences" in err
+    assert "lacks flair" in err and "refusing to segment with fewer sequences" in err
 
 
 # --- 14. masks: on the grid, binary, non-empty, plausible ------------------------------------------------
@@ -187,8 +187,8 @@ def _write(rows: list[dict], path: Path) -> Path:
 def test_evaluate_refuses_duplicates_and_reports_unmatched_ids(case_dir, tmp_path, capsys):
     rows = _predictions(case_dir, tmp_path)
     labels = tmp_path / "labels.csv"
-    labels.write_text("id,toy_swap\n" + "".join(f"P{i:02d},{'swapped' if i % 2 else 'as-acquired'}\n"
-                                                for i in range(10)) + "Q99,swapped\n")
+    labels.write_text("id,grade\n" + "".join(f"P{i:02d},{'G3' if i % 2 else 'G2'}\n"
+                                              for i in range(10)) + "Q99,G3\n")
     dup = _write(rows + [rows[3]], tmp_path / "dup.csv")
     assert main(["evaluate", "--predictions", str(dup), "--labels", str(labels), "--output", str(tmp_path / "e1"),
                  "--bootstrap", "20"]) == 2

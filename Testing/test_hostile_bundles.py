@@ -26,7 +26,7 @@ from MedGradeSegmentLib.bundle import ModelManifest, write_bundle, zip_bundle
 from MedGradeSegmentLib.errors import BundleError
 
 PREDICT_LIB = Path(__file__).resolve().parents[1] / "MedGradePredict" / "MedGradePredictLib"
-DEMO_GRADING = PREDICT_LIB / "bundled_models" / "demo-kinet-toy-swap"
+DEMO_GRADING = PREDICT_LIB / "bundled_models" / "kinet-lgg-g2g3-t1c-flair-v1"
 
 
 def _sha(data: bytes) -> str:

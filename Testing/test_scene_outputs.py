@@ -37,12 +37,13 @@ def _segmentation_model() -> str:
 
 @pytest.fixture(scope="module")
 def case_dir(tmp_path_factory) -> Path:
-    """``medgrade preprocess`` on a 50-slice slab (around the lesion) of the real skull-stripped T1c and T2."""
+    """``medgrade preprocess`` on a 50-slice slab (around the lesion) of the real skull-stripped T1c and FLAIR
+    (the shipped segmentation model's inputs)."""
     files = fetch_dataset("tcga-fg-6692-brats-space")
     raw = tmp_path_factory.mktemp("raw") / PATIENT
     raw.mkdir()
-    for seq in ("t1c", "t2"):
-        img = sitk.ReadImage(str(files[BRATS + f"{seq}_bet.nii.gz"]))
+    for seq, name in (("t1c", "t1c"), ("flair", "fla")):
+        img = sitk.ReadImage(str(files[BRATS + f"{name}_bet.nii.gz"]))
         sitk.WriteImage(img[:, :, 60:110], str(raw / f"{seq}.nii.gz"))
     out = tmp_path_factory.mktemp("pre")
     # as MedGradeSegmentLogic.preprocessArgs builds it (skull stripping off: the inputs are stripped)

@@ -1,5 +1,5 @@
-"""The shipped demonstrator bundle on a real preprocessed case: exact geometry, the CLI, the scene,
-annotator corrections, and refusal of tampered bundles."""
+"""The shipped segmentation bundle (MIG-Net trained on glioma-lgg-tcga, FLAIR + T1c) on a real preprocessed
+case: exact geometry, the CLI, the scene, annotator corrections, and refusal of tampered bundles."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from MedGradeSegmentLib.segmentation.model_bundle import load_segmentation_model
 
 BUNDLE = Path(__file__).resolve().parents[1] / "MedGradeSegment" / "MedGradeSegmentLib" / "bundled_models" / DEFAULT_MODEL
 BRATS = "glioma-native/TCGA-FG-6692/brats-space/"
+SLAB_DICE_FLOOR = 0.5  # measured: see test_segment_command_on_a_preprocessed_case
 
 
 def _same_geometry(a: sitk.Image, b: sitk.Image) -> bool:
@@ -29,8 +30,9 @@ def _same_geometry(a: sitk.Image, b: sitk.Image) -> bool:
 
 @pytest.fixture(scope="module")
 def case_dir(sample, tmp_path_factory) -> Path:
-    """TCGA-FG-6692 (skull-stripped T1c + T2) as a 20-slice slab around the lesion, run through
-    ``medgrade preprocess``'s pipeline (no skull stripping: already stripped)."""
+    """TCGA-FG-6692 (skull-stripped T1c + FLAIR, BraTS space) as a 20-slice slab around the lesion, with the
+    BraTS model label (all labels = whole tumour), run through ``medgrade preprocess``'s pipeline (no skull
+    stripping: already stripped)."""
     from MedGradeSegmentLib.io import load_case
     from MedGradeSegmentLib.preprocess.config import PreprocessConfig
     from MedGradeSegmentLib.preprocess.io import write_preprocessed
@@ -38,9 +40,11 @@ def case_dir(sample, tmp_path_factory) -> Path:
 
     raw = tmp_path_factory.mktemp("raw") / "TCGA-FG-6692"
     raw.mkdir()
-    for seq in ("t1c", "t2"):
-        img = sitk.ReadImage(str(sample(BRATS + f"{seq}_bet.nii.gz")))
+    for seq, name in (("t1c", "t1c"), ("flair", "fla")):
+        img = sitk.ReadImage(str(sample(BRATS + f"{name}_bet.nii.gz")))
         sitk.WriteImage(img[:, :, 80:100], str(raw / f"{seq}.nii.gz"))
+    label = sitk.ReadImage(str(sample(BRATS + "seg_model_fusion.nii.gz")))
+    sitk.WriteImage(label[:, :, 80:100], str(raw / "seg.nii.gz"))
     case = load_case(raw)
     result = preprocess_case(case, PreprocessConfig(skull_strip=False, register=False))
     return write_preprocessed(result, tmp_path_factory.mktemp("pre"))
@@ -48,12 +52,13 @@ def case_dir(sample, tmp_path_factory) -> Path:
 
 def test_shipped_bundle_is_honest_and_verified():
     m = read_manifest(BUNDLE)
-    assert m.kind == "segmentation" and m.inputs == ["t1c", "t2"]
-    assert "model label" in m.trained_on and "NOT a validated model" in m.description
-    assert len(m.metrics["folds"]) == 2 and (BUNDLE / "weights.safetensors").stat().st_size < 20e6
+    assert m.kind == "segmentation" and m.inputs == ["flair", "t1c"]
+    assert "glioma-lgg-tcga" in m.trained_on and "geometry estimated" in m.trained_on
+    assert "Limits" in m.description and (BUNDLE / "weights.safetensors").stat().st_size < 20e6
     assert all(m.architecture[k] for k in ("fpg_loss", "dual_guidance", "iag", "grade_branch"))
-    assert m.preprocessing["field_of_view_mm"] == 256.0  # brain-centred slices, as in training
-    assert "IN THE TRAINING DATA" in m.trained_on  # the demo patient was seen in training (two spaces)
+    assert m.preprocessing["field_of_view_mm"] == 240.0 and m.preprocessing["inplane_spacing_mm"] == 1.875
+    assert m.task["largest_component"] is False  # the complete union of the per-sequence masks
+    assert "cross_validation" in m.metrics["summary"] and m.metrics["summary"]["training_patients"] == 78
 
 
 @pytest.fixture(scope="module")
@@ -75,11 +80,15 @@ def test_segment_command_on_a_preprocessed_case(case_dir, segmented):
     assert _same_geometry(mask, case.images["t1c"]) and _same_geometry(prob, case.images["t1c"])
     p, m = sitk.GetArrayFromImage(prob), sitk.GetArrayFromImage(mask).astype(bool)
     assert p.min() >= 0 and p.max() <= 1
-    if m.any():  # the mask is where the (interpolated) probability is high
-        assert np.median(p[m]) >= 0.5 and np.median(p[~m]) < 0.5
+    assert m.any()  # this case has a large lesion: an empty mask is a failure
+    assert np.median(p[m]) >= 0.5 and np.median(p[~m]) < 0.5  # the mask is where the probability is high
+    truth = sitk.GetArrayFromImage(case.mask) > 0
+    dice = 2 * (m & truth).sum() / (m.sum() + truth.sum())
+    assert dice > SLAB_DICE_FLOOR, dice
     info = json.loads((segmented / "segmentation.json").read_text())
     assert info["model_id"] == DEFAULT_MODEL and len(info["weights_sha256"]) == 64
-    assert info["sequences"] == ["t1c", "t2"] and info["fusion"] == "union" and info["slices_segmented"] == 40
+    assert info["sequences"] == ["flair", "t1c"] and info["fusion"] == "union" and info["slices_segmented"] == 40
+    assert info["largest_component"] is False
 
 
 def test_background_job_refuses_raw_single_sequence_input(sample, tmp_path):
@@ -158,7 +167,7 @@ def test_result_in_the_scene_under_the_study(case_dir, segmented, slicer_app):
     assert segment.GetTerminology() == terminology_entry("neoplasm").serialized
     prov = get_provenance(seg)
     assert prov["modelId"] == DEFAULT_MODEL and prov["weightsSha256"] == load_segmentation_model(BUNDLE).weights_sha256
-    assert prov["parameters"]["preprocessing"]["inplane_spacing_mm"] == 2.0
+    assert prov["parameters"]["preprocessing"]["inplane_spacing_mm"] == 1.875
     # the annotator's edit comes back as a mask and is saved as a new version, twice
     rec1 = save_correction_from_scene(seg, t1c_node, str(case_dir), "carol")
     rec2 = save_correction_from_scene(seg, t1c_node, str(case_dir), "carol")

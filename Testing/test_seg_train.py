@@ -60,7 +60,8 @@ def _config(sample, out, **kw) -> TrainConfig:
                       mask=str(sample(BRATS + "seg_model_fusion.nii.gz")), lesion_labels=[1, 4], grade="LGG")]
     base = dict(cases=cases, output_dir=str(out), architecture={"embed_dim": 12, "num_heads": [1, 2, 4, 8],
                                                                  "prior_size": 64},
-                epochs=1, batch_size=4, folds=2, slices_per_case=2, pad=96, crop=64, inplane_spacing=2.0,
+                epochs=1, batch_size=4, folds=2, slices_per_case=2, slice_selection="lesion", pad=96, crop=64,
+                inplane_spacing=2.0,
                 atlas_affine=False, atlas_shrink=[8, 4], final_fit=False, device="cpu")
     return TrainConfig(**{**base, **kw})
 
@@ -71,7 +72,9 @@ def test_training_run_checkpoints_resume_and_bundle(sample, tmp_path):
     assert len(res.folds) == 2
     for k, m in enumerate(res.folds):
         assert set(m["val_patients"]).isdisjoint(m["train_patients"])
-        assert 0.0 <= m["dsc"] <= 1.0 or np.isnan(m["dsc"])
+        # scored on the held-out patient's lesion slices only, never NaN (both patients have lesions)
+        assert m["n_lesion_slices"] > 0
+        assert 0.0 <= m["dsc"] <= 1.0 and not np.isnan(m["dsc"])
         assert latest_valid(tmp_path / "run" / "splits" / f"fold{k}" / "checkpoints") is not None
     assert (tmp_path / "run" / "fpg_atlas.nii.gz").is_file()
     manifest = json.loads((res.bundle / "manifest.json").read_text())

@@ -30,7 +30,7 @@ from MedGradePredictLib.model_bundle import load_grading_bundle
 from MedGradePredictLib.networks import build_network
 from MedGradePredictLib.predict import predict_case
 
-DEMO = "demo-kinet-toy-swap"
+DEMO = "kinet-lgg-g2g3-t1c-flair-v1"
 
 
 def timed(fn, repeats: int) -> tuple[float, object]:

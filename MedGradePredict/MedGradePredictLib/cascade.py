@@ -35,7 +35,7 @@ from MedGradeSegmentLib.hashing import sha256_file
 from MedGradeSegmentLib.preprocess.config import PreprocessConfig
 from MedGradeSegmentLib.progress import Progress
 
-DEFAULT_SEG_MODEL = "mignet-demo-2patients-v2"
+DEFAULT_SEG_MODEL = "mignet-lgg-flair-t1c-v1"
 STATE = "cascade.json"
 
 

@@ -125,11 +125,12 @@ def patient_holdout(cases: list[CohortCase], test_fraction: float = 0.25, seed: 
                        [i for i, c in enumerate(cases) if c.patient_id in test_p])
 
 
-def cohort_case(case: Case, task: Task | None, sequences: list[str], k: int = 20, size: int = 64,
-                mode: str = "mix", margin: float = 0.25, slices: list[int] | None = None) -> CohortCase:
-    """One :class:`Case` as a cohort entry (label encoded when the case has the task's column)."""
-    slices = slices or case.meta.get("slices")
-    inputs = build_slice_inputs(case, sequences, slices, k, size, mode, margin)
+def cohort_case(case: Case, task: Task | None, sequences: list[str], k: int = 20, size: int = 240,
+                mode: str = "mix", margin: float = 0.25, slices: list[int] | None = None, spacing: float = 1.0,
+                crop: bool = False) -> CohortCase:
+    """One :class:`Case` as a cohort entry (label encoded when the case has the task's column); the slices
+    follow the same lesion-extent rule as prediction unless ``slices`` are given."""
+    inputs = build_slice_inputs(case, sequences, slices, k, size, mode, margin, spacing, crop)
     label = None
     if task is not None and task.column in case.labels:
         label = task.encode(case.labels[task.column])
@@ -168,8 +169,9 @@ def is_cohort_folder(path: str | Path) -> bool:
 
 
 def load_cohort(folder: str | Path, task: Task, sequences: list[str], labels_csv: str | Path | None = None,
-                clinical_csv: str | Path | None = None, k: int = 20, size: int = 64, mode: str = "mix",
-                margin: float = 0.25, progress: Progress | None = None) -> list[CohortCase]:
+                clinical_csv: str | Path | None = None, k: int = 20, size: int = 240, mode: str = "mix",
+                margin: float = 0.25, progress: Progress | None = None, spacing: float = 1.0,
+                crop: bool = False) -> list[CohortCase]:
     """Every case sub-folder of ``folder`` as a cohort entry; unreadable cases raise naming the case."""
     folder = Path(folder)
     if not folder.is_dir():
@@ -180,7 +182,7 @@ def load_cohort(folder: str | Path, task: Task, sequences: list[str], labels_csv
         if progress is not None:
             progress(i / max(len(subs), 1), f"reading {sub.name}")
         case = load_grading_case(sub, sequences, clinical_csv, labels_csv)
-        out.append(cohort_case(case, task, sequences, k, size, mode, margin))
+        out.append(cohort_case(case, task, sequences, k, size, mode, margin, spacing=spacing, crop=crop))
     if not out:
         raise InputError(folder, "no case sub-folders in the cohort folder")
     return out

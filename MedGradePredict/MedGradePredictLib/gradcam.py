@@ -50,12 +50,18 @@ def gradcam_maps(model: GradingModel, inputs: SliceInputs, positions: list[int],
 
 
 def heatmap_volume(maps: np.ndarray, inputs: SliceInputs, positions: list[int], reference: sitk.Image) -> sitk.Image:
-    """Put 2D maps back at their axial slices and crop box on the grid of ``reference`` (float32)."""
-    heat = np.zeros(sitk.GetArrayViewFromImage(reference).shape, np.float32)
+    """Put 2D maps back at their axial slices (and crop box) of the input grid, then onto the grid of
+    ``reference`` (SimpleITK linear resampling; float32, 0 outside the mapped slices)."""
     y0, y1, x0, x1 = inputs.box
+    grid = inputs.grid
+    shape = sitk.GetArrayViewFromImage(reference).shape if grid is None else grid.GetSize()[::-1]
+    heat = np.zeros(shape, np.float32)
     back = Resize((y1 - y0, x1 - x0), mode="bilinear", anti_aliasing=False)
     for m, pos in zip(maps, positions):
         heat[inputs.slices[pos], y0:y1, x0:x1] = np.asarray(back(m[None]))[0]
     img = sitk.GetImageFromArray(heat)
-    img.CopyInformation(reference)
-    return img
+    if grid is None:
+        img.CopyInformation(reference)
+        return img
+    img.CopyInformation(grid)
+    return sitk.Resample(img, reference, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)

@@ -170,3 +170,14 @@ def load_head(path: str | Path) -> lgb.Booster:
 
 def predict_head(booster: lgb.Booster, x: np.ndarray) -> np.ndarray:
     return np.asarray(booster.predict(x, num_threads=1), dtype=np.float64)
+
+
+def fit_head_out_of_fold(x: np.ndarray, y: np.ndarray, case_ids: np.ndarray, network_train_cases: set[str],
+                         params: dict[str, Any] | None = None, rounds: int = 60,
+                         feature_names: list[str] | None = None) -> lgb.Booster:
+    """:func:`fit_head` on features of cases the network never trained on (refuses any that it did)."""
+    seen = sorted(set(np.asarray(case_ids).astype(str)) & {str(c) for c in network_train_cases})
+    if seen:
+        raise ValueError(f"the LightGBM head must be fitted on out-of-fold features; {len(seen)} case(s) "
+                         f"(e.g. {seen[0]}) trained the network")
+    return fit_head(x, y, params, rounds, feature_names)

@@ -1,9 +1,17 @@
 """Network inputs from a case: MIX (image + image restricted to the lesion), IMG-only, ROI-only.
 
-The K sampled axial slices of a case (on its common 1 mm grid) are z-scored inside the brain
-(non-zero pixels), cropped to a square box around the lesion (union over the slices, plus a margin)
-and resized with MONAI transforms. Merge-IN is the channel concatenation of the sequences' inputs
-(:func:`merge_in`); the crop box is kept so Grad-CAM maps can be put back into 3D.
+As in the thesis (section 4, Table 4-2), by default every sequence is taken as the *whole* axial slice on a
+fixed grid: ``spacing`` mm in-plane (1 mm in the thesis) and ``size`` x ``size`` pixels (240), centred on
+the brain (:func:`MedGradeSegmentLib.segmentation.geometry.working_grid`), z-scored per *volume* inside
+the brain (the brain mask of preprocessing, else the non-zero voxels). Table 4-2's inputs:
+
+- IMG: the slice; ROI: the slice with everything outside the lesion mask set to 0;
+- MIX: IMG and ROI stacked as two channels.
+
+The K slices are sampled over the lesion extent of the mask that is graded (:func:`sample_lesion_slices`),
+the same rule in training and prediction, recomputed whenever grading sees a mask. A lesion-centred crop
+(``crop=True``: a square box around the lesion plus a margin, resized to ``size``) remains an option.
+Merge-IN is the channel concatenation of the sequences' inputs (:func:`merge_in`).
 """
 
 from __future__ import annotations
@@ -13,10 +21,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import SimpleITK as sitk
 import torch
-from monai.transforms import Compose, NormalizeIntensity, Resize, SpatialCrop
+from monai.transforms import Compose, Resize, SpatialCrop
 
 from MedGradeSegmentLib.case import Case
 from MedGradeSegmentLib.errors import InputError
+from MedGradeSegmentLib.segmentation.data import zscore
+from MedGradeSegmentLib.segmentation.geometry import on_grid, working_grid
 
 MODES = {"mix": ("img", "roi"), "img": ("img",), "roi": ("roi",)}
 
@@ -26,12 +36,13 @@ class SliceInputs:
     """One case's network inputs: ``arrays[seq]`` is float32 ``[K, C, size, size]``."""
 
     patient_id: str
-    slices: list[int]  # axial indices (array index z) on the case grid
-    areas: np.ndarray  # lesion area (pixels) per slice
+    slices: list[int]  # axial indices (array index z) on the input grid (= the case grid's for LPS cases)
+    areas: np.ndarray  # lesion area (pixels of the input grid) per slice
     arrays: dict[str, np.ndarray]
-    box: tuple[int, int, int, int]  # y0, y1, x0, x1 (exclusive ends) of the crop on the grid
+    box: tuple[int, int, int, int]  # y0, y1, x0, x1 (exclusive ends) of the crop on the input grid
     mode: str = "mix"
     meta: dict = field(default_factory=dict)
+    grid: sitk.Image | None = None  # the input grid (for putting heat maps back into the case's geometry)
 
     def tensors(self, sequences: list[str] | tuple[str, ...] | None = None) -> dict[str, torch.Tensor]:
         seqs = sequences or list(self.arrays)
@@ -72,41 +83,67 @@ def _slice_transform(box: tuple[int, int, int, int], size: int) -> Compose:
                     Resize((size, size), mode="bilinear", anti_aliasing=False)])
 
 
+def input_grid(case: Case, spacing: float | None = 1.0, size: int = 240, crop: bool = False
+               ) -> tuple[sitk.Image, np.ndarray, np.ndarray]:
+    """(grid, lesion mask on it, brain mask on it): the whole-slice grid (``size`` x ``size`` at
+    ``spacing`` mm, brain-centred), or with ``crop`` the reference's own field of view at ``spacing``."""
+    brain_img = case.meta.get("brain_mask")
+    ref = case.mask
+    grid = working_grid(ref, spacing, None if crop else size * (spacing or ref.GetSpacing()[0]),
+                        brain_img if isinstance(brain_img, sitk.Image) else case.reference_image())
+    # partial-volume coverage > 0: a lesion never vanishes on a coarser grid, and its axial extent (the
+    # slices sampled) is the mask's own; on the thesis's grid (1 mm from 1 mm) this is the mask itself
+    binary = sitk.Cast(case.mask > 0, sitk.sitkFloat32)
+    target, source = grid.GetSpacing()[0], min(case.mask.GetSpacing()[:2])
+    if target > 1.5 * source:  # anti-aliasing in-plane only, so the lesion's axial extent stays its own
+        binary = sitk.DiscreteGaussian(binary, [(target / 2) ** 2, (target / 2) ** 2, 0.0])
+    mask = on_grid(binary, grid) > 1e-3
+    if isinstance(brain_img, sitk.Image):
+        brain = on_grid(brain_img, grid, label=True) > 0
+    else:
+        brain = on_grid(case.reference_image(), grid) != 0
+    return grid, mask, brain
+
+
 def build_slice_inputs(case: Case, sequences: list[str] | tuple[str, ...] = ("t1c", "t2"),
-                       slices: list[int] | None = None, k: int = 20, size: int = 64, mode: str = "mix",
-                       margin: float = 0.25) -> SliceInputs:
-    """The case's K slices as MIX (or IMG/ROI) inputs per sequence."""
+                       slices: list[int] | None = None, k: int = 20, size: int = 240, mode: str = "mix",
+                       margin: float = 0.25, spacing: float | None = 1.0, crop: bool = False) -> SliceInputs:
+    """The case's K lesion slices as MIX (or IMG/ROI) inputs per sequence (see the module docstring).
+
+    ``slices`` (indices on the input grid) override the lesion-extent rule, e.g. for a toy task.
+    """
     if mode not in MODES:
         raise InputError(None, f"unknown input mode {mode!r}; choose one of {', '.join(MODES)}")
     if case.mask is None:
         raise InputError(case.sources.get("mask"), f"case {case.patient_id}: grading needs a lesion mask")
     missing = [s for s in sequences if s not in case.images]
     if missing:
-        raise InputError(None, f"case {case.patient_id}: missing sequence(s) {', '.join(missing)}; "
-                               f"has {', '.join(case.images) or 'none'}")
-    mask = sitk.GetArrayFromImage(case.mask) > 0
+        raise InputError(None, f"case {case.patient_id}: missing sequence(s) {', '.join(missing)}, which the "
+                               f"model needs; the case has {', '.join(case.images) or 'none'}")
     for s in sequences:
         if case.images[s].GetSize() != case.mask.GetSize():
             raise InputError(case.sources.get(s), f"sequence {s} {case.images[s].GetSize()} is not on the "
                                                   f"lesion mask's grid {case.mask.GetSize()}; preprocess first")
+    grid, mask, brain = input_grid(case, spacing, size, crop)
     slices = list(slices) if slices else sample_lesion_slices(mask, k)
     if max(slices) >= mask.shape[0] or min(slices) < 0:
         raise InputError(None, f"case {case.patient_id}: slice index outside 0..{mask.shape[0] - 1}")
-    box = lesion_box(mask, slices, margin)
-    spatial = _slice_transform(box, size)
-    norm = NormalizeIntensity(nonzero=True, channel_wise=True)  # each slice z-scored over its brain pixels
+    h, w = mask.shape[1:]
+    box = lesion_box(mask, slices, margin) if crop else (0, h, 0, w)
+    spatial = _slice_transform(box, size) if crop or (h, w) != (size, size) else None
     m2 = mask[slices].astype(np.float32)
     arrays = {}
     n = len(slices)
     for s in sequences:
-        vol = sitk.GetArrayViewFromImage(case.images[s])
-        img = np.asarray(norm(np.array(vol[slices], dtype=np.float32)))  # [K, H, W]; numpy: no MetaTensor cost
+        vol = zscore(on_grid(case.images[s], grid), brain)  # z-scored per volume inside the brain
+        img = vol[slices]  # [K, H, W]
         parts = {"img": img, "roi": img * m2}
         chans = np.concatenate([parts[p] for p in MODES[mode]])  # [len(mode) * K, H, W], slices as channels
-        out = np.asarray(spatial(chans), dtype=np.float32)
+        out = np.asarray(spatial(chans), dtype=np.float32) if spatial is not None else chans.astype(np.float32)
         arrays[s] = np.ascontiguousarray(out.reshape(len(MODES[mode]), n, size, size).transpose(1, 0, 2, 3))
     areas = m2.reshape(len(slices), -1).sum(1)
-    return SliceInputs(case.patient_id, slices, areas, arrays, box, mode)
+    return SliceInputs(case.patient_id, slices, areas, arrays, box, mode,
+                       {"spacing": grid.GetSpacing()[0], "crop": crop}, grid)
 
 
 def merge_in(inputs: dict[str, torch.Tensor], sequences: list[str] | tuple[str, ...]) -> torch.Tensor:

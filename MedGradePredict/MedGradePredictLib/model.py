@@ -24,13 +24,15 @@ class GradingSettings:
     architecture: dict[str, Any]
     sequences: list[str] = field(default_factory=lambda: ["t1c", "t2"])
     input_mode: str = "mix"
-    size: int = 64
+    size: int = 240  # whole slice, size x size pixels at ``spacing`` mm (thesis: 240 at 1 mm)
     k: int = 20
-    margin: float = 0.25
+    margin: float = 0.25  # lesion-centred crop only
     clinical_columns: list[str] = field(default_factory=lambda: ["age", "sex"])
     metadata: bool = True  # clinical columns into the network and the head
     head: str = "lightgbm"  # "lightgbm" | "network"
     fusion: str = "near"
+    spacing: float = 1.0  # in-plane mm of the input grid (thesis: 1 mm)
+    crop: bool = False  # lesion-centred crop instead of the whole slice (an option, not the thesis)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -70,3 +70,25 @@ def load_grading_bundle(model: str | Path, device: str = "auto") -> GradingModel
     booster = load_head(folder / HEAD) if HEAD in manifest.files else None
     dev = choose_device(device, manifest.min_gpu_memory_mb).device
     return GradingModel(net, settings, booster, manifest.model_id, manifest.files[WEIGHTS], dev)
+
+
+DEFAULT_GRADING_MODELS = ("kinet-lgg-g2g3-t1c-flair-v1",)  # shipped, preferred in this order
+
+
+def default_grading_model(sequences: list[str] | set[str], where: str | Path | None = None) -> str:
+    """The grading model ``medgrade predict`` uses without ``--model``: a shipped default, else any
+    library grading model, whose every input sequence the case has. Refuses naming what is missing."""
+    from MedGradeSegmentLib.errors import InputError
+    from MedGradeSegmentLib.model_library import list_models
+
+    have = set(sequences)
+    entries = [e for e in list_models(kind=KIND) if not e.error]
+    order = sorted(entries, key=lambda e: (e.model_id not in DEFAULT_GRADING_MODELS,
+                                           DEFAULT_GRADING_MODELS.index(e.model_id)
+                                           if e.model_id in DEFAULT_GRADING_MODELS else 0, e.model_id))
+    for e in order:
+        if e.inputs and set(e.inputs) <= have:
+            return e.model_id
+    offers = "; ".join(f"{e.model_id} needs {', '.join(e.inputs)}" for e in order) or "no grading model installed"
+    raise InputError(where, f"no grading model fits this case's sequences ({', '.join(sorted(have)) or 'none'}): "
+                            f"{offers}; give --model")

@@ -30,7 +30,7 @@ class GradingResult:
     probability: float  # of the positive class, after fusion
     fusion: str
     slices_used: list[int]  # axial indices (on the case grid) that entered the fusion
-    slices: list[int]  # all sampled axial indices
+    slices: list[int]  # all sampled axial indices (over the graded mask's lesion extent)
     slice_probabilities: list[float]
     slice_areas: list[float]
     model_id: str
@@ -68,8 +68,9 @@ def predict_case(model: GradingModel, case: Case, fusion: str | None = None, sli
     t0 = time.perf_counter()
     s = model.settings
     fusion = fusion or s.fusion
-    inputs = build_slice_inputs(case, s.sequences, slices or case.meta.get("slices"), s.k, s.size,
-                                s.input_mode, s.margin)
+    # the K slices are always sampled over the lesion extent of the mask graded now (never the slices
+    # recorded at preprocessing, which may predate the segmentation or a correction)
+    inputs = build_slice_inputs(case, s.sequences, slices, s.k, s.size, s.input_mode, s.margin, s.spacing, s.crop)
     probs, _ = model.slice_probabilities(inputs, case.clinical)
     fused = fuse(probs, inputs.areas, fusion)
     heat = None

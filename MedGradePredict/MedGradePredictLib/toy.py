@@ -32,7 +32,7 @@ def swap_toy_cohort(case: Case, window: int = 4, size: int = 32, sequences: tupl
     a, b = sequences
     for w, start in enumerate(range(0, len(z) - window + 1, window)):
         zs = [int(v) for v in z[start:start + window]]
-        inp = build_slice_inputs(case, sequences, zs, size=size, mode=mode, margin=margin)
+        inp = build_slice_inputs(case, sequences, zs, size=size, mode=mode, margin=margin, crop=True)
         pid = f"{case.patient_id}-w{w:02d}"
         swapped = dataclasses.replace(inp, arrays={a: inp.arrays[b], b: inp.arrays[a]})
         out.append(CohortCase(f"{pid}-as-acquired", pid, inp, dict(case.clinical), 0))

@@ -35,6 +35,8 @@ class TrainConfig:
     sequences: list[str] = field(default_factory=lambda: ["t1c", "t2"])
     input_mode: str = "mix"
     size: int = 64
+    spacing: float = 1.0  # in-plane mm of the whole-slice input grid (size x spacing = field of view)
+    crop: bool = False  # lesion-centred crop instead of the whole slice
     k: int = 20
     margin: float = 0.25
     metadata: bool = True
@@ -88,7 +90,7 @@ class TrainConfig:
             arch["n_meta"] = len(cols)
         return GradingSettings(get_task(self.task), arch, list(self.sequences), self.input_mode, self.size,
                                self.k, self.margin, list(self.clinical_columns), self.metadata, self.head,
-                               self.fusion)
+                               self.fusion, self.spacing, self.crop)
 
 
 def loss_config(cfg: TrainConfig) -> LossConfig:

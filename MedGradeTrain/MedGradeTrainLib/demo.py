@@ -1,8 +1,8 @@
 """The demo: the whole pipeline on the bundled real case, written as files, a Slicer scene, a report and a PNG.
 
 sample case (registry) -> the cascade of ``medgrade run`` (preprocess: deep brain extraction, register, 1 mm,
-z-score -> segment with the shipped MIG-Net demonstrator -> grading slices on the new mask -> grade with the
-shipped KiNet demonstrator -> headless Slicer scene + patient report) -> an overview picture. Every step uses
+z-score -> segment with the shipped MIG-Net (glioma-lgg-tcga, FLAIR + T1c) -> grading slices on the new mask ->
+grade G2/G3 with the shipped KiNet -> headless Slicer scene + patient report) -> an overview picture. Every step uses
 the same code as the CLI and the Slicer panels; a second demo into the same folder skips up-to-date stages.
 """
 
@@ -18,8 +18,8 @@ from MedGradeSegmentLib.errors import InputError
 from MedGradeSegmentLib.progress import Progress
 
 DEFAULT_DATASET = "tcga-fg-6692"
-DEFAULT_SEG_MODEL = "mignet-demo-2patients-v2"
-DEFAULT_GRADE_MODEL = "demo-kinet-toy-swap"
+DEFAULT_SEG_MODEL = "mignet-lgg-flair-t1c-v1"
+DEFAULT_GRADE_MODEL = "kinet-lgg-g2g3-t1c-flair-v1"
 
 
 @dataclass
@@ -80,7 +80,7 @@ def run_demo(output: str | Path, dataset: str = DEFAULT_DATASET, seg_model: str 
     png = render_overview(images, out / "overview.png", masks={"brain": case.meta["brain_mask"], "lesion (AI)": lesion},
                           heatmap=grades[0].heatmap if grades else None,
                           slices=_overview_slices(lesion_z, grades[0].slices_used if grades else []),
-                          title=f"{case.patient_id}: MedGrade demo (demonstrator models, not for diagnosis)")
+                          title=f"{case.patient_id}: MedGrade demo (research models, not for diagnosis)")
     secs["overview"] = round(time.perf_counter() - start, 2)
     secs["total"] = round(time.perf_counter() - t, 2)
     summary = DemoSummary(

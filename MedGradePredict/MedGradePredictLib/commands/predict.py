@@ -17,8 +17,9 @@ def register(subparsers) -> None:
                                 "understand, or a folder of such case folders (a cohort); for breast "
                                 "models a breast case folder, a BUSI or BUS-BRA folder, or a US image")
     p.add_argument("--model", action="append",
-                   help="model id in the library or bundle folder; repeat for several tasks (breast "
-                        "ultrasound inputs default to the shipped US model)")
+                   help="model id in the library or bundle folder; repeat for several tasks (default: the "
+                        "shipped grading model whose sequences the case has; breast ultrasound inputs default "
+                        "to the shipped US model)")
     p.add_argument("--output", required=True, help="folder for predictions.csv, predictions.json, heatmaps/")
     p.add_argument("--fusion", choices=("all", "near", "large"), default=None,
                    help="patient-level fusion of slice probabilities (default: the model's)")
@@ -112,13 +113,17 @@ def _run(args: argparse.Namespace, progress: Progress, path: Path) -> int:
 
     if wants_breast(args):
         return run_breast(args, progress)
-    if not args.model:
-        raise InputError(None, "--model is required (a grading model id or bundle folder)")
+    cohort = is_cohort_folder(path)
+    folders = sorted(d for d in path.iterdir() if d.is_dir() and not d.name.startswith(".")) if cohort else [path]
+    if not args.model:  # the shipped grading model that fits the (first) case's sequences
+        from ..model_bundle import default_grading_model
+
+        first = load_grading_case(folders[0]) if folders else None
+        args.model = [default_grading_model(first.sequences if first else [], folders[0] if folders else path)]
+        print(f"model: {args.model[0]} (default for sequences {', '.join(first.sequences) if first else '-'})")
     progress(0.0, "loading models")
     models = [load_grading_bundle(m, args.device) for m in args.model]
     seqs = sorted({s for m in models for s in m.settings.sequences})
-    cohort = is_cohort_folder(path)
-    folders = sorted(d for d in path.iterdir() if d.is_dir() and not d.name.startswith(".")) if cohort else [path]
     findings = _findings(args)
     clinical = ClinicalCheck(args.clinical, [c for m in models for c in m.settings.used_columns])
     results, errors, labels = [], {}, {}

@@ -10,7 +10,7 @@ from ..devices import choose_device
 from ..errors import InputError
 from ..progress import Progress
 
-DEFAULT_MODEL = "mignet-demo-2patients-v2"
+DEFAULT_MODEL = "mignet-lgg-flair-t1c-v1"  # trained on the 78 glioma-lgg-tcga patients (FLAIR + T1c)
 
 
 def register(subparsers) -> None:
@@ -19,11 +19,15 @@ def register(subparsers) -> None:
     p.add_argument("case", help="preprocessed case folder (case.json, from medgrade preprocess); raw images are "
                                 "refused with the preprocess command to run")
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"model id in the library or bundle folder "
-                                                          f"(default: {DEFAULT_MODEL}, the shipped demonstrator)")
+                                                          f"(default: {DEFAULT_MODEL}, the shipped TCGA-LGG model)")
     p.add_argument("--output", required=True, help="folder for lesion_mask.nii.gz, lesion_probability.nii.gz, "
                                                    "segmentation.json")
     p.add_argument("--device", default="auto", help="auto, cuda, cuda:N, mps or cpu")
-    p.add_argument("--no-largest-component", action="store_true", help="keep every connected component")
+    largest = p.add_mutually_exclusive_group()
+    largest.add_argument("--largest-component", action="store_true",
+                         help="keep only the largest connected component (default: the model's setting; the "
+                              "shipped models keep the complete union of the per-sequence masks)")
+    largest.add_argument("--no-largest-component", action="store_true", help="keep every connected component")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--models-root", help="model library folder (default: $MEDGRADE_MODELS or <cache>/models)")
     p.set_defaults(handler=run)
@@ -67,7 +71,8 @@ def _run(args: argparse.Namespace, progress: Progress) -> int:
         raise InputError(args.case, f"lacks {', '.join(missing)}, which model {loaded.model_id} needs (it uses "
                                     f"{', '.join(loaded.manifest.inputs)}; the case has {', '.join(case.images)}); "
                                     "refusing to segment with fewer sequences")
-    result = segment_case(case, loaded, brain, device.device, False if args.no_largest_component else None,
+    keep = True if args.largest_component else False if args.no_largest_component else None
+    result = segment_case(case, loaded, brain, device.device, keep,
                           args.batch_size, progress.sub(0.1, 0.95))
     warnings = list(device.warnings) + _case_warnings(Path(args.case))
     if not float(result.info.get("volume_ml") or 0.0) > 0:

@@ -67,22 +67,29 @@ class PatchExpand(nn.Module):
         return rearrange(self.norm(x), "b h w c -> b c h w")
 
 
-class LocationPrior(nn.Module):
-    """FPG location prior: ``X = conv1x1(concat(alpha * X, X))`` with a trainable ``alpha`` map.
+def prior_at_feature_size(prior: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """The FPG map resampled to the feature map's size with anti-aliasing: area averaging (torch's
+    ``interpolate(mode="area")``), so each element of ``alpha`` is the mean of the atlas pixels it covers
+    and every atlas pixel contributes (plain bilinear sampling at 1/32 would read a few pixels only)."""
+    p = prior.detach().float().reshape(1, 1, *prior.shape[-2:])
+    if tuple(p.shape[-2:]) == tuple(size):
+        return p[0, 0].clone()
+    return F.interpolate(p, size=size, mode="area")[0, 0]
 
-    ``alpha`` is stored at a fixed size (initialised from the FPG atlas) and resized bilinearly to
-    the feature map, so inputs of other sizes work.
+
+class LocationPrior(nn.Module):
+    """FPG location prior of one branch (eq. 3-3): ``X = conv1x1(concat(alpha * X, X))``.
+
+    ``alpha`` is *one* trainable map owned by MIG-Net and shared by both branches (given to ``forward``),
+    stored at the bottleneck feature size of the training crop so every element is used and trained;
+    other input sizes (whole slices at inference) resize it bilinearly.
     """
 
-    def __init__(self, channels: int, prior: torch.Tensor):
+    def __init__(self, channels: int):
         super().__init__()
-        if prior.ndim != 2:
-            raise ValueError(f"the location prior must be a 2D map, got shape {tuple(prior.shape)}")
-        self.alpha = nn.Parameter(prior.detach().float().clone()[None, None])
         self.reduce = nn.Conv2d(2 * channels, channels, 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        alpha = self.alpha
+    def forward(self, x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
         if alpha.shape[-2:] != x.shape[-2:]:
             alpha = F.interpolate(alpha, size=x.shape[-2:], mode="bilinear", align_corners=False)
         return self.reduce(torch.cat([alpha.to(x.dtype) * x, x], dim=1))

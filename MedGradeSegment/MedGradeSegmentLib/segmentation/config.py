@@ -48,7 +48,7 @@ class TrainConfig:
     atlas_shrink: list[int] = field(default_factory=lambda: [4, 2])  # registration pyramid
     s_neg: float = DEFAULT_S_NEG
     s_pos: float = DEFAULT_S_POS
-    dice_weight: float = 1.0
+    dice_weight: float = 0.0  # the FPG loss is the weighted CE (thesis); Dice is an explicit extra, off in ablations
     grade_weight: float = 0.3
     epochs: int = 50
     final_epochs: int | None = None  # epochs of the final fit on every patient (default: epochs)
@@ -58,8 +58,10 @@ class TrainConfig:
     folds: int = 5
     seed: int = 0
     final_fit: bool = True  # after cross-validation, train the shipped model on every patient
-    slices_per_case: int = 20
-    slice_selection: str = "lesion"  # "lesion" | "all"
+    slices_per_case: int = 20  # "lesion"/"all" selections only
+    slice_selection: str = "brain"  # "brain" (lesion + lesion-free slices of the brain extent) | "lesion" | "all"
+    negative_ratio: float | None = 1.0  # "brain": lesion-free slices per lesion slice (None = every brain slice)
+    largest_component: bool = False  # inference keeps the complete union unless this is set
     slice_margin: int = 0
     pad: int = 336
     crop: int = 224

@@ -21,11 +21,15 @@ IMAGE_KEYS = ("image", "label", "weight")
 
 
 def grade_index(grade: Any) -> int:
-    """``"LGG"``/``"low"``/0 -> 0, ``"HGG"``/``"high"``/1 -> 1, anything unknown -> -1 (no grade loss)."""
+    """``"LGG"``/``"low"``/0 -> 0, ``"HGG"``/``"high"``/1 -> 1, anything unknown -> -1 (no grade loss).
+
+    WHO grades map as in the thesis's LGG/HGG split: ``"G2"`` -> 0 (low), ``"G3"``/``"G4"`` -> 1 (high);
+    so on TCGA-LGG the grade branch learns G2 vs G3.
+    """
     if grade is None:
         return -1
     g = str(grade).strip().upper()
-    return {"LGG": 0, "LOW": 0, "0": 0, "HGG": 1, "HIGH": 1, "1": 1}.get(g, -1)
+    return {"LGG": 0, "LOW": 0, "0": 0, "G2": 0, "HGG": 1, "HIGH": 1, "1": 1, "G3": 1, "G4": 1}.get(g, -1)
 
 
 def zscore(volume: np.ndarray, brain: np.ndarray | None = None) -> np.ndarray:
@@ -68,10 +72,28 @@ def case_volumes(patient_id: str, images: dict[str, sitk.Image], mask: sitk.Imag
     return CaseVolumes(patient_id, vols, label, grid, prior, grade_index(grade))
 
 
-def select_slices(label: np.ndarray | None, n_slices: int, how: str = "lesion", margin: int = 0) -> list[int]:
-    """Axial indices: ``how="lesion"`` -> up to ``n_slices`` equally spaced over the lesion's extent
-    (+/- ``margin``); ``"all"`` -> equally spaced over the volume."""
-    depth = label.shape[0] if label is not None else 0
+def select_slices(label: np.ndarray | None, n_slices: int, how: str = "lesion", margin: int = 0,
+                  image: np.ndarray | None = None, negative_ratio: float | None = 1.0) -> list[int]:
+    """Axial indices of the training slices of one case.
+
+    - ``"brain"`` (default of training): every lesion slice plus lesion-free slices of the brain extent
+      (slices where ``image`` is non-zero), ``negative_ratio`` lesion-free slices per lesion slice
+      (equally spaced over the lesion-free ones; ``None`` = all of them), so the network learns to say
+      "no lesion" too (the thesis trains on whole brains; it does not state the ratio, 1:1 is our choice
+      for balance, configurable);
+    - ``"lesion"``: up to ``n_slices`` equally spaced over the lesion's extent (+/- ``margin``);
+    - ``"all"``: ``n_slices`` equally spaced over the volume.
+    """
+    depth = label.shape[0] if label is not None else (image.shape[0] if image is not None else 0)
+    if how == "brain":
+        has_lesion = (label.reshape(depth, -1).any(1) if label is not None else np.zeros(depth, bool))
+        in_brain = image.reshape(depth, -1).any(1) if image is not None else np.ones(depth, bool)
+        lesion = np.flatnonzero(has_lesion)
+        free = np.flatnonzero(in_brain & ~has_lesion)
+        if negative_ratio is not None and len(free):
+            n_free = min(len(free), max(int(round(negative_ratio * max(len(lesion), 1))), 0))
+            free = free[np.unique(np.round(np.linspace(0, len(free) - 1, n_free)).astype(int))] if n_free else free[:0]
+        return sorted({int(z) for z in (*lesion, *free)})
     if how == "lesion" and label is not None and label.any():
         zs = np.nonzero(label.reshape(depth, -1).any(axis=1))[0]
         lo, hi = max(int(zs[0]) - margin, 0), min(int(zs[-1]) + margin, depth - 1)
@@ -156,3 +178,10 @@ def fold_split(samples: list[dict[str, Any]], folds: Sequence[Sequence[str]], fo
     if {s["patient_id"] for s in train} & {s["patient_id"] for s in valid}:
         raise FoldLeakError("a patient is in both the training and the validation split")
     return train, valid
+
+
+def case_slices(cv: CaseVolumes, how: str = "brain", n_slices: int = 20, margin: int = 0,
+                negative_ratio: float | None = 1.0) -> list[int]:
+    """:func:`select_slices` of one case; the brain extent is where any of its z-scored volumes is non-zero."""
+    image = np.any(np.stack([v != 0 for v in cv.images.values()]), axis=0) if cv.images else None
+    return select_slices(cv.label, n_slices, how, margin, image, negative_ratio)

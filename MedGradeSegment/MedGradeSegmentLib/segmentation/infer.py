@@ -1,5 +1,9 @@
 """Whole-case inference: batched axial slices per sequence, union fusion, optional largest
-connected component, probability map, and the result resampled onto the input's geometry."""
+connected component, probability map, and the result resampled onto the input's geometry.
+
+The union of the per-sequence masks is kept complete by default (chapter 5 of the thesis: a lesion part
+seen on one sequence only is still lesion); the largest-component filter is an option, off by default.
+"""
 
 from __future__ import annotations
 
@@ -73,7 +77,7 @@ class SegmentationResult:
 
 def segment_images(model: nn.Module, images: dict[str, sitk.Image], sequences: Sequence[str],
                    reference: str | None = None, output_geometry: sitk.Image | None = None,
-                   threshold: float = 0.5, keep_largest: bool = True, inplane_spacing: float | None = 1.0,
+                   threshold: float = 0.5, keep_largest: bool = False, inplane_spacing: float | None = 1.0,
                    brain_mask: sitk.Image | None = None, device: str = "cpu", batch_size: int = 8,
                    amp: bool = True, progress: Progress | None = None, fov_mm: float | None = None
                    ) -> SegmentationResult:
@@ -87,9 +91,10 @@ def segment_images(model: nn.Module, images: dict[str, sitk.Image], sequences: S
     progress = progress or Progress()
     t0 = time.perf_counter()
     present = [s for s in sequences if s in images]
-    if not present:
-        raise InputError(None, f"the case has none of the sequences this model needs ({', '.join(sequences)}); "
-                               f"it has {', '.join(images) or 'none'}")
+    missing = [s for s in sequences if s not in images]
+    if missing:
+        raise InputError(None, f"the case lacks {', '.join(missing)}, which this model needs "
+                               f"({', '.join(sequences)}); it has {', '.join(images) or 'none'}")
     ref_name = reference if reference in images else present[0]
     ref = images[ref_name]
     grid = working_grid(ref, inplane_spacing, fov_mm, brain_mask)

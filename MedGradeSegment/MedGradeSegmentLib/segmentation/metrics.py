@@ -1,4 +1,10 @@
-"""Validation metrics with MONAI: DSC and HD95 per slice, summarised per fold."""
+"""Validation metrics with MONAI.
+
+Per patient (what the thesis and Buda et al. report, counting false positives): 3D Dice over the whole
+volume, slice DSC averaged over *all* slices (a lesion-free slice scores 1 when nothing is predicted and 0
+when something is), maximum Hausdorff distance (the thesis's HD) and HD95, in mm with the grid's spacing.
+The older per-slice summary (lesion slices only) is kept for the slice-sample validation.
+"""
 
 from __future__ import annotations
 
@@ -77,4 +83,50 @@ def evaluate(model: nn.Module, samples: list[dict[str, Any]], device: str, batch
         idx = [i for i, s in enumerate(samples) if s["sequence"] == seq]
         m = _pooled([preds[i] for i in idx], [labels[i] for i in idx], spacing)
         out["per_sequence"][seq] = {"dsc": m["dsc"], "hd95_mm": m["hd95_mm"]}
+    return out
+
+
+def _hd(p: torch.Tensor, y: torch.Tensor, spacing: tuple[float, ...], percentile: float | None) -> float:
+    hd = HausdorffDistanceMetric(include_background=False, percentile=percentile, reduction="none")
+    v = hd(_onehot3(p), _onehot3(y), spacing=list(spacing)).flatten()
+    return float(v[0]) if torch.isfinite(v[0]) else math.nan
+
+
+def _onehot3(x: torch.Tensor) -> torch.Tensor:  # (D, H, W) -> (1, 2, D, H, W)
+    return torch.nn.functional.one_hot(x.long(), 2).permute(3, 0, 1, 2)[None].float()
+
+
+def patient_metrics(pred: np.ndarray, label: np.ndarray, spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)
+                    ) -> dict[str, Any]:
+    """Whole-volume metrics of one patient; ``pred``/``label`` are (z, y, x) arrays, ``spacing`` (z, y, x) mm.
+
+    ``dice_3d``: MONAI Dice of the volumes (1.0 when both are empty, 0.0 when only one is);
+    ``slice_dsc_all``: MONAI Dice per axial slice with ``ignore_empty=False`` averaged over every slice;
+    ``hd_max_mm`` / ``hd95_mm``: 3D Hausdorff distances (NaN when either mask is empty).
+    """
+    p = torch.from_numpy(np.asarray(pred, bool))
+    y = torch.from_numpy(np.asarray(label, bool))
+    if p.shape != y.shape:
+        raise ValueError(f"prediction {tuple(p.shape)} and label {tuple(y.shape)} differ in shape")
+    dm = DiceMetric(include_background=False, reduction="none", ignore_empty=False)
+    dice3d = float(dm(_onehot3(p), _onehot3(y)).flatten()[0])
+    per_slice = DiceMetric(include_background=False, reduction="none", ignore_empty=False)(_onehot(p), _onehot(y))
+    out: dict[str, Any] = {"dice_3d": dice3d, "slice_dsc_all": float(per_slice.flatten().mean()),
+                           "n_slices": int(len(y)), "n_lesion_slices": int(y.flatten(1).any(1).sum()),
+                           "n_false_positive_slices": int((p.flatten(1).any(1) & ~y.flatten(1).any(1)).sum()),
+                           "volume_pred_voxels": int(p.sum()), "volume_label_voxels": int(y.sum())}
+    both = bool(p.any()) and bool(y.any())
+    out["hd_max_mm"] = _hd(p, y, spacing, None) if both else math.nan
+    out["hd95_mm"] = _hd(p, y, spacing, 95) if both else math.nan
+    return out
+
+
+def summarise_patients(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean and SD over patients of each per-patient metric (NaNs left out and counted)."""
+    out: dict[str, Any] = {"n_patients": len(rows)}
+    for key in ("dice_3d", "slice_dsc_all", "hd_max_mm", "hd95_mm"):
+        vals = np.array([r[key] for r in rows if not math.isnan(r[key])], float)
+        out[key] = {"mean": float(vals.mean()) if len(vals) else math.nan,
+                    "sd": float(vals.std(ddof=1)) if len(vals) > 1 else math.nan,
+                    "median": float(np.median(vals)) if len(vals) else math.nan, "n": int(len(vals))}
     return out

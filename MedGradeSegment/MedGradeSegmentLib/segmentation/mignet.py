@@ -23,7 +23,7 @@ import torch
 from monai.networks.nets.swin_unetr import BasicLayer, SwinTransformer
 from torch import nn
 
-from .blocks import InvertedAttentionGate, LocationPrior, PatchExpand, dsconv_stem
+from .blocks import InvertedAttentionGate, LocationPrior, PatchExpand, dsconv_stem, prior_at_feature_size
 
 
 @dataclass
@@ -39,7 +39,7 @@ class MIGNetConfig:
     decoder_depths: tuple[int, ...] = (0, 1, 1, 1)  # Swin blocks per decoder level, finest first
     window_size: int = 7
     patch_size: int = 2
-    prior_size: int = 224  # size alpha is stored at (the training crop)
+    prior_size: int = 224  # the training crop; alpha is stored at its bottleneck size (prior_size / divisor)
     fpg_loss: bool = True
     dual_guidance: bool = True
     iag: bool = True
@@ -87,11 +87,14 @@ class MIGNet(nn.Module):
             self.grade_head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2),
                                             nn.Linear(bott, cfg.grade_classes))
         if cfg.dual_guidance:
+            n = max(cfg.prior_size // cfg.divisor, 1)
             if prior is None:
-                prior = torch.full((cfg.prior_size, cfg.prior_size), 0.5)
-            self.seg_prior = LocationPrior(bott, prior)
+                prior = torch.full((n, n), 0.5)
+            # one alpha for both branches (eq. 3-3), at the feature size, every element trained
+            self.alpha = nn.Parameter(prior_at_feature_size(prior, (n, n))[None, None])
+            self.seg_prior = LocationPrior(bott)
             if cfg.grade_branch:
-                self.grade_prior = LocationPrior(bott, prior)
+                self.grade_prior = LocationPrior(bott)
                 self.semantic_reduce = nn.Conv2d(2 * bott, bott, 1)
         self.expand = nn.ModuleList()
         self.gates = nn.ModuleList()
@@ -122,10 +125,10 @@ class MIGNet(nn.Module):
         if cfg.grade_branch:
             g = self.grade_stem(skips[4])
             if cfg.dual_guidance:
-                g = self.grade_prior(g)
+                g = self.grade_prior(g, self.alpha)
             grade_logits = self.grade_head(g)
         if cfg.dual_guidance:
-            s = self.seg_prior(s)
+            s = self.seg_prior(s, self.alpha)
             if cfg.grade_branch:
                 s = self.semantic_reduce(torch.cat([s, g], dim=1))
         for i, level in enumerate((3, 2, 1, 0)):

@@ -55,7 +55,7 @@ def write_model_bundle(folder: str | Path, result: "TrainResult", cfg: "TrainCon
             model_id=cfg.model_id, kind=KIND, architecture=result.architecture, inputs=list(cfg.sequences),
             preprocessing=preprocessing_parameters(cfg),
             task={"label": "lesion", "classes": ["background", "lesion"], "fusion": "union",
-                  "threshold": 0.5, "largest_component": True,
+                  "threshold": 0.5, "largest_component": bool(getattr(cfg, "largest_component", False)),
                   "grade_classes": ["LGG", "HGG"] if result.architecture.get("grade_branch") else []},
             metrics={"summary": result.summary, "folds": result.folds},
             trained_on=cfg.trained_on, description=cfg.description)
@@ -126,7 +126,7 @@ def segment_with_model(loaded: LoadedModel, images: dict[str, sitk.Image], refer
     result = segment_images(
         loaded.model.to(device), images, m.inputs, reference, output_geometry,
         threshold=float(m.task.get("threshold", 0.5)),
-        keep_largest=m.task.get("largest_component", True) if keep_largest is None else keep_largest,
+        keep_largest=m.task.get("largest_component", False) if keep_largest is None else keep_largest,
         inplane_spacing=m.preprocessing.get("inplane_spacing_mm", 1.0), brain_mask=brain_mask, device=device,
         batch_size=batch_size, progress=progress, fov_mm=m.preprocessing.get("field_of_view_mm"))
     result.info.update(loaded.provenance())

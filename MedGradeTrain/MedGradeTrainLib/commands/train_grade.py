@@ -48,7 +48,7 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
         raise InputError(out, "output bundle folder already exists; choose another")
     settings = cfg.settings()
     cases = load_cohort(cfg.cohort, settings.task, cfg.sequences, cfg.labels_csv or None, cfg.clinical_csv or None,
-                        cfg.k, cfg.size, cfg.input_mode, cfg.margin, progress.sub(0, 0.1))
+                        cfg.k, cfg.size, cfg.input_mode, cfg.margin, progress.sub(0, 0.1), cfg.spacing, cfg.crop)
     unlabelled = [c.case_id for c in cases if c.label is None]
     if unlabelled:
         raise InputError(cfg.labels_csv or cfg.cohort, f"no {settings.task.column!r} label for "

@@ -1,0 +1,81 @@
+"""Three glioma-lgg-tcga patients from their case folders (with skull): ``medgrade preprocess`` -> ``segment``
+-> ``predict``, without ``--model`` (the shipped defaults), and the segmentation's Dice against the cohort's
+manual mask on the patient's own grid.
+
+These three patients were among the 78 the shipped model was trained on: the floor checks that the
+whole user path reproduces what the model learned, it is not a validation figure (the cross-validated
+figures are in the bundle's manifest).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import SimpleITK as sitk
+
+from MedGradeSegmentLib.io import read_lgg_cohort, sample_lgg_cohort
+from MedGradeTrainLib.cli import main as medgrade
+
+PATIENTS = ("TCGA_CS_4942", "TCGA_HT_7692", "TCGA_HT_8107")
+DICE_FLOOR = 0.5  # measured on these three (see the report of issue 9); per patient
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("lgg")
+    records = {r.patient_id: r for r in read_lgg_cohort(sample_lgg_cohort())}
+    cases = root / "cases"
+    for pid in PATIENTS:
+        r = records[pid]
+        assert r.available == ("t1", "flair", "t1c")
+        (cases / pid).mkdir(parents=True)
+        for seq in r.available:  # the images only: the manual mask stays out of the user's folder
+            shutil.copy(r.folder / f"{seq}.nii.gz", cases / pid / f"{seq}.nii.gz")
+    assert medgrade(["preprocess", str(cases), "--output", str(root / "pre")]) == 0
+    for pid in PATIENTS:
+        assert medgrade(["segment", str(root / "pre" / pid), "--output", str(root / "seg" / pid)]) == 0
+        assert medgrade(["predict", str(root / "pre" / pid), "--mask", str(root / "seg" / pid / "lesion_mask.nii.gz"),
+                         "--output", str(root / "pred" / pid)]) == 0
+    return root
+
+
+def test_segmentation_dice_on_the_patients_own_grid(run):
+    records = {r.patient_id: r for r in read_lgg_cohort(sample_lgg_cohort())}
+    dice = {}
+    for pid in PATIENTS:
+        info = json.loads((run / "seg" / pid / "segmentation.json").read_text())
+        assert info["model_id"] == "mignet-lgg-flair-t1c-v1" and info["sequences"] == ["flair", "t1c"]
+        pred = sitk.ReadImage(str(run / "seg" / pid / info["mask_original"]))  # on the source T1c grid
+        truth = sitk.ReadImage(str(records[pid].folder / "mask.nii.gz"))
+        assert pred.GetSize() == truth.GetSize()
+        p, t = sitk.GetArrayFromImage(pred) > 0, sitk.GetArrayFromImage(truth) > 0
+        dice[pid] = 2 * (p & t).sum() / max(p.sum() + t.sum(), 1)
+    print("Dice per patient:", {k: round(float(v), 3) for k, v in dice.items()})
+    assert min(dice.values()) > DICE_FLOOR, dice
+
+
+def test_grading_uses_the_shipped_model_matching_the_sequences(run):
+    for pid in PATIENTS:
+        rows = list(csv.DictReader(open(run / "pred" / pid / "predictions.csv")))
+        assert len(rows) == 1 and rows[0]["model_id"] == "kinet-lgg-g2g3-t1c-flair-v1"
+        assert rows[0]["predicted_level"] in ("G2", "G3") and 0 <= float(rows[0]["probability"]) <= 1
+        slices = [int(s) for s in rows[0]["slices"].split(";")]
+        assert len(slices) == len(set(slices)) >= 3
+
+
+def test_predict_without_a_fitting_model_names_the_missing_sequence(run, tmp_path, capsys):
+    import SimpleITK as sitk
+
+    case = tmp_path / "only-flair"
+    case.mkdir()
+    pid = PATIENTS[0]
+    shutil.copy(run / "cases" / pid / "flair.nii.gz", case / "flair.nii.gz")
+    mask = sitk.ReadImage(str(run / "cases" / pid / "flair.nii.gz")) > 100
+    sitk.WriteImage(mask, str(case / "mask.nii.gz"))
+    assert medgrade(["predict", str(case), "--output", str(tmp_path / "out")]) != 0
+    err = capsys.readouterr().err
+    assert "no grading model fits this case's sequences (flair)" in err and "t1c" in err
