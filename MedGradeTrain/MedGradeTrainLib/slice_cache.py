@@ -1,5 +1,5 @@
 """Memory-mapped slice cache: the preprocessed training slices of one case for one setting, computed once
-(SimpleITK resampling, z-scoring, FPG weights) and then read as ``np.load(mmap_mode="r")`` views, so the
+(SimpleITK resampling, z-scoring, FPG weights) and then read as ``np.load(mmap_mode="c")`` views (copy-on-write: transforms never touch the file), so the
 loader never waits on SimpleITK. The key hashes every input file (path, size, modification time), the
 settings that shape the slices, the fold's FPG atlas and the case's template registration: change any and
 the case is recomputed under a new key."""
@@ -41,7 +41,7 @@ def load(folder: Path) -> list[dict[str, Any]] | None:
     if not (folder / "done.json").is_file():
         return None
     meta = json.loads((folder / "meta.json").read_text())
-    arrays = {k: np.load(folder / f"{k}.npy", mmap_mode="r") for k in ARRAYS if (folder / f"{k}.npy").is_file()}
+    arrays = {k: np.load(folder / f"{k}.npy", mmap_mode="c") for k in ARRAYS if (folder / f"{k}.npy").is_file()}
     return [{**{k: a[i] for k, a in arrays.items()}, **m} for i, m in enumerate(meta)]
 
 
