@@ -127,6 +127,8 @@ def lgg(args: argparse.Namespace) -> dict:
     conditions = {"scratch": {}, "mae": {"pretrained": bundles["mae"]}, "umae": {"pretrained": bundles["umae"]},
                   "mae-linear-probe": {"pretrained": bundles["mae"], "linear_probe": True},
                   "umae-linear-probe": {"pretrained": bundles["umae"], "linear_probe": True}}
+    if args.skip_probes:
+        conditions = {k: v for k, v in conditions.items() if not v.get("linear_probe")}
     preds, splits = {}, {}
     for name, extra in conditions.items():
         lr = 5e-3 if extra.get("linear_probe") else 5e-4
@@ -192,6 +194,7 @@ def main() -> None:
     lg.add_argument("--finetune-epochs", type=int, default=8)
     lg.add_argument("--folds", type=int, default=5)
     lg.add_argument("--size", type=int, default=64)
+    lg.add_argument("--skip-probes", action="store_true", help="no linear-probe runs")
     args = p.parse_args()
     result = throughput(args) if args.what == "throughput" else lgg(args)
     if args.out:
