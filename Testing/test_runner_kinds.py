@@ -92,3 +92,40 @@ def test_slice_cache_hits_and_is_invalidated_by_an_input_change(tmp_path, monkey
     kind = SegmentationKind(settings, tmp_path / "d")
     kind.split_data("fold0", ["TCGA_CS_4941"], ["TCGA_CS_4942"])
     assert kind.cache_hits == 1
+
+
+def test_prepared_data_train_through_the_runner(tmp_path, _lgg_cohort):
+    """`train_network` (grading slices) and `fit` (segmentation samples) for callers that prepare their own
+    data (experiments/): both train through the runner and return the per-epoch history."""
+    import torch
+
+    from MedGradePredictLib.cohort import slice_data
+    from MedGradePredictLib.toy import TOY_TASK, swap_toy_cohort
+    from MedGradePredictLib.train import TrainConfig as GradeConfig
+    from MedGradeSegmentLib.io import load_case
+    from MedGradeSegmentLib.sample_data import fetch_dataset
+    from MedGradeSegmentLib.segmentation.baselines import build_model
+    from MedGradeSegmentLib.segmentation.config import TrainConfig as SegConfig
+    from MedGradeSegmentLib.segmentation.data import case_volumes, select_slices, slice_samples
+    from MedGradeTrainLib.kinds.grading import train_network
+    from MedGradeTrainLib.kinds.segmentation import fit
+    from MedGradeSegmentLib.io.lgg_tcga import load_lgg_case, read_lgg_cohort
+
+    files = fetch_dataset("tcga-fg-6692-brats-space")
+    cases = swap_toy_cohort(load_case(next(iter(files.values())).parent, ["t1c", "t2"]), window=4, size=32)
+    cfg = GradeConfig(task=TOY_TASK.to_dict(), architecture={"name": "early", "width": 4}, size=32, epochs=2,
+                      metadata=False, clinical_columns=[], device="cpu", checkpoint_dir=str(tmp_path / "grade-run"))
+    net, hist = train_network(cfg, slice_data(cases[:6], []))
+    assert [h["epoch"] for h in hist] == [1, 2] and all(h["total"] > 0 for h in hist) and not net.training
+    assert (tmp_path / "grade-run" / "splits" / "final" / "checkpoints").is_dir()
+
+    rec = read_lgg_cohort(_lgg_cohort)[0]
+    case = load_lgg_case(rec, ["flair"])
+    vols = case_volumes(rec.patient_id, case.images, case.mask, "flair", None, None, None, None, 3.75)
+    samples = slice_samples(vols, ["flair"], select_slices(vols.label, 4, "lesion"), 0.1, 0.2)
+    scfg = SegConfig(cases=[], output_dir=str(tmp_path), epochs=2, batch_size=2, pad=80, crop=64, device="cpu")
+    model = build_model({"name": "UNet", "width": 4}, None)
+    before = [p.detach().clone() for p in model.parameters()]
+    hist = fit(model, samples, scfg, {"name": "UNet"}, "cpu", tmp_path / "seg.pt")
+    assert [h["epoch"] for h in hist] == [0, 1] and (tmp_path / "seg-run" / "summary.json").is_file()
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))  # the given model was trained

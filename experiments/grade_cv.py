@@ -32,7 +32,8 @@ from MedGradePredictLib.head_lgbm import fit_head_out_of_fold, head_matrix, pred
 from MedGradePredictLib.model import GradingSettings
 from MedGradePredictLib.recipe import outer_folds
 from MedGradePredictLib.tasks import Task
-from MedGradePredictLib.train import TrainConfig, train_network
+from MedGradePredictLib.train import TrainConfig
+from MedGradeTrainLib.kinds.grading import train_network
 
 from lgg_common import load_pre, save_json
 

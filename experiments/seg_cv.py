@@ -29,7 +29,7 @@ from MedGradeSegmentLib.segmentation.data import case_slices, case_volumes, slic
 from MedGradeSegmentLib.segmentation.fpg import AtlasCase, atlas_from_warped, location_prior_2d, warp_mask_to_template
 from MedGradeSegmentLib.segmentation.infer import segment_images
 from MedGradeSegmentLib.segmentation.metrics import patient_metrics, summarise_patients
-from MedGradeSegmentLib.segmentation.train import fit
+from MedGradeTrainLib.kinds.segmentation import fit
 
 from lgg_common import cohort_folds, load_pre, mean_sd, save_json
 

@@ -31,14 +31,16 @@ from MedGradeSegmentLib.segmentation.config import TrainConfig as SegConfig
 from MedGradeSegmentLib.segmentation.data import case_slices, case_volumes, slice_samples
 from MedGradeSegmentLib.segmentation.fpg import atlas_from_warped, location_prior_2d
 from MedGradeSegmentLib.segmentation.model_bundle import write_model_bundle
-from MedGradeSegmentLib.segmentation.train import TrainResult, fit
+from MedGradeSegmentLib.segmentation.train import TrainResult
+from MedGradeTrainLib.kinds.segmentation import fit
 from MedGradePredictLib.cohort import cohort_case, network_meta, slice_data
 from MedGradePredictLib.features import feature_names, run_network
 from MedGradePredictLib.head_lgbm import fit_head_out_of_fold, head_matrix
 from MedGradePredictLib.model import GradingModel
 from MedGradePredictLib.model_bundle import save_grading_bundle
 from MedGradePredictLib.recipe import RECIPE, split_622
-from MedGradePredictLib.train import TrainConfig as GradeConfig, train_network
+from MedGradePredictLib.train import TrainConfig as GradeConfig
+from MedGradeTrainLib.kinds.grading import train_network
 
 import grade_cv
 import seg_cv

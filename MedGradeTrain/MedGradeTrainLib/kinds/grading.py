@@ -279,3 +279,40 @@ def run_ablation(base: TrainConfig, cases: list[CohortCase], progress: Progress 
         m = binary_metrics(y, [r[f"probability_{cfg.fusion}"] for r in preds], n_boot=200)
         out.append({"row": name, "auc": m["auc"], "accuracy": m["accuracy"], "n": m["n"]})
     return out
+
+
+class _GivenSlices(GradingKind):
+    """Slices prepared by the caller (a :class:`SliceData`) and their settings: the network only."""
+
+    def __init__(self, cfg: TrainConfig, data: SliceData, settings: Any, run_dir: Path):
+        ModelKind.__init__(self, {}, run_dir)
+        self.cfg, self.gsettings, self.data = cfg, settings, data
+        self.loss_cfg, self._heads, self.progress, self.report = loss_config(cfg), {}, Progress(), False
+
+    def patients(self) -> list[Patient]:
+        return [Patient(str(c)) for c in sorted(set(self.data.case.astype(str)))]
+
+    def split_data(self, name: str, train_patients: list[str], val_patients: list[str]) -> SplitData:
+        return SplitData(name, SliceSet(self.data, self.gsettings.sequences, self._meta(self.data)), None,
+                         list(train_patients), [], {"data": self.data, "val_cases": []})
+
+    def finish_split(self, model: nn.Module, split: SplitData, device: torch.device) -> dict[str, Any]:
+        return {}
+
+    def write_bundle(self, model: nn.Module, split: SplitData, out_dir: Path, summary: dict[str, Any]) -> None:
+        return None
+
+
+def train_network(cfg: TrainConfig, data: SliceData, progress: Progress | None = None, settings: Any = None
+                  ) -> tuple[nn.Module, list[dict[str, float]]]:
+    """Train the configured network on prepared slices through the runner; returns it (eval mode) and the
+    loss terms per epoch (``total`` ...). ``cfg.checkpoint_dir``, when set, is the run folder."""
+    from ..runner.loop import run_training
+
+    settings = settings or cfg.settings()
+    with tempfile.TemporaryDirectory() as tmp:
+        run = Path(cfg.checkpoint_dir) if cfg.checkpoint_dir else Path(tmp) / "run"
+        kind = _GivenSlices(cfg, data, settings, run)
+        res = run_training(_run_config(cfg, {"mode": "none"}, True), run, kind=kind, progress=progress, stdout=None)
+        rows = [json.loads(x) for x in (run / "splits" / "final" / "metrics.jsonl").read_text().splitlines()]
+    return res.model.eval(), _history(rows)

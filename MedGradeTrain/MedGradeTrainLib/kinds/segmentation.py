@@ -315,3 +315,56 @@ def train(cfg: TrainConfig, progress: Progress | None = None, stdout: Any = None
                          [history] if history else [])
     result.bundle = res.bundle
     return result
+
+
+class _GivenSamples(SegmentationKind):
+    """A model and its slice samples prepared by the caller (experiments with their own slice rule)."""
+
+    def __init__(self, model: nn.Module, samples: list[dict[str, Any]], cfg: TrainConfig, arch: dict[str, Any],
+                 run_dir: Path):
+        ModelKind.__init__(self, {}, run_dir)
+        self.cfg, self.arch, self.model, self.samples = cfg, arch, model, samples
+        self.needs_atlas, self.loss_fn, self.progress = False, FPGLoss(cfg.dice_weight), Progress()
+
+    def patients(self) -> list[Patient]:
+        return [Patient(p) for p in sorted({s["patient_id"] for s in self.samples})]
+
+    def split_data(self, name: str, train_patients: list[str], val_patients: list[str]) -> SplitData:
+        c = self.cfg
+        ds = slice_dataset(self.samples, train_transforms(c.pad, c.crop, c.noise_std, rotate=c.rotate))
+        return SplitData(name, ds, None, list(train_patients), [], {"atlas": None, "train_samples": self.samples})
+
+    def build_model(self, split: SplitData) -> nn.Module:
+        return self.model
+
+    def finish_split(self, model: nn.Module, split: SplitData, device: torch.device) -> dict[str, Any]:
+        return {}
+
+    def summarize(self, results: list[dict[str, Any]]) -> dict[str, Any]:
+        return {}
+
+    def write_bundle(self, model: nn.Module, split: SplitData, out_dir: Path, summary: dict[str, Any]) -> None:
+        return None
+
+
+def fit(model: nn.Module, samples: list[dict[str, Any]], cfg: TrainConfig, arch: dict[str, Any], device: str,
+        ckpt: str | Path, progress: Progress | None = None, epochs: int | None = None) -> list[dict[str, Any]]:
+    """Train ``model`` on prepared ``samples`` through the runner (the run folder is ``<ckpt>-run``; with
+    ``cfg.resume`` an existing one continues). Returns ``[{"epoch", "loss", "seconds"}, ...]``."""
+    import shutil
+
+    from ..runner.loop import run_training
+
+    run = Path(ckpt).with_name(Path(ckpt).stem + "-run")
+    resume = bool(cfg.resume) and (run / "config.json").is_file()
+    if not resume:
+        shutil.rmtree(run, ignore_errors=True)
+    rcfg = {"kind": {"name": SegmentationKind.name}, "seed": cfg.seed, "register": False, "split": {"mode": "none"},
+            "train": {"epochs": int(epochs or cfg.epochs), "batch_size": cfg.batch_size, "amp": cfg.amp,
+                      "optimizer": {"name": "AdamW", "lr": cfg.lr, "weight_decay": cfg.weight_decay},
+                      "max_steps_per_epoch": cfg.max_steps_per_epoch, "num_workers": cfg.num_workers,
+                      "device": device, "drop_last": len(samples) > cfg.batch_size or "auto"}}
+    kind = _GivenSamples(model, samples, cfg, arch, run)
+    run_training(None if resume else rcfg, run, resume=resume, kind=kind, progress=progress, stdout=None)
+    rows = [json.loads(x) for x in (run / "splits" / "final" / "metrics.jsonl").read_text().splitlines()]
+    return [{"epoch": r["epoch"] - 1, "loss": r["train_loss"], "seconds": r["seconds"]} for r in rows]
