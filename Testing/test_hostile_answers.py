@@ -157,6 +157,15 @@ def test_clinical_csv_mismatch_is_warned_and_values_used_are_recorded(case_dir, 
     assert any("no row for patient" in w for w in result["warnings"]) and data["warnings"]
     row = next(csv.DictReader(open(out / "predictions.csv")))
     assert row["age_used"] == "" and row["sex_used"] == "" and "no row for patient" in row["warnings"]
+    from MedGradePredictLib.scene_grading import load_grading_into_scene
+    from MedGradeSegmentLib.scene import get_provenance
+
+    from MedGradeSegmentLib.headless_app import create_headless_slicer
+
+    app = create_headless_slicer()  # what the Predict panel shows: the warnings ride on the result nodes
+    table = load_grading_into_scene(app.scene, str(out))["nodes"]["TCGA-FG-6692"]["table"]
+    assert any("no row for patient" in w for w in json.loads(get_provenance(table)["warnings"]))
+    app.scene.Clear(1)
     assert main(["predict", str(case_dir), "--model", GRADER, "--age", "54", "--sex", "F",
                  "--output", str(tmp_path / "g2")]) == 0
     used = json.loads((tmp_path / "g2" / "predictions.json").read_text())["results"][0]["clinical_used"]

@@ -196,7 +196,7 @@ def zip_bundle(folder: str | Path, zip_path: str | Path) -> Path:
     return zip_path
 
 
-def _zip_plan(zf: zipfile.ZipFile, zip_path: Path) -> tuple[str, ModelManifest, dict[str, zipfile.ZipInfo]]:
+def check_zip(zf: zipfile.ZipFile, zip_path: Path) -> tuple[str, ModelManifest, dict[str, zipfile.ZipInfo]]:
     """Check a bundle zip's member list against its manifest before anything is extracted.
 
     Returns (prefix of the bundle folder inside the zip, manifest, listed name -> member). Refuses: no or
@@ -278,7 +278,7 @@ def _extract_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, dst: Path, expec
 def unzip_bundle(zip_path: str | Path, dest_dir: str | Path) -> Path:
     """Install a bundle zip as ``<dest_dir>/<model_id>``; returns the bundle folder.
 
-    The member list is checked against the manifest first (:func:`_zip_plan`); only the listed files are
+    The member list is checked against the manifest first (:func:`check_zip`); only the listed files are
     extracted, each hashed while it is written, into a hidden ``.<model_id>.partial`` folder that is
     renamed at the end, or removed on any failure.
     """
@@ -288,7 +288,7 @@ def unzip_bundle(zip_path: str | Path, dest_dir: str | Path) -> Path:
     except (OSError, zipfile.BadZipFile) as exc:
         raise BundleError(f"{zip_path}: not a readable zip file ({exc})") from exc
     with zf:
-        prefix, manifest, listed = _zip_plan(zf, zip_path)
+        prefix, manifest, listed = check_zip(zf, zip_path)
         root = dest_dir.resolve()
         final = dest_dir / manifest.model_id
         tmp = dest_dir / f".{manifest.model_id}.partial"
@@ -301,7 +301,7 @@ def unzip_bundle(zip_path: str | Path, dest_dir: str | Path) -> Path:
         free = shutil.disk_usage(root).free
         if need > free:
             raise BundleError(f"{zip_path}: needs {need / 2**20:.0f} MB, only {free / 2**20:.0f} MB free in {root}")
-        _remove_tree(tmp)
+        remove_tree(tmp)
         tmp.mkdir()
         try:
             for rel, info in listed.items():
@@ -309,12 +309,12 @@ def unzip_bundle(zip_path: str | Path, dest_dir: str | Path) -> Path:
             (tmp / MANIFEST_NAME).write_bytes(zf.read(prefix + MANIFEST_NAME))  # byte for byte: its sha256 is the id
             os.rename(tmp, final)
         except BaseException:
-            _remove_tree(tmp)
+            remove_tree(tmp)
             raise
     return final
 
 
-def _remove_tree(path: Path) -> None:
+def remove_tree(path: Path) -> None:
     """Remove a folder (or a link/file in its place) without following links."""
     if path.is_symlink() or path.is_file():
         path.unlink()

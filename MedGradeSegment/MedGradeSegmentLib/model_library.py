@@ -24,8 +24,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .bundle import (MANIFEST_NAME, ModelManifest, _remove_tree, _zip_plan, bundle_sha256, check_model_id,
-                     read_manifest, unzip_bundle)
+from .bundle import (MANIFEST_NAME, bundle_sha256, check_model_id, check_zip, ModelManifest, read_manifest,
+                     remove_tree, unzip_bundle)
 from .errors import BundleError
 from .hashing import sha256_file
 from .progress import Progress
@@ -289,12 +289,12 @@ def download(url: str, dest: str | Path, sha256: str, progress: Progress | None 
 
 def _zip_manifest(zip_path: Path) -> tuple[ModelManifest, str]:
     """The manifest inside a bundle zip and the sha256 of its bytes, after the zip's member list was
-    checked against it (:func:`bundle._zip_plan`); nothing is extracted."""
+    checked against it (:func:`bundle.check_zip`); nothing is extracted."""
     import hashlib
 
     try:
         with zipfile.ZipFile(zip_path) as zf:
-            prefix, manifest, _ = _zip_plan(zf, zip_path)
+            prefix, manifest, _ = check_zip(zf, zip_path)
             raw = zf.read(prefix + MANIFEST_NAME)
     except (OSError, zipfile.BadZipFile) as exc:
         raise BundleError(f"{zip_path}: not a readable zip file ({exc})") from exc
@@ -323,7 +323,7 @@ def _copy_folder_bundle(path: Path, manifest: ModelManifest, root: Path) -> Path
             raise BundleError(f"{f}: not listed in the bundle's manifest; unlisted files are refused")
     final = inside_library(root, root / manifest.model_id)
     tmp = inside_library(root, root / f".{manifest.model_id}.partial")
-    _remove_tree(tmp)
+    remove_tree(tmp)
     try:
         for rel in sorted(listed):
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -331,7 +331,7 @@ def _copy_folder_bundle(path: Path, manifest: ModelManifest, root: Path) -> Path
         read_manifest(tmp, verify=True)
         os.rename(tmp, final)
     finally:
-        _remove_tree(tmp)
+        remove_tree(tmp)
     return final
 
 
@@ -407,7 +407,7 @@ def remove_model(model_id: str, root: str | Path | None = None) -> Path:
     if folder.is_symlink():
         raise BundleError(f"{folder}: a link, not a bundle folder of the library; refused")
     trash = inside_library(lib, folder.with_name(f".{folder.name}.removing"))
-    _remove_tree(trash)
+    remove_tree(trash)
     os.rename(folder, trash)
     shutil.rmtree(trash)
     return folder

@@ -202,7 +202,7 @@ def write_image(image, path: str | Path, compress: bool = True) -> None:
         raise OSError(f"{path.name} was not written completely ({problem}); the disk may be full")
 
 
-def _write_error(final: Path, exc: BaseException) -> InputError:
+def write_error(final: Path, exc: BaseException) -> InputError:
     try:
         free = shutil.disk_usage(final.parent if final.parent.exists() else Path.cwd()).free
     except OSError:
@@ -239,7 +239,7 @@ def staged_folder(final: str | Path, markers: tuple[str, ...] = (), merge: bool 
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise _write_error(final, exc) from None
+        raise write_error(final, exc) from None
     tmp = final.parent / f".{final.name}.partial-{os.getpid()}"
     _remove(tmp)
     if (final.parent / f".{final.name}.lock") in _HELD:  # we own this output: earlier runs' leftovers go
@@ -250,15 +250,15 @@ def staged_folder(final: str | Path, markers: tuple[str, ...] = (), merge: bool 
         try:
             tmp.mkdir()
         except OSError as exc:
-            raise _write_error(final, exc) from None
+            raise write_error(final, exc) from None
         try:
             yield tmp
         except (OSError, RuntimeError) as exc:  # RuntimeError: SimpleITK's WriteImage on a full disk
-            raise _write_error(final, exc) from None
+            raise write_error(final, exc) from None
         try:
             _commit(tmp, final, merge, last)
         except OSError as exc:
-            raise _write_error(final, exc) from None
+            raise write_error(final, exc) from None
     finally:
         _remove(tmp)
         with _GUARD:

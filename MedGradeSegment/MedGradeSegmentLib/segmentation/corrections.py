@@ -19,7 +19,7 @@ from typing import Any
 import SimpleITK as sitk
 
 from ..errors import InputError
-from ..outputs import _write_error, active_partial as _active, write_image
+from ..outputs import active_partial as _active, write_error, write_image
 from ..preprocess.quality import volume_ml
 
 CORRECTIONS = "corrections"
@@ -162,7 +162,7 @@ def save_correction(case_dir: str | Path, corrected: sitk.Image, user: str | Non
                     except OSError:  # another annotator took this number first
                         pass
         except (OSError, RuntimeError) as exc:
-            raise _write_error(root / "next version", exc) from None
+            raise write_error(root / "next version", exc) from None
     return record
 
 
