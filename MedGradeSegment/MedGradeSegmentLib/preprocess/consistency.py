@@ -24,8 +24,8 @@ FLIP_MARGIN = 1.15  # the mirror image must fit this much better (|Mattes MI|) t
 def contrast_profile(image: sitk.Image, brain: sitk.Image) -> tuple[float, float] | None:
     """(outer-shell / deep-core median ratio, upper / lower histogram tail ratio) inside ``brain``."""
     mask = sitk.Cast(sitk.Resample(brain, image, sitk.Transform(), sitk.sitkNearestNeighbor, 0) > 0, sitk.sitkUInt8)
-    depth = sitk.GetArrayViewFromImage(sitk.SignedMaurerDistanceMap(mask, insideIsPositive=True,
-                                                                    squaredDistance=False, useImageSpacing=True))
+    depth = sitk.GetArrayFromImage(sitk.SignedMaurerDistanceMap(mask, insideIsPositive=True,  # a copy: the map
+                                                                squaredDistance=False, useImageSpacing=True))  # is a temporary
     arr = sitk.GetArrayViewFromImage(image)
     inside = arr[depth > 0]
     shell, core = arr[(depth > 0) & (depth <= 4)], arr[depth > 15]
