@@ -86,6 +86,7 @@ def _tumours(work: Path) -> dict:
     out = {"brain1": orient(sitk.ReadImage(str(sample_path("brain-mr/brain1_label.nrrd"))), "LPS") > 0}
     native = _image("FG-6692 t1c")
     ref = sitk.ReadImage(str(work / "hd-bet__FG-6692 t1c.nii.gz"))
+    ref.CopyInformation(native)  # written as NIfTI: float32 geometry, same grid
     bet = to_float(orient(sitk.ReadImage(str(sample_path(FG + "brats-space/t1c_bet.nii.gz"))), "LPS"))
     seg = orient(sitk.ReadImage(str(sample_path(FG + "brats-space/seg_model_fusion.nii.gz"))), "LPS") > 0
     reg = register(sitk.Mask(native, ref), bet, PreprocessConfig(reg_init="moments", affine=True, reg_sampling=0.05),
@@ -102,6 +103,8 @@ def main() -> None:
     ap.add_argument("--cases", nargs="+", default=list(CASES))
     ap.add_argument("--no-full-swiss", action="store_true")
     ap.add_argument("--full-swiss-cases", nargs="+", default=["brain1", "FG-6692 t1c"])
+    ap.add_argument("--reuse", nargs=2, metavar=("WORKDIR", "LOG"),
+                    help="only compare: masks of an earlier run in WORKDIR, its 'method: {json}' lines in LOG")
     args = ap.parse_args()
     if args.child:
         print(json.dumps(child(args.child[0], args.cases, Path(args.child[1]))))
@@ -113,9 +116,14 @@ def main() -> None:
     from MedGradeSegmentLib.preprocess.pipeline import dilated
     from MedGradeSegmentLib.preprocess.quality import volume_ml
 
-    work = Path(tempfile.mkdtemp(prefix="bench-bet-"))
+    work = Path(args.reuse[0]) if args.reuse else Path(tempfile.mkdtemp(prefix="bench-bet-"))
     results = {}
-    for method in METHODS:
+    if args.reuse:
+        for line in Path(args.reuse[1]).read_text().splitlines():
+            method, sep, data = line.partition(": ")
+            if sep and method in METHODS and data.startswith("{"):
+                results[method] = json.loads(data)
+    for method in [] if args.reuse else METHODS:
         if method == "swiss-full" and args.no_full_swiss:
             continue
         names = args.full_swiss_cases if method == "swiss-full" else args.cases
@@ -128,9 +136,15 @@ def main() -> None:
         print(f"{method}: {json.dumps(results[method])}", file=sys.stderr, flush=True)
     tumours, brats_brain = _tumours(work)
 
+    grids = {name: _image(name) for name in args.cases}
+
     def mask(method: str, name: str):
         path = work / f"{method}__{name}.nii.gz"
-        return sitk.ReadImage(str(path)) if path.is_file() else None
+        if not path.is_file():
+            return None
+        m = sitk.ReadImage(str(path))
+        m.CopyInformation(grids[name])  # NIfTI stores float32 geometry: back onto the exact input grid
+        return m
 
     def dice(a, b) -> float:
         f = sitk.LabelOverlapMeasuresImageFilter()
