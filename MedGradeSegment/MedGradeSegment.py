@@ -351,6 +351,8 @@ class MedGradeSegmentTest(ScriptedLoadableModuleTest):
         self.test_sample_data_and_terminology()
         self.setUp()
         self.test_preprocess_segment_correct()
+        self.setUp()
+        self.test_run_all()
 
     def test_sample_data_and_terminology(self) -> None:
         registerSampleData()
@@ -398,4 +400,31 @@ class MedGradeSegmentTest(ScriptedLoadableModuleTest):
         p.annotator = "self-test"
         versions = [logic.saveCorrection(p).version for _ in range(2)]
         self.assertEqual(versions[1], versions[0] + 1)
+        self.delayDisplay("Test passed")
+
+    def test_run_all(self) -> None:
+        """Run all on the loaded sample volumes: medgrade run, then the result on the user's own T1c."""
+        import SampleData
+
+        from MedGradePredictLib.scene_cascade import load_cascade_into_scene
+        from MedGradeWidgets.run_all_section import caseOutputFromLog
+
+        registerSampleData()
+        nodes = SampleData.SampleDataLogic().downloadSamples(entry_for("tcga-fg-6692").sampleName)
+        logic = MedGradeSegmentLogic()
+        p = logic.getParameterNode()
+        for node in nodes:
+            setattr(p, f"{guess_sequence(node.GetName())}Volume", node)
+        p.patientId = "TCGA-FG-6692"
+        out = tempfile.mkdtemp(prefix="MedGradeRunAllTest-")
+        self.delayDisplay("Run all (medgrade run)")
+        job = runSync(["run", logic.exportInputs(p, tempfile.mkdtemp()), "--output", out,
+                       "--patient-id", "TCGA-FG-6692"])
+        loaded = load_cascade_into_scene(slicer.mrmlScene, caseOutputFromLog(job.log), p.t1cVolume, show_3d=True)
+        self.assertEqual(loaded["segmentation"].GetSegmentation().GetNumberOfSegments(), 1)
+        self.assertTrue(loaded["tables"] and loaded["report"])
+        self.delayDisplay("Run all again: every stage up to date")
+        again = runSync(["run", logic.exportInputs(p, tempfile.mkdtemp()), "--output", out,
+                         "--patient-id", "TCGA-FG-6692"])
+        self.assertTrue(any("preprocess (up to date)" in line for line in again.log))
         self.delayDisplay("Test passed")

@@ -95,3 +95,12 @@ def test_cascade_output_replaces_the_chosen_nodes_in_a_scene(first_run, slicer_a
     assert scene.GetNodesByClass("vtkMRMLSegmentationNode").GetNumberOfItems() == 1  # replaced, not added
     heat = loaded["grading"]["kinet-lgg-g2g3-t1c-flair-v1"]["nodes"]["TCGA-FG-6692"]["heatmaps"]
     assert set(heat) == {"grade-g2-g3"}
+    from MedGradePredictLib.scene_cascade import place_in_layout
+
+    layout = scene.AddNewNodeByClass("vtkMRMLLayoutNode")
+    place_in_layout(scene, slicer_app.app_logic, loaded)  # table + plot views, the grades shown there
+    assert layout.GetViewArrangement() == layout.SlicerLayoutFourUpPlotTableView
+    selection = slicer_app.app_logic.GetSelectionNode()
+    assert selection.GetActiveTableID() == old_table.GetID()
+    chart = loaded["grading"]["kinet-lgg-g2g3-t1c-flair-v1"]["nodes"]["TCGA-FG-6692"]["chart"]
+    assert selection.GetActivePlotChartID() == chart.GetID()
