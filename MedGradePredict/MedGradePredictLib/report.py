@@ -23,7 +23,8 @@ from MedGradeSegmentLib import __version__
 from MedGradeSegmentLib.overview import render_overview
 from MedGradeSegmentLib.preprocess.quality import volume_ml
 
-NOT_FOR_DIAGNOSIS = "Research software: not for diagnosis. Demonstrator models answer toy tasks."
+NOT_FOR_DIAGNOSIS = ("Research software, not for diagnosis: check each model's validated figures and the data it was "
+                     "trained on before reading its answer.")
 
 
 def _spread(values: list[int], n: int) -> list[int]:
