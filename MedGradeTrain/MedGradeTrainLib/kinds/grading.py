@@ -66,7 +66,8 @@ def lgg_cases(cfg: TrainConfig, gsettings: Any, patients: list[str] | None, prog
     for i, r in enumerate(records):
         progress(i / max(len(records), 1), f"reading {r.case}")
         case = load_lgg_case(r, cfg.sequences, cfg.sequences[0])
-        out.append(cohort_case(case, gsettings.task, cfg.sequences, cfg.k, cfg.size, cfg.input_mode, cfg.margin))
+        out.append(cohort_case(case, gsettings.task, cfg.sequences, cfg.k, cfg.size, cfg.input_mode, cfg.margin,
+                               spacing=cfg.spacing, crop=cfg.crop))
     return out
 
 
@@ -112,7 +113,8 @@ class GradingKind(ModelKind):
             self._cases = lgg_cases(c, self.gsettings, self.settings.get("patients"), self.progress)
             if self._cases is None:
                 self._cases = load_cohort(c.cohort, self.gsettings.task, c.sequences, c.labels_csv or None,
-                                          c.clinical_csv or None, c.k, c.size, c.input_mode, c.margin, self.progress)
+                                          c.clinical_csv or None, c.k, c.size, c.input_mode, c.margin, self.progress,
+                                          spacing=c.spacing, crop=c.crop)
             if self.settings.get("patients"):
                 keep = set(self.settings["patients"])
                 self._cases = [x for x in self._cases if x.patient_id in keep]
