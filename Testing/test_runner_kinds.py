@@ -31,7 +31,7 @@ def _cfg(name: str, root: Path, epochs: int) -> dict:
 
 
 def test_segmentation_config_killed_and_resumed(tmp_path, _lgg_cohort):
-    cfg = _cfg("tiny-segmentation.json", _lgg_cohort, 3)
+    cfg = _cfg("tiny-segmentation.json", _lgg_cohort, 2)
     kill_resume_and_compare(cfg, tmp_path, kill_at=4)
     split = json.loads((tmp_path / "killed" / "split.json").read_text())
     summary = json.loads((tmp_path / "killed" / "summary.json").read_text())
