@@ -164,3 +164,23 @@ def test_real_slurm_train_follow_cancel_and_job_array(slurm, tmp_path, monkeypat
     gathered = json.loads((out / "gather.json").read_text())
     assert gathered["cases"] == 2 and gathered["failed"] == [], (gathered, [p.read_text()[-500:] for p in out.glob("*.log")])
     assert len(list(out.glob("slurm-*_*.log"))) == 2 and jobs["array_job"] != jobs["gather_job"]
+
+
+def test_local_gpu_queue_waits_for_a_free_gpu(tmp_path):
+    """One local job per GPU: with the only GPU held by a running job, a detached run waits (queued), then
+    takes GPU 0 when that job ends (CUDA_VISIBLE_DEVICES=0; this machine has no GPU, so it trains on CPU)."""
+    import os
+
+    from MedGradeTrainLib.launchers import write_job
+    from MedGradeTrainLib.runs import launch_detached, run_state
+
+    runs = tmp_path / "runs"
+    busy = runs / "busy"
+    write_job(busy, {"launcher": "local", "pid": os.getpid(), "gpu": "0"})  # this test process holds GPU 0
+    run = runs / "queued"
+    launch_detached(["train", "--config", str(_toy(tmp_path)), "--output", str(run)], run, n_gpus=1)
+    time.sleep(3)
+    assert run_state(run).status == "queued" and json.loads((run / "job.json").read_text())["gpu"] is None
+    write_job(busy, {"pid": 0})  # the other job ended
+    _wait(lambda: run_state(run).status == "done", 120, "the queued run")
+    assert json.loads((run / "job.json").read_text())["gpu"] == "0"

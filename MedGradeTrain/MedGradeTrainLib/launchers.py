@@ -113,20 +113,16 @@ def launch_training(args, resume: bool = False) -> int:
         print(f"submitted Slurm job {job_id} for {run_dir}")
         return 0
     if args.launcher == "local" and getattr(args, "detach", False) and not args.print_script:
-        from .runs import free_gpu, launch_detached
+        from .runs import launch_detached
 
-        gpu = None
+        n_gpus = 0
         if args.gpus:
             import torch
 
-            gpu = free_gpu(run_dir.parent, torch.cuda.device_count())
-            if gpu is None:
-                from MedGradeSegmentLib.errors import MedGradeError
-
-                raise MedGradeError(f"every GPU is busy with another run under {run_dir.parent}; cancel one or "
-                                    "wait (medgrade jobs)")
-        pid = launch_detached(margs, run_dir, gpu)
-        print(f"started run {run_dir} in the background (pid {pid}); follow it with 'medgrade jobs {run_dir}'")
+            n_gpus = torch.cuda.device_count()
+        pid = launch_detached(margs, run_dir, n_gpus)
+        how = f"queued for one of {n_gpus} GPUs" if n_gpus else "started"
+        print(f"run {run_dir} {how} in the background (pid {pid}); follow it with 'medgrade jobs {run_dir}'")
         return 0
     cmd = torchrun_command(margs, args.gpus) if args.launcher == "torchrun" else medgrade_command(margs)
     if args.print_script:

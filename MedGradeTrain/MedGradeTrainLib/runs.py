@@ -89,7 +89,7 @@ def run_state(run_dir: str | Path) -> RunState:
     elif status == "running" and not pid_alive(run.get("pid")) and not pid_alive(job.get("pid")):
         status = "stopped"  # killed (power cut, SIGKILL): resumable with `medgrade resume`
     elif status == "new" and pid_alive(job.get("pid")):
-        status = "starting"
+        status = "queued" if job.get("status") == "queued" else "starting"
     recs = read_progress(run_dir)
     last = next((r for r in reversed(recs) if r.get("event") in ("step", "epoch")), {})
     return RunState(str(run_dir), run.get("run_id", run_dir.name), run.get("kind", ""), status, launcher,
@@ -109,19 +109,23 @@ def list_runs(root: str | Path | None = None) -> list[RunState]:
     return [run_state(d) for d in dirs]
 
 
-def launch_detached(args: list[str], run_dir: Path, gpu: str | None = None) -> int:
+def launch_detached(args: list[str], run_dir: Path, n_gpus: int = 0) -> int:
     """Start ``medgrade ARGS`` as its own session (it outlives the caller, e.g. Slicer), output in
-    ``RUN/train.log``; its pid and GPU go to ``RUN/job.json``."""
+    ``RUN/train.log``, pid in ``RUN/job.json``. With ``n_gpus`` it goes through :mod:`.gpu_queue`: it waits
+    for a GPU no other running local job of the runs folder holds, then takes it alone."""
     run_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, MEDGRADE_LAUNCHER="local", PYTHONUNBUFFERED="1")
-    if gpu is not None:
-        env["CUDA_VISIBLE_DEVICES"] = gpu
+    cmd = [sys.executable, "-m", "MedGradeTrainLib.cli", *args]
+    if n_gpus:
+        cmd = [sys.executable, "-m", "MedGradeTrainLib.gpu_queue", str(run_dir), str(n_gpus), "--", *args]
+    write_job(run_dir, {"launcher": "local", "submitted": time.time(), "args": args, "gpu": None,
+                        "status": "queued" if n_gpus else "started"})
     log = open(run_dir / "train.log", "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "MedGradeTrainLib.cli", *args], stdout=log,
-                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                            start_new_session=True)
     log.close()
-    write_job(run_dir, {"launcher": "local", "pid": proc.pid, "pgid": proc.pid, "gpu": gpu, "submitted": time.time(),
-                        "args": args})
+    if not n_gpus:  # the queue records its own pid (a second writer here could lose its GPU claim)
+        write_job(run_dir, {"pid": proc.pid, "pgid": proc.pid})
     return proc.pid
 
 
