@@ -94,9 +94,9 @@ def write_job(run_dir: Path, record: dict[str, Any]) -> None:
 def launch_training(args, resume: bool = False) -> int:
     """``medgrade train|resume`` with ``--launcher torchrun|slurm`` or ``--print-script``."""
     run_dir = Path(args.output)
-    margs = runner_args(args.config, run_dir.resolve() if not args.print_script else run_dir, args.run_name, resume)
-    if args.config and not args.print_script:
-        margs[2] = str(Path(args.config).resolve())
+    # absolute paths: the job may start in another folder (a Slurm node's, torchrun's)
+    margs = runner_args(Path(args.config).resolve() if args.config else None, run_dir.resolve(), args.run_name,
+                        resume)
     name = args.run_name or run_dir.name
     if args.launcher == "slurm":
         script = slurm_train_script(margs, name, args.gpus, args.nodes, args.partition, args.time,
