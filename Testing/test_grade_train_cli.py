@@ -39,7 +39,7 @@ def cohort(tmp_path_factory):
 def test_train_grade_then_evaluate_cohort(cohort, tmp_path):
     cfg = {"model_id": "toy-cli", "task": {"name": "toy-sequence-swap", "column": "toy_swap",
                                           "positive_class": "swapped", "negative_class": "as-acquired"},
-           "architecture": {"name": "early", "width": 8}, "size": 32, "spacing": 7.5, "k": 5, "epochs": 4, "batch_size": 8,
+           "architecture": {"name": "early", "width": 8}, "size": 32, "crop": True, "k": 5, "epochs": 4, "batch_size": 8,
            "lr": 3e-3, "clinical_columns": [], "metadata": False, "test_fraction": 0.4, "bootstrap": 50,
            "cohort": "cohort/cases", "labels_csv": "cohort/labels.csv", "output": "models/toy-cli",
            "device": "auto"}

@@ -20,20 +20,15 @@ import time
 from pathlib import Path
 
 import numpy as np
-import SimpleITK as sitk
 import torch
 
 from MedGradeSegmentLib.case import Case
-from MedGradePredictLib.cohort import CohortCase, cohort_case, network_meta, slice_data
+from MedGradePredictLib.cohort import CohortCase, cohort_case
 from MedGradePredictLib.evaluate import binary_metrics, calibration
-from MedGradePredictLib.features import feature_names, run_network
-from MedGradePredictLib.fusion import METHODS, fuse
-from MedGradePredictLib.head_lgbm import fit_head_out_of_fold, head_matrix, predict_head
+from MedGradePredictLib.fusion import METHODS
 from MedGradePredictLib.model import GradingSettings
 from MedGradePredictLib.recipe import outer_folds
 from MedGradePredictLib.tasks import Task
-from MedGradePredictLib.train import TrainConfig
-from MedGradeTrainLib.kinds.grading import train_network
 
 from lgg_common import load_pre, save_json
 
@@ -55,7 +50,7 @@ def cohort_cases(pre, args) -> list[CohortCase]:
     for c in pre:
         if c.grade is None or "t1c" not in c.images:
             continue
-        case = Case(c.patient_id, dict(c.images), c.mask, dict(c.clinical), {"grade": c.grade},
+        case = Case(c.case, dict(c.images), c.mask, dict(c.clinical), {"grade": c.grade},
                     meta={"brain_mask": c.brain}, reference="flair")
         cc = cohort_case(case, TASK, SEQS, args.k, args.size, "mix", 0.25, spacing=args.spacing)
         cc.clinical["site"] = c.site
@@ -63,46 +58,46 @@ def cohort_cases(pre, args) -> list[CohortCase]:
     return out
 
 
-def network_rows(arch: str, cases: list[CohortCase], folds, args) -> tuple[list[dict], list[dict]]:
+def cohort_folder(pre: str, cases: list[CohortCase], out: Path) -> Path:
+    """A folder of links to the prepared case folders of ``cases`` (the graded patients with a real T1c)."""
+    folder = out / "cohort"
+    folder.mkdir(parents=True, exist_ok=True)
+    for c in cases:
+        link = folder / c.case_id
+        if not link.exists():
+            link.symlink_to(Path(pre).resolve() / c.case_id, target_is_directory=True)
+    return folder
+
+
+def network_rows(arch: str, cases: list[CohortCase], folds, args, out: Path) -> tuple[list[dict], list[dict]]:
+    """Train through the runner (kind ``grading``) on the prepared case folders with the given folds; the
+    kind fits KiNet's LightGBM head on a quarter of each fold's training patients (out of fold)."""
+    from MedGradeTrainLib.runner import run_training
+
     s = settings_for(arch, args)
-    by_pid = {c.patient_id: c for c in cases}
+    split = {"splits": [{"name": f"fold{k}", "train": sorted(f.train + f.val), "val": sorted(f.test)}
+                        for k, f in enumerate(folds)]}
+    save_json(out / f"{arch}-folds.json", split)
+    kind = {"name": "grading", "model_id": f"cv-{arch}", "task": TASK.to_dict(), "architecture": s.architecture,
+            "sequences": SEQS, "input_mode": "mix", "size": args.size, "spacing": args.spacing, "k": args.k,
+            "clinical_columns": COLUMNS, "metadata": True, "head": s.head, "fusion": "near",
+            "cohort": str(cohort_folder(args.pre, cases, out)), "patients": sorted(c.patient_id for c in cases),
+            "head_fraction": 0.25 if s.head == "lightgbm" else 0.0}
+    cfg = {"kind": kind, "seed": args.seed, "final_fit": False, "register": False,
+           "split": {"mode": "kfold", "folds": len(folds), "file": str(out / f"{arch}-folds.json")},
+           "train": {"epochs": args.epochs, "batch_size": 16, "device": "cpu", "amp": False,
+                     "optimizer": {"name": "AdamW", "lr": args.lr, "weight_decay": 1e-4}}}
+    res = run_training(cfg, out / "runs" / arch, stdout=None)
+    sites = {c.patient_id: c.clinical.get("site") for c in cases}
     patient_rows, slice_rows = [], []
-    for k, f in enumerate(folds):
-        train = [by_pid[p] for p in f.train]
-        val = [by_pid[p] for p in f.val]
-        test = [by_pid[p] for p in f.test]
-        cfg = TrainConfig(task=TASK.to_dict(), architecture=s.architecture, sequences=SEQS, size=args.size,
-                          k=args.k, epochs=args.epochs, batch_size=16, lr=args.lr, seed=args.seed, device="cpu")
-        data = slice_data(train, COLUMNS)
-        t0 = time.perf_counter()
-        net, hist = train_network(cfg, data, settings=s)
-        secs = time.perf_counter() - t0
-        meta_cols = COLUMNS if s.architecture.get("n_meta") else []
-
-        def feats(cs):
-            d = slice_data(cs, COLUMNS)
-            meta = network_meta(d.clinical, COLUMNS) if meta_cols else None
-            p, x = run_network(net, {q: d.arrays[q] for q in SEQS}, meta)
-            return d, p, x
-
-        booster = None
-        if s.head == "lightgbm":
-            dv, _, xv = feats(val)
-            booster = fit_head_out_of_fold(head_matrix(xv, dv.clinical), dv.y, dv.case, set(f.train),
-                                           {"seed": args.seed}, feature_names=feature_names(xv.shape[1], COLUMNS))
-        dt, pt, xt = feats(test)
-        if booster is not None:
-            pt = predict_head(booster, head_matrix(xt, dt.clinical))
-        for c in test:
-            sel = dt.case == c.case_id
-            probs, areas = pt[sel], c.inputs.areas
-            row = {"patient_id": c.patient_id, "fold": k, "label": c.label, "site": c.clinical.get("site")}
-            for m in METHODS:
-                row[f"p_{m}"] = fuse(probs, areas, m).probability
+    for sp in res.splits:
+        for r in sp["finish"].get("predictions", []):
+            row = {"patient_id": r["patient_id"], "fold": r["fold"], "label": r["label"],
+                   "site": sites.get(r["patient_id"])}
+            row.update({f"p_{m}": r[f"probability_{m}"] for m in METHODS})
             patient_rows.append(row)
-            slice_rows += [{"patient_id": c.patient_id, "fold": k, "label": c.label, "p": float(p)} for p in probs]
-        print(arch, k, f"{secs:.0f}s", flush=True)
-        patient_rows[-1]["_train_seconds"] = secs
+            slice_rows += [{"patient_id": r["patient_id"], "fold": r["fold"], "label": r["label"], "p": float(p)}
+                           for p in r["slice_probabilities"]]
     return patient_rows, slice_rows
 
 
@@ -121,7 +116,7 @@ def radiomics_rows(pre, cases: list[CohortCase], folds, args) -> list[dict]:
     ex.disableAllFeatures()
     for cls in ("firstorder", "shape", "glcm", "glrlm", "glszm"):
         ex.enableFeatureClassByName(cls)
-    by_pid = {c.patient_id: c for c in pre}
+    by_pid = {c.case: c for c in pre}
     feats: dict[str, dict[str, float]] = {}
     for c in cases:
         p = by_pid[c.patient_id]
@@ -180,7 +175,7 @@ def main() -> None:
     out = Path(args.out)
     pre = load_pre(args.pre)
     cases = cohort_cases(pre, args)
-    sites = {c.patient_id: c.site for c in pre}
+    sites = {c.case: c.site for c in pre}
     folds = outer_folds([c.patient_id for c in cases], [c.label for c in cases],
                         [sites[c.patient_id] for c in cases], k=5, seed=args.seed)
     save_json(out / "folds.json", [{"name": f.name, "train": f.train, "val": f.val, "test": f.test} for f in folds])
@@ -194,7 +189,7 @@ def main() -> None:
                 r["site"] = sites[r["patient_id"]]
             res = {"rows": rows, "fused": {"all": report(rows, "p_all")}}
         else:
-            rows, srows = network_rows(method, cases, folds, args)
+            rows, srows = network_rows(method, cases, folds, args, out)
             res = {"rows": rows, "fused": {m: report(rows, f"p_{m}", srows if m == "all" else None)
                                            for m in METHODS}}
         res.update(method=method, settings=vars(args), seconds=time.perf_counter() - t0,

@@ -19,6 +19,7 @@ from MedGradePredictLib.recipe import PatientSplit, outer_folds
 
 @dataclass
 class PreCase:
+    folder: Path
     case: str
     patient_id: str
     grade: str | None
@@ -44,7 +45,7 @@ def load_pre(pre: str | Path, sequences: tuple[str, ...] = ("flair", "t1c")) -> 
         case, _ = read_preprocessed(folder)
         r = records[folder.name]
         images = {s: case.images[s] for s in sequences if s in case.images}
-        out.append(PreCase(folder.name, r.patient_id, r.grade, r.institution, images, case.mask,
+        out.append(PreCase(folder, folder.name, r.patient_id, r.grade, r.institution, images, case.mask,
                            case.meta["brain_mask"], {"age": r.age, "sex": r.sex}))
     return out
 

@@ -4,8 +4,9 @@
   of every patient (rigid registration to SRI24), union at inference; the same recipe and budget as
   ``seg_cv.py`` (whose figures go into the manifest);
 - grading: KiNet (T1c + FLAIR MIX, BMS loss, Merge-IN, age/sex) on 3/4 of the graded patients with a real
-  T1c, the LightGBM head on the other 1/4's network features (out of fold) + age + sex (``grade_cv.py``'s
-  figures go into the manifest).
+  T1c, the LightGBM head on the other 1/4's network features (out of fold) + age + sex.
+Both go through MedGrade's training runner (kinds ``segmentation`` and ``grading``); the cross-validated
+figures are put into the manifests afterwards by ``update_manifests.py``.
 
     nice -n 15 python experiments/train_shipped.py --pre /tmp/lgg-pre --results experiments/results \
         --seg-out MedGradeSegment/MedGradeSegmentLib/bundled_models --grade-out MedGradePredict/MedGradePredictLib/bundled_models
@@ -14,33 +15,14 @@
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
-import time
 from pathlib import Path
 
 import numpy as np
-import SimpleITK as sitk
 import torch
 
-from MedGradeSegmentLib.case import Case
-from MedGradeSegmentLib.progress import Progress
-from MedGradeSegmentLib.sample_data import sample_path
-from MedGradeSegmentLib.segmentation.baselines import build_model
-from MedGradeSegmentLib.segmentation.config import TrainConfig as SegConfig
-from MedGradeSegmentLib.segmentation.data import case_slices, case_volumes, slice_samples
-from MedGradeSegmentLib.segmentation.fpg import atlas_from_warped, location_prior_2d
-from MedGradeSegmentLib.segmentation.model_bundle import write_model_bundle
-from MedGradeSegmentLib.segmentation.train import TrainResult
-from MedGradeTrainLib.kinds.segmentation import fit
-from MedGradePredictLib.cohort import cohort_case, network_meta, slice_data
-from MedGradePredictLib.features import feature_names, run_network
-from MedGradePredictLib.head_lgbm import fit_head_out_of_fold, head_matrix
-from MedGradePredictLib.model import GradingModel
-from MedGradePredictLib.model_bundle import save_grading_bundle
-from MedGradePredictLib.recipe import RECIPE, split_622
-from MedGradePredictLib.train import TrainConfig as GradeConfig
-from MedGradeTrainLib.kinds.grading import train_network
+from MedGradePredictLib.recipe import RECIPE
+
 
 import grade_cv
 import seg_cv
@@ -61,86 +43,61 @@ LIMITS = ("Limits: one data set (5 TCGA institutions, 1990s-2000s scanners); 128
           "far below the thesis's recipe; figures are cross-validated on the same cohort (no external test).")
 
 
-def cv_summary(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.is_file() else {"note": f"{path.name} not available"}
-
-
 def train_seg(pre, args, results: Path, out: Path) -> Path:
+    """Through the runner: kind ``segmentation`` on every prepared case, no split, the final fit only."""
+    from MedGradeTrainLib.runner import run_training
+
     arch = seg_cv.architecture("mignet", args.embed, args.crop)
-    template = sitk.ReadImage(str(sample_path(seg_cv.TEMPLATE)), sitk.sitkFloat32)
-    cache = Path(args.pre).parent / (Path(args.pre).name + "-fpg")
-    warped = seg_cv.registrations(pre, template, cache)
-    atlas = atlas_from_warped([warped[c.case] for c in pre], template)
-    t0 = time.perf_counter()
-    ns = argparse.Namespace(epochs=args.epochs, batch=16, lr=args.lr, crop=args.crop, steps=args.steps,
-                            seed=args.seed, negative_ratio=1.0)
-    model, hist, n = seg_cv.train_one(arch, pre, atlas, cache, template, ns, Path(args.tmp) / "seg.pt")
-    cfg = SegConfig(cases=[], output_dir=args.tmp, architecture=arch, sequences=["flair", "t1c"],
-                    template=seg_cv.TEMPLATE, atlas_affine=False, atlas_shrink=[8, 4], epochs=args.epochs,
-                    batch_size=16, lr=args.lr, pad=args.crop + 16, crop=args.crop, max_steps_per_epoch=args.steps,
-                    inplane_spacing=seg_cv.SPACING, fov_mm=seg_cv.FOV, seed=args.seed, model_id=SEG_ID,
-                    dice_weight=0.0, largest_component=False)
-    summary = {"data": "glioma-lgg-tcga", "training_patients": len(pre), "training_samples": n,
-               "train_seconds": time.perf_counter() - t0, "history": hist,
-               "cross_validation": cv_summary(results / "seg_cv" / "mignet" / "summary.json"),
-               "baselines_same_folds": {m: cv_summary(results / "seg_cv" / m / "summary.json")
-                                        for m in ("unet", "swin")}}
-    cfg.trained_on = DATA.format(n=len(pre))
-    cfg.description = ("MIG-Net (Swin-UNet backbone, FPG loss = weighted cross-entropy, one shared location "
-                       "prior, semantic prior, inverted attention gates, G2/G3 grade branch), embed dim "
-                       f"{args.embed}; FLAIR and T1c segmented separately, masks united (complete union). "
-                       "Training: every lesion slice plus as many lesion-free brain slices per patient, "
-                       f"random {args.crop}-pixel crops of 90-degree-rotated, noised slices, {args.epochs} epochs "
-                       f"x {args.steps} batches of 16 on CPU. Per-patient 3D Dice (5-fold patient CV, same "
-                       "recipe) is in metrics.cross_validation. " + LIMITS)
-    result = TrainResult(model.cpu().eval(), arch, atlas, [], summary, Path(args.tmp), hist)
+    ns = argparse.Namespace(crop=args.crop, negative_ratio=1.0, seed=args.seed, folds=5, epochs=args.epochs,
+                            batch=16, steps=args.steps, lr=args.lr)
+    cfg = seg_cv.run_config(arch, pre, Path("unused"), ns)
+    cfg["kind"].update(model_id=SEG_ID, trained_on=DATA.format(n=len(pre)), description=(
+        "MIG-Net (Swin-UNet backbone, FPG loss = weighted cross-entropy, one shared location prior, semantic "
+        "prior, inverted attention gates, G2/G3 grade branch), embed dim "
+        f"{args.embed}; FLAIR and T1c segmented separately, masks united (complete union). Training: every "
+        "lesion slice plus as many lesion-free brain slices per patient, random "
+        f"{args.crop}-pixel crops of 90-degree-rotated, noised slices, {args.epochs} epochs x {args.steps} "
+        "batches of 16 on CPU (MedGrade's training runner). Per-patient 3D Dice of the same recipe (5-fold "
+        "patient CV) is in metrics.summary.cross_validation. " + LIMITS))
+    cfg["split"] = {"mode": "none"}
+    cfg["final_fit"] = True
+    res = run_training(cfg, Path(args.tmp) / "seg-run", stdout=None)
     dest = out / SEG_ID
     shutil.rmtree(dest, ignore_errors=True)
-    return write_model_bundle(dest, result, cfg)
+    shutil.copytree(res.bundle, dest)
+    return dest
 
 
 def train_grade(pre, args, results: Path, out: Path) -> Path:
-    gargs = argparse.Namespace(width=8, size=128, spacing=1.875, k=20)
-    settings = grade_cv.settings_for("kinet", gargs)
-    settings.task = grade_cv.TASK
+    """Through the runner: kind ``grading`` on the graded patients with a real T1c, no split; the network
+    on 3/4 of them, the LightGBM head on the other 1/4 (out of fold)."""
+    from MedGradeTrainLib.runner import run_training
+
+    gargs = argparse.Namespace(width=8, size=128, spacing=1.875, k=20, pre=args.pre)
     cases = grade_cv.cohort_cases(pre, gargs)
-    sites = {c.patient_id: c.site for c in pre}
-    split = split_622([c.patient_id for c in cases], [c.label for c in cases], [sites[c.patient_id] for c in cases],
-                      seed=args.seed)
-    train_ids, head_ids = split.train + split.test, split.val  # no test part: the CV figures are the test
-    by = {c.patient_id: c for c in cases}
-    cfg = GradeConfig(model_id=GRADE_ID, task=grade_cv.TASK.to_dict(), architecture=settings.architecture,
-                      sequences=grade_cv.SEQS, size=128, epochs=args.grade_epochs, batch_size=RECIPE["batch_size"],
-                      lr=args.grade_lr, seed=args.seed, device="cpu")
-    t0 = time.perf_counter()
-    net, hist = train_network(cfg, slice_data([by[p] for p in train_ids], grade_cv.COLUMNS), settings=settings)
-    d = slice_data([by[p] for p in head_ids], grade_cv.COLUMNS)
-    _, x = run_network(net, {q: d.arrays[q] for q in grade_cv.SEQS}, network_meta(d.clinical, grade_cv.COLUMNS))
-    booster = fit_head_out_of_fold(head_matrix(x, d.clinical), d.y, d.case, set(train_ids), {"seed": args.seed},
-                                   feature_names=feature_names(x.shape[1], grade_cv.COLUMNS))
-    model = GradingModel(net.cpu().eval(), settings, booster, GRADE_ID)
-    metrics = {"cross_validation": {m: cv_summary(results / "grade_cv" / f"{m}.json").get("fused", {})
-                                    for m in ("kinet", "early", "radiomics")}}
-    for m in metrics["cross_validation"].values():
-        for fused in m.values() if isinstance(m, dict) else []:
-            if isinstance(fused, dict):
-                fused.pop("rows", None)
-    training = {"network_patients": len(train_ids), "head_patients": len(head_ids), "epochs": args.grade_epochs,
-                "lr": args.grade_lr, "batch_size": RECIPE["batch_size"], "init": "kaiming",
-                "seconds": time.perf_counter() - t0, "final_loss": hist[-1].get("total") if hist else None,
-                "script": "experiments/train_shipped.py", "recipe_note": (
-                    f"thesis lr is {RECIPE['lr']}; {args.grade_lr} used for the short CPU budget")}
+    settings = grade_cv.settings_for("kinet", gargs)
+    kind = {"name": "grading", "model_id": GRADE_ID, "task": grade_cv.TASK.to_dict(),
+            "architecture": settings.architecture, "sequences": grade_cv.SEQS, "input_mode": "mix", "size": 128,
+            "spacing": 1.875, "k": 20, "clinical_columns": grade_cv.COLUMNS, "metadata": True, "head": "lightgbm",
+            "fusion": "near", "cohort": str(grade_cv.cohort_folder(args.pre, cases, Path(args.tmp))),
+            "head_fraction": 0.25,
+            "trained_on": DATA.format(n=len(cases)) + " Grading: the graded patients with a real T1c; label G3 "
+                          "(positive) vs G2.",
+            "description": ("KiNet (T1c-IN, FLAIR-IN, Merge-IN by concatenation, ResNeSt-like blocks, width 8, BMS "
+                            "loss) + LightGBM head on multi-scale features + age + sex, fitted on a quarter of the "
+                            "patients the network did not train on; MIX inputs (whole slice, 128x128 at 1.875 mm = "
+                            "240 mm field of view, z-scored per volume in the brain), K = 20 slices over the graded "
+                            "mask's lesion extent; patient fusion Near by default. Tells WHO grade 3 from grade 2 "
+                            f"in lower-grade glioma; not Ki-67. Trained {args.grade_epochs} epochs at lr "
+                            f"{args.grade_lr} (the thesis's 4e-5 is too slow for a CPU budget). " + LIMITS)}
+    cfg = {"kind": kind, "seed": args.seed, "final_fit": True, "register": False, "split": {"mode": "none"},
+           "train": {"epochs": args.grade_epochs, "batch_size": RECIPE["batch_size"], "device": "cpu", "amp": False,
+                     "optimizer": {"name": "AdamW", "lr": args.grade_lr, "weight_decay": 1e-4}}}
+    res = run_training(cfg, Path(args.tmp) / "grade-run", stdout=None)
     dest = out / GRADE_ID
     shutil.rmtree(dest, ignore_errors=True)
-    return save_grading_bundle(
-        model, dest, metrics, trained_on=DATA.format(n=len(cases)) + " Grading: the graded patients with a real "
-        "T1c; label G3 (positive) vs G2.",
-        description=("KiNet (T1c-IN, FLAIR-IN, Merge-IN by concatenation, ResNeSt-like blocks, width 8, BMS "
-                     "loss) + LightGBM head on multi-scale features + age + sex; MIX inputs (whole slice, "
-                     "128x128 at 1.875 mm = 240 mm field of view, z-scored per volume in the brain), K = 20 "
-                     "slices over the graded mask's lesion extent; patient fusion Near by default. Tells WHO "
-                     "grade 3 from grade 2 in lower-grade glioma; not Ki-67. " + LIMITS),
-        training=training)
+    shutil.copytree(res.bundle, dest)
+    return dest
 
 
 def main() -> None:

@@ -95,3 +95,11 @@ def outer_folds(patients: Sequence[str], labels: Sequence[Any], sites: Sequence[
 def slice_mask(case_ids: np.ndarray, patients: Sequence[str]) -> np.ndarray:
     """Boolean mask of the slices (by their case id) that belong to ``patients``."""
     return np.isin(case_ids.astype(str), np.asarray(list(patients), dtype=str))
+
+
+def head_split(patients: Sequence[str], labels: Sequence[Any], sites: Sequence[Any] | None = None,
+               fraction: float = 0.25, seed: int = 0) -> tuple[list[str], list[str]]:
+    """(network patients, head patients): the training patients of a split divided 3:1, stratified by label
+    (and site), so the LightGBM head is fitted on features of patients the network never trained on."""
+    ids = list(patients)
+    return _two_way(ids, strata(labels, sites, 2), fraction, seed)

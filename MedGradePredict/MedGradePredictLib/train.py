@@ -19,7 +19,7 @@ from MedGradeSegmentLib.errors import InputError
 from .cohort import CohortCase, SliceData, network_meta
 from .features import feature_names, run_network
 from .fusion import METHODS, fuse
-from .head_lgbm import fit_head, head_matrix
+from .head_lgbm import fit_head, fit_head_out_of_fold, head_matrix
 from .losses import LossConfig, grading_loss
 from .model import GradingModel, GradingSettings
 from .tasks import get_task
@@ -46,7 +46,7 @@ class TrainConfig:
     fusion: str = "near"
     epochs: int = 20
     batch_size: int = 16
-    lr: float = 1e-3
+    lr: float = 4e-5  # the thesis's recipe (MedGradePredictLib.recipe.RECIPE)
     weight_decay: float = 1e-4
     seed: int = 0
     device: str = "auto"
@@ -114,16 +114,21 @@ def batch_loss(net: torch.nn.Module, x: dict[str, torch.Tensor], meta: torch.Ten
 
 
 def fit_head_model(cfg: TrainConfig, settings: GradingSettings, net: torch.nn.Module, data: SliceData,
-                   device: str) -> GradingModel:
+                   device: str, network_cases: set[str] | None = None) -> GradingModel:
     """The grading model of a trained network: with head ``lightgbm``, LightGBM on the network's features
-    of the training slices + clinical data."""
+    of ``data`` + clinical data; with ``network_cases`` (the cases the network trained on) ``data`` must be
+    out of fold (:func:`head_lgbm.fit_head_out_of_fold` refuses otherwise)."""
     booster = None
     if settings.head == "lightgbm":
         meta = network_meta(data.clinical, settings.used_columns) if settings.architecture.get("n_meta") else None
         _, feats = run_network(net, {s: data.arrays[s] for s in settings.sequences}, meta, device)
         names = feature_names(feats.shape[1], settings.used_columns)
-        booster = fit_head(head_matrix(feats, data.clinical), data.y, dict(cfg.lgbm, seed=cfg.seed),
-                           feature_names=names)
+        if network_cases:
+            booster = fit_head_out_of_fold(head_matrix(feats, data.clinical), data.y, data.case, network_cases,
+                                           dict(cfg.lgbm, seed=cfg.seed), feature_names=names)
+        else:
+            booster = fit_head(head_matrix(feats, data.clinical), data.y, dict(cfg.lgbm, seed=cfg.seed),
+                               feature_names=names)
     return GradingModel(net.eval(), settings, booster, cfg.model_id, device=device)
 
 

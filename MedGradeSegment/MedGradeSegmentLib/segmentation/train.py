@@ -23,7 +23,7 @@ from .ablation import ablation_config
 from .baselines import build_model
 from .cases import TrainingCase, load_training_case
 from .config import TrainConfig
-from .data import CaseVolumes, case_volumes, select_slices, slice_samples
+from .data import CaseVolumes, case_slices, case_volumes, slice_samples
 from .fpg import AtlasCase, atlas_from_warped, location_prior_2d, warp_mask_to_template
 from .losses import grade_loss
 
@@ -85,7 +85,7 @@ def _volumes(cases: list[TrainingCase], cfg: TrainConfig, atlas: sitk.Image | No
 def _samples(vols: list[CaseVolumes], cfg: TrainConfig) -> list[dict[str, Any]]:
     out = []
     for v in vols:
-        zs = select_slices(v.label, cfg.slices_per_case, cfg.slice_selection, cfg.slice_margin)
+        zs = case_slices(v, cfg.slice_selection, cfg.slices_per_case, cfg.slice_margin, cfg.negative_ratio)
         out += slice_samples(v, cfg.sequences, zs, cfg.s_neg, cfg.s_pos)
     return out
 

@@ -4,8 +4,9 @@ API on top of it (:func:`fit_grading_model`, :func:`cross_validate`, :func:`run_
 The kind section holds the fields of :class:`MedGradePredictLib.train.TrainConfig` that are the model's
 (task, architecture, loss, sequences, inputs, head, fusion, cohort/labels_csv/clinical_csv); the loop's
 (epochs, batch size, optimiser, seed, device, AMP, folds) are the runner's. Each split: the network is
-trained on the training patients' slices, then the LightGBM head is fitted on the same slices only, and
-the held-out patients are predicted (out-of-fold rows -> the run's cross-validation report).
+trained on three quarters of the training patients' slices, the LightGBM head on the network's features
+of the other quarter (out of fold; ``head_fraction``, 0 = the old behaviour), and the held-out patients are
+predicted (out-of-fold rows -> the run's cross-validation report).
 Validation is monitored but, by default, selects nothing (``restore_best`` off, no early stopping), so
 the held-out patients stay unseen by any choice.
 """
@@ -72,7 +73,7 @@ def lgg_cases(cfg: TrainConfig, gsettings: Any, patients: list[str] | None, prog
 
 
 def grading_config(settings: dict[str, Any]) -> TrainConfig:
-    data = {k: v for k, v in settings.items() if k not in ("config_dir", "seed", "report", "patients")}
+    data = {k: v for k, v in settings.items() if k not in ("config_dir", "seed", "report", "patients", "head_fraction")}
     bad = sorted(set(data) & set(RUNNER_FIELDS))
     if bad:
         raise InputError(None, f"kind.{', kind.'.join(bad)}: set in the run config's train/split sections instead")
@@ -90,7 +91,7 @@ def grading_config(settings: dict[str, Any]) -> TrainConfig:
 class GradingKind(ModelKind):
     name = "grading"
     metric, metric_mode = "val_loss", "min"
-    train_defaults = {"epochs": 20, "batch_size": 16, "optimizer": {"name": "AdamW", "lr": 1e-3, "weight_decay": 1e-4},
+    train_defaults = {"epochs": 20, "batch_size": 16, "optimizer": {"name": "AdamW", "lr": 4e-5, "weight_decay": 1e-4},
                       "scheduler": {"name": "CosineAnnealingLR"}, "restore_best": False}
 
     def __init__(self, settings: dict[str, Any], run_dir: Path, cases: list[CohortCase] | None = None,
@@ -138,6 +139,19 @@ class GradingKind(ModelKind):
         if not train_cases:
             raise InputError(None, f"{name}: no training case")
         cols = self.gsettings.used_columns
+        head_cases: list[CohortCase] = []
+        fraction = float(self.settings.get("head_fraction", 0.25))
+        if self.gsettings.head == "lightgbm" and fraction > 0:
+            # the thesis's 6:2:2: the head is fitted on out-of-fold features of a quarter of the training
+            # patients the network never sees (MedGradePredictLib.recipe)
+            from MedGradePredictLib.recipe import head_split
+
+            ids = sorted(tr)
+            first = {c.patient_id: c for c in reversed(train_cases)}
+            net_ids, head_ids = head_split(ids, [first[p].label for p in ids],
+                                           [first[p].clinical.get("institution") for p in ids], fraction, self.cfg.seed)
+            head_cases = [c for c in train_cases if c.patient_id in set(head_ids)]
+            train_cases = [c for c in train_cases if c.patient_id in set(net_ids)]
         data = slice_data(train_cases, cols)
         val = None
         if val_cases:
@@ -145,7 +159,7 @@ class GradingKind(ModelKind):
             val = SliceSet(vdata, self.gsettings.sequences, self._meta(vdata))
         return SplitData(name, SliceSet(data, self.gsettings.sequences, self._meta(data)), val,
                          list(train_patients), list(val_patients), {"train_cases": train_cases, "val_cases": val_cases,
-                                                                   "data": data})
+                                                                   "data": data, "head_cases": head_cases})
 
     def build_model(self, split: SplitData) -> nn.Module:
         return build_network(self.gsettings.architecture)
@@ -178,8 +192,10 @@ class GradingKind(ModelKind):
 
     def _head(self, model: nn.Module, split: SplitData, device: torch.device) -> GradingModel:
         if split.name not in self._heads:  # deterministic (LightGBM seeded): refitted the same after a resume
-            self._heads[split.name] = fit_head_model(self.cfg, self.gsettings, model, split.extra["data"],
-                                                     device.type)
+            head_cases = split.extra.get("head_cases") or []
+            data = slice_data(head_cases, self.gsettings.used_columns) if head_cases else split.extra["data"]
+            net_cases = {c.case_id for c in split.extra["train_cases"]} if head_cases else set()
+            self._heads[split.name] = fit_head_model(self.cfg, self.gsettings, model, data, device.type, net_cases)
         return self._heads[split.name]
 
     def finish_split(self, model: nn.Module, split: SplitData, device: torch.device) -> dict[str, Any]:

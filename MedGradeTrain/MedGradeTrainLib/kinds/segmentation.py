@@ -28,7 +28,7 @@ from MedGradeSegmentLib.segmentation.config import CaseSpec, TrainConfig
 from MedGradeSegmentLib.segmentation.data import slice_dataset, train_transforms
 from MedGradeSegmentLib.segmentation.fpg import atlas_from_warped
 from MedGradeSegmentLib.segmentation.losses import FPGLoss
-from MedGradeSegmentLib.segmentation.metrics import evaluate
+from MedGradeSegmentLib.segmentation.metrics import evaluate, summarise_patients
 from MedGradeSegmentLib.segmentation.train import (TrainResult, _atlas, _build, _mean, _samples, _volumes,
                                                    load_cases, register_cases, resolve_architecture, template_image,
                                                    training_loss, uses_fpg)
@@ -41,7 +41,7 @@ RUNNER_FIELDS = ("output_dir", "epochs", "final_epochs", "batch_size", "lr", "we
 KIND_ONLY = ("cohort", "labels", "patients", "config_dir", "mask_version", "slice_cache")
 # TrainConfig fields that shape a case's slices (the slice cache's key)
 SLICE_FIELDS = ("sequences", "inplane_spacing", "fov_mm", "slices_per_case", "slice_selection", "slice_margin",
-                "s_neg", "s_pos")
+                "negative_ratio", "s_neg", "s_pos")
 
 
 def cohort_cases(cohort: str | Path, labels: str | Path | None = None, sequences: list[str] | None = None,
@@ -244,13 +244,40 @@ class SegmentationKind(ModelKind):
         m = evaluate(model, split.val, str(device), self.cfg.batch_size, self.cfg.inplane_spacing or 1.0)
         m.update({"fold": int(split.name[4:]) if split.name.startswith("fold") else split.name,
                   "train_patients": split.train_patients, "val_patients": split.val_patients})
+        m["per_patient"] = self.patient_metrics(model, split.val_patients, device)
+        m["per_patient_summary"] = summarise_patients(m["per_patient"])
         return m
+
+    @torch.no_grad()
+    def patient_metrics(self, model: nn.Module, patients: list[str], device: torch.device) -> list[dict[str, Any]]:
+        """Whole-volume metrics of each held-out patient (every slice segmented, as at inference, the
+        sequences the patient has, complete union): 3D Dice, slice DSC over all slices, max HD, HD95."""
+        import numpy as np
+
+        from MedGradeSegmentLib.segmentation.infer import segment_images
+        from MedGradeSegmentLib.segmentation.metrics import patient_metrics
+
+        rows = []
+        for c in (c for c in self.cases if c.patient_id in set(patients)):
+            seqs = [s for s in self.cfg.sequences if s in c.images]
+            r = segment_images(model, c.images, seqs, c.reference, brain_mask=c.brain_mask, device=str(device),
+                               inplane_spacing=self.cfg.inplane_spacing, fov_mm=self.cfg.fov_mm,
+                               keep_largest=self.cfg.largest_component)
+            sp = c.mask.GetSpacing()
+            m = patient_metrics(sitk.GetArrayFromImage(r.mask) > 0, sitk.GetArrayFromImage(c.mask) > 0,
+                                (sp[2], sp[1], sp[0]))
+            m.update(case=c.case_id, patient_id=c.patient_id, sequences=seqs, grade=c.grade)
+            rows.append({k: (float(v) if isinstance(v, (np.floating, float)) else v) for k, v in m.items()})
+        return rows
 
     def summarize(self, results: list[dict[str, Any]]) -> dict[str, Any]:
         folds = [r["finish"] for r in results if r["name"] != "final"]
         out: dict[str, Any] = {"folds": folds, "dsc_mean": _mean([m["dsc"] for m in folds]),
                                "hd95_mm_mean": _mean([m["hd95_mm"] for m in folds]),
                                "architecture": self.arch.get("name", "MIGNet")}
+        rows = [r for m in folds for r in m.get("per_patient", [])]
+        if rows:  # pooled over the held-out patients of every fold (each patient held out once)
+            out["per_patient"] = summarise_patients(rows)
         final = [r for r in results if r["name"] == "final"]
         if final:
             out["final_train"] = final[0]["finish"].get("final_train")
