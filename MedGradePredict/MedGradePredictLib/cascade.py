@@ -118,6 +118,13 @@ def _seg_model(model: str, device: str, root: str | None) -> Any:
     return load_segmentation_model(model, device, root)
 
 
+def _library_entry(model: str, root: str | None) -> Any:
+    """The library entry of a model id or bundle folder (its ``sha256`` covers every file of the bundle)."""
+    from MedGradeSegmentLib.model_library import _entry, find_model
+
+    return _entry(Path(model), "path") if Path(model).is_dir() else find_model(model, root)
+
+
 @lru_cache(maxsize=16)
 def _grade_model(folder: str, device: str) -> Any:
     from .model_bundle import load_grading_bundle
@@ -270,12 +277,13 @@ def _run_case(path: Path, folder: Path, settings: CascadeSettings, progress: Pro
         stages.run("preprocess", pre_key, [pre_dir / "case.json"], preprocess, progress.sub(0.02, 0.45))
     # 2. segment (on the brain + margin search mask)
     seg_dir = folder / "segmentation"
-    seg = _seg_model(settings.seg_model, device, settings.models_root)
-    seg_key = _hash(pre_key, seg.model_id, seg.weights_sha256, settings.keep_largest, __version__)
+    seg_entry = _library_entry(settings.seg_model, settings.models_root)  # the bundle's manifest sha256:
+    seg_key = _hash(pre_key, seg_entry.model_id, seg_entry.sha256, settings.keep_largest, __version__)  # no load
 
     def segment() -> str:
         from MedGradeSegmentLib.segmentation.segment_case import segment_case
 
+        seg = _seg_model(settings.seg_model, device, settings.models_root)  # verified, loaded once per process
         c = case.preprocessed(pre_dir)
         result = segment_case(c, seg, c.meta.get("search_mask", c.meta.get("brain_mask")), device,
                               settings.keep_largest, progress=progress.sub(0.45, 0.6))
