@@ -100,10 +100,7 @@ def test_prepared_data_train_through_the_runner(tmp_path, _lgg_cohort):
     import torch
 
     from MedGradePredictLib.cohort import slice_data
-    from MedGradePredictLib.toy import TOY_TASK, swap_toy_cohort
     from MedGradePredictLib.train import TrainConfig as GradeConfig
-    from MedGradeSegmentLib.io import load_case
-    from MedGradeSegmentLib.sample_data import fetch_dataset
     from MedGradeSegmentLib.segmentation.baselines import build_model
     from MedGradeSegmentLib.segmentation.config import TrainConfig as SegConfig
     from MedGradeSegmentLib.segmentation.data import case_volumes, select_slices, slice_samples
@@ -111,12 +108,18 @@ def test_prepared_data_train_through_the_runner(tmp_path, _lgg_cohort):
     from MedGradeTrainLib.kinds.segmentation import fit
     from MedGradeSegmentLib.io.lgg_tcga import load_lgg_case, read_lgg_cohort
 
-    files = fetch_dataset("tcga-fg-6692-brats-space")
-    cases = swap_toy_cohort(load_case(next(iter(files.values())).parent, ["t1c", "t2"]), window=4, size=32)
-    cfg = GradeConfig(task=TOY_TASK.to_dict(), architecture={"name": "early", "width": 4}, size=32, epochs=2,
-                      metadata=False, clinical_columns=[], device="cpu", checkpoint_dir=str(tmp_path / "grade-run"))
-    net, hist = train_network(cfg, slice_data(cases[:6], []))
-    assert [h["epoch"] for h in hist] == [1, 2] and all(h["total"] > 0 for h in hist) and not net.training
+    task = {"name": "who-grade", "column": "grade", "positive_class": "G3", "negative_class": "G2"}
+    recs = [r for r in read_lgg_cohort(_lgg_cohort) if r.has(["flair", "t1c"])][:4]
+    from MedGradePredictLib.cohort import cohort_case
+    from MedGradePredictLib.tasks import get_task
+
+    cases = [cohort_case(load_lgg_case(r, ["flair", "t1c"], "flair"), get_task(task), ["flair", "t1c"], 4, 32,
+                         spacing=7.5) for r in recs]
+    cfg = GradeConfig(task=task, architecture={"name": "early", "width": 4}, sequences=["flair", "t1c"], size=32,
+                      epochs=1, metadata=False, clinical_columns=[], device="cpu",
+                      checkpoint_dir=str(tmp_path / "grade-run"))
+    net, hist = train_network(cfg, slice_data(cases, []))
+    assert [h["epoch"] for h in hist] == [1] and all(h["total"] > 0 for h in hist) and not net.training
     assert (tmp_path / "grade-run" / "splits" / "final" / "checkpoints").is_dir()
 
     rec = read_lgg_cohort(_lgg_cohort)[0]

@@ -178,9 +178,12 @@ def test_local_gpu_queue_waits_for_a_free_gpu(tmp_path):
     busy = runs / "busy"
     write_job(busy, {"launcher": "local", "pid": os.getpid(), "gpu": "0"})  # this test process holds GPU 0
     run = runs / "queued"
-    launch_detached(["train", "--config", str(_toy(tmp_path)), "--output", str(run)], run, n_gpus=1)
+    launch_detached(["train", "--config", str(_toy(tmp_path, delay_s=0.3)), "--output", str(run)], run, n_gpus=1)
     time.sleep(3)
     assert run_state(run).status == "queued" and json.loads((run / "job.json").read_text())["gpu"] is None
     write_job(busy, {"pid": 0})  # the other job ended
-    _wait(lambda: run_state(run).status == "done", 120, "the queued run")
-    assert json.loads((run / "job.json").read_text())["gpu"] == "0"
+    _wait(lambda: json.loads((run / "job.json").read_text())["gpu"] == "0", 60, "the queued run to take GPU 0")
+    _wait(lambda: run_state(run).status == "running", 120, "the run to start on it")
+    from MedGradeTrainLib.runs import cancel_run
+
+    cancel_run(run)
