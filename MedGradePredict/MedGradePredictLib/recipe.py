@@ -102,4 +102,16 @@ def head_split(patients: Sequence[str], labels: Sequence[Any], sites: Sequence[A
     """(network patients, head patients): the training patients of a split divided 3:1, stratified by label
     (and site), so the LightGBM head is fitted on features of patients the network never trained on."""
     ids = list(patients)
-    return _two_way(ids, strata(labels, sites, 2), fraction, seed)
+    classes = len(set(map(str, labels)))
+    n_head = min(max(int(round(fraction * len(ids))), classes), len(ids) - classes)
+    if n_head < 1:
+        raise InputError(None, f"{len(ids)} training patient(s) cannot be split into a network part and an "
+                               "out-of-fold head part; use more patients or head_fraction 0")
+    y = strata(labels, sites, 2)
+    for stratify in (y, [str(v) for v in labels], None):  # grade x site, else grade, else none
+        try:
+            a, b = train_test_split(ids, test_size=n_head, stratify=stratify, random_state=seed)
+            return sorted(a), sorted(b)
+        except ValueError:
+            continue
+    raise InputError(None, "could not split the training patients for the out-of-fold head")
