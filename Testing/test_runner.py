@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -84,13 +86,20 @@ def kill_resume_and_compare(cfg: dict, tmp_path: Path, kill_at: int) -> list[dic
     from MedGradeTrainLib.cli import main
     from MedGradeTrainLib.runner.loop import run_training
 
+    cfg = json.loads(json.dumps(cfg))
+    cfg["train"]["checkpoint_every_steps"] = 1
     (tmp_path / "cfg.json").write_text(json.dumps(cfg))
     run = tmp_path / "killed"
     proc = _medgrade("train", "--config", str(tmp_path / "cfg.json"), "--output", str(run))
     seen: list[dict] = []
     for rec in follow(run, poll_s=0.01, stop=lambda: proc.poll() is not None):
         seen.append(rec)
-        if rec["event"] == "step" and rec["step"] >= kill_at:
+        b, n = map(int, re.search(r"step (\d+)/(\d+)", rec.get("message", "")).groups()) if \
+            rec["event"] == "step" else (0, 0)
+        if rec["event"] == "step" and rec["step"] >= kill_at and b < n:  # mid-epoch, once its checkpoint is on disk
+            sha = run / "splits" / rec["split"] / "checkpoints" / f"step-{rec['step']:09d}.pt.sha256"
+            while not sha.is_file() and proc.poll() is None:
+                time.sleep(0.002)
             os.kill(proc.pid, signal.SIGKILL)
             break
     proc.wait()
@@ -112,7 +121,8 @@ def kill_resume_and_compare(cfg: dict, tmp_path: Path, kill_at: int) -> list[dic
     steps = [r["step"] for r in recs if r["event"] == "step"]
     assert steps == list(range(1, len(steps) + 1))  # every optimizer step once, in order, across the resume
     assert steps == [r["step"] for r in read_progress(tmp_path / "clean") if r["event"] == "step"]
-    assert any(r["event"] == "resume" for r in recs) and recs[-1]["event"] == "done"
+    resumed = [r for r in recs if r["event"] == "resume"]
+    assert resumed and resumed[0]["batch"] > 0 and recs[-1]["event"] == "done"  # resumed mid-epoch
     for r in recs:
         if r["event"] == "step":
             assert {"run_id", "split", "epoch", "step", "loss", "metric", "lr", "eta_s", "gpu_mem_mb"} <= set(r)

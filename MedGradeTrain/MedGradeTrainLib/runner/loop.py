@@ -260,7 +260,7 @@ class Runner:
             self.log.truncate(int(state["log_seq"]))
             if self.world.main:
                 _write_metrics(sdir, st["history"])
-            self._emit("resume", split=name, epoch=st["epoch"], step=st["global_step"],
+            self._emit("resume", split=name, epoch=st["epoch"], step=st["global_step"], batch=st["batch"],
                        message=f"resumed {name} from {Path(state['_path']).name}")
             ckpt.set_rng_state(state["rng"][min(self.world.rank, len(state["rng"]) - 1)])
         net = model
