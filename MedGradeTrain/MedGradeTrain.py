@@ -84,8 +84,8 @@ class MedGradeTrainWidget(ParameterNodePanel, ScriptedLoadableModuleWidget, VTKO
         self.follow()  # a run started before Slicer was restarted
 
     def cleanup(self) -> None:
-        self.timer.stop()
-        super().cleanup()
+        self.timer.stop()  # the run itself keeps going: it is its own process
+        self.removeObservers()
 
     def updateButtons(self, caller=None, event=None) -> None:
         p = self._parameterNode
