@@ -132,3 +132,36 @@ def kill_resume_and_compare(cfg: dict, tmp_path: Path, kill_at: int) -> list[dic
             [str(e) for e in range(1, len(rows))]
     assert json.loads((run / "run.json").read_text())["status"] == "done"
     return recs
+
+
+def test_schedule_accumulation_and_early_stopping(tmp_path):
+    """Per-step OneCycleLR from torch, 2-batch gradient accumulation (half the optimizer steps), and early
+    stopping on the validation metric when it cannot improve (learning rate 0)."""
+    from MedGradeTrainLib.runner.loop import run_training
+
+    cfg = load_config(TOY)
+    cfg["split"] = {**cfg["split"], "mode": "holdout", "val_fraction": 0.3}
+    cfg["final_fit"] = False
+    cfg["train"].update(epochs=3, accumulate=2, checkpoint_every_steps=0,
+                        scheduler={"name": "OneCycleLR", "interval": "step"})
+    res = run_training(cfg, tmp_path / "sched", stdout=None)
+    steps = [r for r in read_progress(tmp_path / "sched") if r["event"] == "step"]
+    batches = json.loads((tmp_path / "sched" / "splits" / "holdout" / "metrics.jsonl").read_text().splitlines()[0])
+    per_epoch = -(-batches["samples"] // 4 // 2)  # ceil(batches / accumulate); batch size 4
+    assert len(steps) == 3 * per_epoch
+    opt = torch.optim.AdamW([torch.zeros(1, requires_grad=True)], lr=1e-2)
+    ref = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1e-2, total_steps=3 * per_epoch)
+    expected = []
+    for _ in steps:
+        opt.step()
+        ref.step()
+        expected.append(opt.param_groups[0]["lr"])
+    assert [r["lr"] for r in steps] == pytest.approx(expected)
+    assert res.summary["splits"][0]["epochs_run"] == 3
+
+    cfg["train"].update(epochs=6, accumulate=1, scheduler=None, optimizer={"name": "SGD", "lr": 0.0},
+                        early_stopping={"patience": 2})
+    res = run_training(cfg, tmp_path / "stop", stdout=None)
+    split = res.summary["splits"][0]
+    assert split["stopped_early"] and split["epochs_run"] == 3 and split["best_epoch"] == 1
+    assert any(r["event"] == "early_stop" for r in read_progress(tmp_path / "stop"))
