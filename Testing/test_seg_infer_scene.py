@@ -19,7 +19,7 @@ from MedGradeSegmentLib.segmentation.model_bundle import load_segmentation_model
 
 BUNDLE = Path(__file__).resolve().parents[1] / "MedGradeSegment" / "MedGradeSegmentLib" / "bundled_models" / DEFAULT_MODEL
 BRATS = "glioma-native/TCGA-FG-6692/brats-space/"
-SLAB_DICE_FLOOR = 0.5  # measured: see test_segment_command_on_a_preprocessed_case
+SLAB_DICE_FLOOR = 0.65  # measured 0.764 with mignet-lgg-flair-t1c-v1 (TCGA-FG-6692 is one of its training patients)
 
 
 def _same_geometry(a: sitk.Image, b: sitk.Image) -> bool:
@@ -84,6 +84,7 @@ def test_segment_command_on_a_preprocessed_case(case_dir, segmented):
     assert np.median(p[m]) >= 0.5 and np.median(p[~m]) < 0.5  # the mask is where the probability is high
     truth = sitk.GetArrayFromImage(case.mask) > 0
     dice = 2 * (m & truth).sum() / (m.sum() + truth.sum())
+    print(f"slab Dice vs the BraTS model label: {dice:.3f}")
     assert dice > SLAB_DICE_FLOOR, dice
     info = json.loads((segmented / "segmentation.json").read_text())
     assert info["model_id"] == DEFAULT_MODEL and len(info["weights_sha256"]) == 64
