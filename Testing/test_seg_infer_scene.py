@@ -58,7 +58,9 @@ def test_shipped_bundle_is_honest_and_verified():
     assert all(m.architecture[k] for k in ("fpg_loss", "dual_guidance", "iag", "grade_branch"))
     assert m.preprocessing["field_of_view_mm"] == 240.0 and m.preprocessing["inplane_spacing_mm"] == 1.875
     assert m.task["largest_component"] is False  # the complete union of the per-sequence masks
-    assert "cross_validation" in m.metrics["summary"] and m.metrics["summary"]["training_patients"] == 78
+    cv = m.metrics["summary"]["cross_validation"]["per_patient"]  # 5-fold patient-level CV on the cohort
+    assert m.metrics["summary"]["training_patients"] == 78 and cv["n_patients"] == 78 and 0 < cv["dice_3d"]["mean"] < 1
+    assert set(m.metrics["summary"]["baselines_same_folds"]) == {"unet", "swin"}
 
 
 @pytest.fixture(scope="module")

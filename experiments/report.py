@@ -50,8 +50,31 @@ def grade(results: Path) -> None:
                   f"{pt['kappa']:.3f} | {pt['brier']:.3f} | {'' if sl is None else f'{sl:.3f}'} |")
 
 
+def compare(results: Path) -> dict:
+    """DeLong's test (MedGradePredictLib.evaluate.delong_test) of KiNet (Near) against each baseline, same patients."""
+    from MedGradePredictLib.evaluate import delong_test
+
+    rows = {}
+    for m, key in (("kinet", "p_near"), ("early", "p_near"), ("radiomics", "p_all")):
+        p = results / "grade_cv" / f"{m}.json"
+        if p.is_file():
+            rows[m] = {r["patient_id"]: (r["label"], r[key]) for r in json.loads(p.read_text())["rows"]}
+    out = {}
+    if "kinet" in rows:
+        ids = sorted(rows["kinet"])
+        y = [rows["kinet"][i][0] for i in ids]
+        for other in ("early", "radiomics"):
+            if other in rows and set(rows[other]) == set(ids):
+                t = delong_test(y, [rows["kinet"][i][1] for i in ids], [rows[other][i][1] for i in ids])
+                out[f"kinet_near_vs_{other}"] = {k: v for k, v in t.items() if not isinstance(v, (list, dict))}
+                print(f"KiNet (Near) vs {other}: {out[f'kinet_near_vs_{other}']}")
+    return out
+
+
 if __name__ == "__main__":
     root = Path(sys.argv[1] if len(sys.argv) > 1 else "experiments/results")
     seg(root)
     print()
     grade(root)
+    print()
+    compare(root)
