@@ -42,7 +42,9 @@ def test_split_with_a_patient_on_both_sides_is_refused(toy_cases):
 
 
 def test_toy_label_is_learned_and_bundle_round_trips(toy_cases, tmp_path):
-    cfg = _cfg()
+    # 8 epochs: the LightGBM head is fitted out of fold on a quarter of the ~10 training pseudo-patients
+    # (the thesis recipe), which needs a better-trained network than a head on the network's own slices.
+    cfg = _cfg(epochs=8)
     rows, histories = cross_validate(cfg, toy_cases)
     losses = [h["total"] for h in histories[0]]
     assert losses[-1] < 0.7 * losses[0], losses
