@@ -21,7 +21,7 @@ from slicer.i18n import tr as _
 from slicer.i18n import translate
 from slicer.util import VTKObservationMixin
 
-from MedGradeSegment import MedGradeSegmentLogic
+from MedGradeSegment import SEQUENCES, MedGradeSegmentLogic
 from MedGradeSegmentLib import model_library
 from MedGradeSegmentLib.devices import DEVICE_CHOICES
 from MedGradeWidgets import pathText
@@ -46,7 +46,8 @@ class MedGradePredict(ScriptedLoadableModule):
         self.parent.helpText = _(
             "Run all grades the volumes you loaded in one click (lesion segmented first when there is no mask; "
             "every matching grading model; table, plot and heat map placed in the layout; patient report). "
-            "Requires 3D Slicer 5.10 or newer. Grade a segmented case: KiNet on the MIX inputs (image and lesion-restricted image) of T1c and T2, "
+            "Requires 3D Slicer 5.10 or newer. Grade a segmented case: KiNet on the MIX inputs (image and lesion-restricted image) of the model's sequences "
+            "(T1c + FLAIR for the shipped model, T1c + T2 in the thesis), "
             "multi-scale features plus age and sex into LightGBM, slice probabilities fused per patient "
             "(near / all / large). The reader's own findings are recorded beside the result, never mixed into it. "
             "See the MedGrade user guide (docs/).")
@@ -60,6 +61,8 @@ class MedGradePredictParameterNode:
     caseFolder: pathlib.Path
     t1cVolume: vtkMRMLScalarVolumeNode
     t2Volume: vtkMRMLScalarVolumeNode
+    t1Volume: vtkMRMLScalarVolumeNode
+    flairVolume: vtkMRMLScalarVolumeNode
     lesionSegmentation: vtkMRMLSegmentationNode
     age: Annotated[int, WithinRange(-1, 120)] = -1
     sex: Annotated[str, Choice(list(SEXES))] = "unknown"
@@ -91,18 +94,19 @@ class MedGradePredictWidget(ParameterNodePanel, ScriptedLoadableModuleWidget, VT
         self.logic.prefill(self._parameterNode)
 
     def runAllInputs(self) -> tuple[str, Any]:
-        """The loaded T1c and T2 written as one case folder (the cascade segments it first)."""
+        """The loaded sequences written as one case folder (the cascade segments it first; every installed
+        grading model whose sequences are all there grades it, e.g. T1c + FLAIR for the shipped one)."""
         p = self._parameterNode
-        if p.t1cVolume is None and p.t2Volume is None:
-            raise ValueError(_("Select the T1c and T2 volumes first"))
+        if not self.logic.loadedVolumes(p):
+            raise ValueError(_("Select the case's volumes first (T1c with FLAIR or T2)"))
         folder = os.path.join(tempfile.mkdtemp(prefix="MedGrade-input-"), self.logic.patientName(p))
         os.makedirs(folder, exist_ok=True)
-        for seq in ("t1c", "t2"):
+        for seq in SEQUENCES:
             node = getattr(p, f"{seq}Volume")
             if node is not None and not slicer.util.saveNode(node, os.path.join(folder, f"{seq}.nrrd")):
                 raise RuntimeError(_("{name}: could not be written to {folder}").format(name=node.GetName(),
                                                                                          folder=folder))
-        return folder, p.t1cVolume or p.t2Volume
+        return folder, self.logic.loadedVolumes(p)[0]
 
     def runAllArgs(self, inputPath: str, output: str) -> list[str]:
         """``medgrade run INPUT --output DIR ...`` (the cascade)."""
@@ -119,7 +123,7 @@ class MedGradePredictWidget(ParameterNodePanel, ScriptedLoadableModuleWidget, VT
         if p is None or self.runner.running:
             return
         if hasattr(self, "runAll") and not self.runAll.runner.running:
-            self.runAll.runButton.enabled = p.t1cVolume is not None or p.t2Volume is not None
+            self.runAll.runButton.enabled = bool(self.logic.loadedVolumes(p))
         if not pathText(p.caseFolder) and p.t1cVolume is not None:
             folder = p.t1cVolume.GetAttribute("MedGrade.caseFolder")
             if folder:
@@ -245,7 +249,7 @@ class MedGradePredictLogic(ScriptedLoadableModuleLogic):
             return
         for node in slicer.util.getNodesByClass("vtkMRMLScalarVolumeNode"):
             seq = guess_sequence(node.GetName())
-            if seq in ("t1c", "t2") and getattr(p, f"{seq}Volume") is None:
+            if seq in SEQUENCES and getattr(p, f"{seq}Volume") is None:
                 setattr(p, f"{seq}Volume", node)
         if p.lesionSegmentation is None:
             for node in slicer.util.getNodesByClass("vtkMRMLSegmentationNode"):
@@ -253,14 +257,19 @@ class MedGradePredictLogic(ScriptedLoadableModuleLogic):
                     p.lesionSegmentation = node
 
     @staticmethod
+    def loadedVolumes(p: Any) -> list:
+        """The selected volume nodes, T1c first (the reference of the case)."""
+        return [v for v in (getattr(p, f"{seq}Volume") for seq in SEQUENCES) if v is not None]
+
+    @staticmethod
     def patientName(p: Any) -> str:
-        """The case folder's name, else the subject-hierarchy patient of the T1c/T2 volume, else 'case'."""
+        """The case folder's name, else the subject-hierarchy patient of a selected volume, else 'case'."""
         folder = pathText(p.caseFolder)
         if folder:
             return os.path.basename(os.path.normpath(folder))
         sh = slicer.mrmlScene.GetSubjectHierarchyNode()
-        for node in (p.t1cVolume, p.t2Volume):
-            item = sh.GetItemByDataNode(node) if node is not None else 0
+        for node in MedGradePredictLogic.loadedVolumes(p):
+            item = sh.GetItemByDataNode(node)
             patient = sh.GetItemAncestorAtLevel(item, "Patient") if item else 0
             if patient:
                 return "".join(c if c.isalnum() or c in "-_." else "_" for c in sh.GetItemName(patient))
