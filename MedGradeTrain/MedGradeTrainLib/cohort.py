@@ -11,7 +11,6 @@ which cases carry corrected masks and which version training uses (the newest by
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import shutil
 from collections import Counter, defaultdict
@@ -22,6 +21,7 @@ from typing import Any
 import SimpleITK as sitk
 
 from MedGradeSegmentLib.errors import InputError
+from MedGradeSegmentLib.hashing import sha256_file
 
 
 @dataclass
@@ -134,13 +134,6 @@ def _header(path: str) -> tuple[tuple, tuple, tuple] | str:
     return r.GetSize(), tuple(round(s, 4) for s in r.GetSpacing()), tuple(round(o, 2) for o in r.GetOrigin())
 
 
-def _sha(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
 
 def check_cohort(folder: str | Path, labels_csv: str | Path | None = None, sequences: list[str] | None = None,
                  split_file: str | Path | None = None, label_column: str = "grade", site_column: str = "institution",
@@ -181,7 +174,7 @@ def check_cohort(folder: str | Path, labels_csv: str | Path | None = None, seque
     for c in cases:  # the same images under two patient ids: a duplicated patient
         ref = next(iter(sorted(c.images.items())), (None, None))[1]
         if ref and Path(ref).is_file():
-            digest = _sha(ref)
+            digest = sha256_file(ref)
             if digest in seen and seen[digest].patient_id != c.patient_id:
                 errors.append(f"duplicate patient: {seen[digest].case_id} ({seen[digest].patient_id}) and "
                               f"{c.case_id} ({c.patient_id}) have identical images ({Path(ref).name})")

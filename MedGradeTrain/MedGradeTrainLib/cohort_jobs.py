@@ -20,7 +20,7 @@ from pathlib import Path
 from MedGradeSegmentLib.errors import InputError
 
 from .launchers import _env_for_job, medgrade_command
-from .slurm import safe_token, sbatch
+from .slurm import batch_header, sbatch
 
 ARRAY_COMMANDS = ("preprocess", "segment", "predict")
 OPTIONS = {"--slurm-partition": "partition", "--slurm-time": "time", "--slurm-gpus": "gpus"}
@@ -57,16 +57,8 @@ def cohort_cases(cohort: Path) -> list[Path]:
 def array_script(command: str, task_args: list[list[str]], job_name: str, partition: str | None = None,
                  time_limit: str = "04:00:00", gpus: int = 0, cpus: int = 0) -> str:
     """One task per entry of ``task_args`` (``medgrade`` arguments), every value shell-quoted."""
-    lines = ["#!/bin/bash", f"#SBATCH --job-name={safe_token(job_name)}", f"#SBATCH --array=0-{len(task_args) - 1}",
-             "#SBATCH --ntasks=1", *([f"#SBATCH --cpus-per-task={int(cpus)}"] if cpus else []),
-             f"#SBATCH --time={safe_token(time_limit, '04:00:00').replace('_', ':')}"]
-    if gpus:
-        lines.append(f"#SBATCH --gres=gpu:{int(gpus)}")
-    if partition:
-        lines.append(f"#SBATCH --partition={safe_token(partition)}")
-    lines.append("set -euo pipefail")
-    for k, v in _env_for_job().items():
-        lines.append(f"export {k}={shlex.quote(v)}")
+    lines = batch_header(job_name, [f"--array=0-{len(task_args) - 1}", "--ntasks=1"], time_limit, "04:00:00", gpus,
+                         partition, cpus, _env_for_job())
     lines.append("case \"${SLURM_ARRAY_TASK_ID:?not a Slurm array task}\" in")
     for i, args in enumerate(task_args):
         lines.append(f"  {i}) exec {' '.join(shlex.quote(a) for a in medgrade_command(args))} ;;")

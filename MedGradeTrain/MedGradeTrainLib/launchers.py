@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .slurm import safe_token, sbatch
+from .slurm import batch_header, sbatch
 
 
 LAUNCHERS = ("local", "torchrun", "slurm")
@@ -57,16 +57,8 @@ def slurm_train_script(args: list[str], job_name: str, gpus: int = 1, nodes: int
                        partition: str | None = None, time_limit: str = "24:00:00", cpus: int = 0,
                        env: dict[str, str] | None = None) -> str:
     """A batch script for ``medgrade ARGS`` (torchrun over ``nodes`` x ``gpus`` when more than one)."""
-    lines = ["#!/bin/bash", f"#SBATCH --job-name={safe_token(job_name)}", f"#SBATCH --nodes={int(nodes)}",
-             "#SBATCH --ntasks-per-node=1", *([f"#SBATCH --cpus-per-task={int(cpus)}"] if cpus else []),
-             f"#SBATCH --time={safe_token(time_limit, '24:00:00').replace('_', ':')}"]
-    if gpus:
-        lines.append(f"#SBATCH --gres=gpu:{int(gpus)}")
-    if partition:
-        lines.append(f"#SBATCH --partition={safe_token(partition)}")
-    lines += ["set -euo pipefail"]
-    for k, v in (env or {}).items():
-        lines.append(f"export {safe_token(k).replace('-', '_').replace('.', '_')}={shlex.quote(v)}")
+    lines = batch_header(job_name, [f"--nodes={int(nodes)}", "--ntasks-per-node=1"], time_limit, "24:00:00", gpus,
+                         partition, cpus, env)
     if nodes > 1 or gpus > 1:
         lines.append('MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)')
         cmd = torchrun_command(args, gpus, nodes, endpoint="MASTER")

@@ -5,6 +5,7 @@ cancel. Arguments always go to them as lists (no shell); the batch scripts quote
 from __future__ import annotations
 
 import re
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -20,6 +21,24 @@ def safe_token(value: str, default: str = "medgrade") -> str:
     """``value`` reduced to ``[A-Za-z0-9._-]`` (for ``#SBATCH`` lines, which Slurm parses itself)."""
     out = _SAFE.sub("_", str(value)).strip("._-")[:64]
     return out or default
+
+
+def batch_header(job_name: str, shape: list[str], time_limit: str, default_time: str, gpus: int = 0,
+                 partition: str | None = None, cpus: int = 0, env: dict[str, str] | None = None) -> list[str]:
+    """The ``#SBATCH`` lines of a batch script (``shape``: the job's own lines, e.g. ``--nodes=2``), then
+    ``set -euo pipefail`` and ``env`` exported. Values Slurm parses itself are reduced with
+    :func:`safe_token`; exported values are shell-quoted."""
+    lines = ["#!/bin/bash", f"#SBATCH --job-name={safe_token(job_name)}", *(f"#SBATCH {s}" for s in shape),
+             *([f"#SBATCH --cpus-per-task={int(cpus)}"] if cpus else []),
+             f"#SBATCH --time={safe_token(time_limit, default_time).replace('_', ':')}"]
+    if gpus:
+        lines.append(f"#SBATCH --gres=gpu:{int(gpus)}")
+    if partition:
+        lines.append(f"#SBATCH --partition={safe_token(partition)}")
+    lines.append("set -euo pipefail")
+    for k, v in (env or {}).items():
+        lines.append(f"export {safe_token(k).replace('-', '_').replace('.', '_')}={shlex.quote(v)}")
+    return lines
 
 
 def _tool(name: str) -> str:

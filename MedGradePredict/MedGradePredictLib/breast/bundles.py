@@ -12,6 +12,7 @@ from typing import Any
 from MedGradeSegmentLib.bundle import ModelManifest, read_manifest, write_bundle
 from MedGradeSegmentLib.errors import BundleError
 
+from ..model_bundle import resolve_bundle
 from .radiomics_features import RadiomicsSettings
 from .radiomics_model import RadiomicsConfig, RadiomicsModel
 
@@ -48,18 +49,9 @@ def save_radiomics_bundle(model: RadiomicsModel, settings: RadiomicsSettings, cf
         return write_bundle(folder, manifest, files)
 
 
-def resolve(model: str | Path) -> Path:
-    p = Path(model)
-    if p.is_dir():
-        return p
-    from MedGradeSegmentLib.model_library import find_model
-
-    return Path(find_model(str(model)).path)
-
-
 def load_breast_predictor(model: str | Path, device: str = "auto"):
     """A predictor (``.predict(cases) -> rows``) for a breast bundle folder or model id."""
-    folder = resolve(model)
+    folder = resolve_bundle(model)
     manifest = read_manifest(folder, verify=True)
     if manifest.kind == RADIOMICS_KIND:
         from .predict import RadiomicsPredictor
@@ -76,6 +68,6 @@ def load_breast_predictor(model: str | Path, device: str = "auto"):
 
 def is_breast_model(model: str | Path) -> bool:
     try:
-        return read_manifest(resolve(model), verify=False).kind in (RADIOMICS_KIND, FUSION_KIND)
+        return read_manifest(resolve_bundle(model), verify=False).kind in (RADIOMICS_KIND, FUSION_KIND)
     except Exception:  # an unknown id / not a bundle: not ours to report here
         return False

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from MedGradeSegmentLib.progress import Progress
 
-from .pretrain import add_run_options, run_kind
+from .pretrain import run_kind
+from .train import add_run_options
 
 
 def register(subparsers) -> None:

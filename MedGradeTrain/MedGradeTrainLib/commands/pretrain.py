@@ -15,25 +15,15 @@ from typing import Any
 from MedGradeSegmentLib.errors import InputError
 from MedGradeSegmentLib.progress import Progress
 
+from .train import add_run_options
+
 KIND_MODULE = "MedGradeTrainLib.kinds.umae"
-
-
-def add_run_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", required=True, help="run config (JSON or YAML; see configs/tiny-umae-*.json)")
-    p.add_argument("--output", required=True, help="run folder (created; must not hold a run yet)")
-    p.add_argument("--run-name", help="name of the run (default: the run folder's name)")
-    p.add_argument("--launcher", choices=("local", "torchrun", "slurm"), default="local")
-    p.add_argument("--gpus", type=int, default=0, help="GPUs (torchrun: processes per node; 0 = CPU)")
-    p.add_argument("--nodes", type=int, default=1, help="Slurm: nodes")
-    p.add_argument("--partition", help="Slurm: partition")
-    p.add_argument("--time", default="24:00:00", help="Slurm: time limit")
-    p.add_argument("--print-script", action="store_true", help="print the launch command / batch script only")
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("pretrain", help="self-supervised UMAE / MAE pre-training through the runner",
                               description=__doc__)
-    add_run_options(p)
+    add_run_options(p, "run config (JSON or YAML; see configs/tiny-umae-*.json)")
     p.set_defaults(handler=run)
 
 

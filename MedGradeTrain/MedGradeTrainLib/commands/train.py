@@ -16,7 +16,15 @@ from MedGradeSegmentLib.progress import Progress
 def register(subparsers) -> None:
     p = subparsers.add_parser("train", help="train a model kind from a run config (JSON/YAML) into a run folder",
                               description=__doc__)
-    p.add_argument("--config", required=True, help="run config (JSON or YAML; see configs/)")
+    add_run_options(p)
+    p.add_argument("--detach", action="store_true",
+                   help="local: run in the background (survives closing Slicer); follow with 'medgrade jobs'")
+    p.set_defaults(handler=run)
+
+
+def add_run_options(p: argparse.ArgumentParser, config_help: str = "run config (JSON or YAML; see configs/)") -> None:
+    """The options of every command that starts a run through the runner (train, pretrain, finetune)."""
+    p.add_argument("--config", required=True, help=config_help)
     p.add_argument("--output", required=True, help="run folder (created; must not hold a run yet)")
     p.add_argument("--run-name", help="name of the run (default: the run folder's name)")
     p.add_argument("--launcher", choices=("local", "torchrun", "slurm"), default="local")
@@ -25,10 +33,7 @@ def register(subparsers) -> None:
     p.add_argument("--partition", help="Slurm: partition")
     p.add_argument("--cpus", type=int, default=0, help="Slurm: CPUs per task (default: the cluster's)")
     p.add_argument("--time", default="24:00:00", help="Slurm: time limit")
-    p.add_argument("--detach", action="store_true",
-                   help="local: run in the background (survives closing Slicer); follow with 'medgrade jobs'")
     p.add_argument("--print-script", action="store_true", help="print the launch command / batch script only")
-    p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace, progress: Progress) -> int:

@@ -4,7 +4,6 @@ a message naming it, and the previous one is used."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import random
 import re
@@ -15,16 +14,10 @@ import numpy as np
 import torch
 
 from MedGradeSegmentLib.errors import InputError
+from MedGradeSegmentLib.hashing import sha256_file
 
 NAME = re.compile(r"^step-(\d{9})\.pt$")
 
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -48,7 +41,7 @@ def save_verified(obj: Any, path: Path) -> Path:
         torch.save(obj, f)
         f.flush()
         os.fsync(f.fileno())
-    digest = _sha256(tmp)
+    digest = sha256_file(tmp)
     os.replace(tmp, path)
     atomic_write_text(path.with_name(path.name + ".sha256"), digest + "\n")
     return path
@@ -60,7 +53,7 @@ def load_verified(path: Path) -> dict[str, Any]:
     if not sha.is_file():
         raise InputError(path, "checkpoint is partial (its sha256 was never written: the run stopped while "
                                "saving it)")
-    if _sha256(path) != sha.read_text().strip():
+    if sha256_file(path) != sha.read_text().strip():
         raise InputError(path, "checkpoint is corrupt (its sha256 does not match the one written with it)")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
