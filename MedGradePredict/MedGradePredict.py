@@ -344,22 +344,13 @@ class MedGradePredictTest(ScriptedLoadableModuleTest):
         self.test_grade_sample_case()
 
     def test_grade_sample_case(self) -> None:
-        import SampleData
-
-        from MedGradeSegmentLib.sequence_names import guess_sequence
-        from MedGradeSegmentLib.slicer_sample_data import entry_for
-        from MedGradeWidgets.sample_data_registration import registerSampleData
-
         models = model_library.list_models(libraryRoot(), kind="grading")
         if not models:
             self.delayDisplay("No grading model in the library: nothing to test")
             return
-        registerSampleData()
-        nodes = SampleData.SampleDataLogic().downloadSamples(entry_for("tcga-fg-6692").sampleName)
         segLogic = MedGradeSegmentLogic()
         sp = segLogic.getParameterNode()
-        for node in nodes:
-            setattr(sp, f"{guess_sequence(node.GetName())}Volume", node)
+        segLogic.loadSampleCase(sp)
         out = tempfile.mkdtemp(prefix="MedGradePredictTest-")
         sp.outputFolder, sp.patientId = pathlib.Path(out), "TCGA-FG-6692"
         job = runSync(segLogic.preprocessArgs(sp, segLogic.exportInputs(sp, tempfile.mkdtemp())))

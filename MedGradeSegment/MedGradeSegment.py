@@ -237,6 +237,17 @@ class MedGradeSegmentLogic(ScriptedLoadableModuleLogic):
                 return sh.GetItemName(patient)
         return ""
 
+    @staticmethod
+    def loadSampleCase(p: Any) -> list:
+        """The bundled TCGA-FG-6692 from Sample Data, each volume selected for its sequence (self-tests)."""
+        import SampleData
+
+        registerSampleData()
+        nodes = SampleData.SampleDataLogic().downloadSamples(entry_for("tcga-fg-6692").sampleName)
+        for node in nodes:
+            setattr(p, f"{guess_sequence(node.GetName())}Volume", node)
+        return nodes
+
     def exportInputs(self, p: Any, folder: str) -> str:
         """The selected volumes written as ``<folder>/<patient>/<seq>.nrrd`` (a volumes folder medgrade
         reads as one case), or the typed input path when no volume is selected."""
@@ -362,16 +373,10 @@ class MedGradeSegmentTest(ScriptedLoadableModuleTest):
         self.assertEqual(ensureTerminology(logic), ensureTerminology(logic))
 
     def test_preprocess_segment_correct(self) -> None:
-        import SampleData
-
-        registerSampleData()
         self.delayDisplay("Loading the sample case")
-        nodes = SampleData.SampleDataLogic().downloadSamples(entry_for("tcga-fg-6692").sampleName)
-        self.assertEqual(len(nodes), 4)
         logic = MedGradeSegmentLogic()
         p = logic.getParameterNode()
-        for node in nodes:
-            setattr(p, f"{guess_sequence(node.GetName())}Volume", node)
+        self.assertEqual(len(logic.loadSampleCase(p)), 4)
         out = tempfile.mkdtemp(prefix="MedGradeSegmentTest-")
         p.outputFolder = pathlib.Path(out)
         p.patientId = "TCGA-FG-6692"
@@ -404,17 +409,12 @@ class MedGradeSegmentTest(ScriptedLoadableModuleTest):
 
     def test_run_all(self) -> None:
         """Run all on the loaded sample volumes: medgrade run, then the result on the user's own T1c."""
-        import SampleData
-
         from MedGradePredictLib.scene_cascade import load_cascade_into_scene
         from MedGradeWidgets.run_all_section import caseOutputFromLog
 
-        registerSampleData()
-        nodes = SampleData.SampleDataLogic().downloadSamples(entry_for("tcga-fg-6692").sampleName)
         logic = MedGradeSegmentLogic()
         p = logic.getParameterNode()
-        for node in nodes:
-            setattr(p, f"{guess_sequence(node.GetName())}Volume", node)
+        logic.loadSampleCase(p)
         p.patientId = "TCGA-FG-6692"
         out = tempfile.mkdtemp(prefix="MedGradeRunAllTest-")
         self.delayDisplay("Run all (medgrade run)")
