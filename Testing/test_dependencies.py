@@ -108,3 +108,39 @@ def test_torch_is_not_pinned_to_one_minor_version_but_setup_pins_the_cpu_build()
         assert spec.contains(version, prereleases=True), version
     assert Version(dep.TORCH_MIN_VERSION) in spec and not spec.contains("2.7.1")
     assert '"torch==2.13.0"' in (REPO / "scripts" / "setup.sh").read_text()
+
+
+def _lock() -> dict[str, Version]:
+    out = {}
+    for line in (REPO / "requirements-lock.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            assert version, f"requirements-lock.txt: {line!r} is not an exact pin"
+            out[dep.canonical(name)] = Version(version)
+    return out
+
+
+def test_lock_pins_every_declared_package_inside_its_range():
+    # setup.sh installs from the lock: it must hold an exact version of every declared package (and of
+    # the test extras), each inside pyproject's range, so that a fresh install is the tested environment
+    data = tomllib.loads((REPO / "pyproject.toml").read_text())
+    lock = _lock()
+    wanted = [Requirement(d) for d in data["project"]["dependencies"] + data["project"]["optional-dependencies"]["test"]]
+    for r in wanted:
+        name = dep.canonical(r.name)
+        assert name in lock, f"{name} is declared but not locked"
+        assert r.specifier.contains(lock[name], prereleases=True), f"{name}: locked {lock[name]} outside {r.specifier}"
+
+
+def test_lock_is_the_environment_the_tests_run_in():
+    # a stale .venv (set up before the lock changed) would test other versions than a fresh clone gets
+    stale = []
+    for name, version in _lock().items():
+        try:
+            have = Version(importlib.metadata.version(name))
+        except importlib.metadata.PackageNotFoundError:
+            stale.append(f"{name} missing")
+            continue
+        if Version(have.public) != version:
+            stale.append(f"{name} {have} != {version}")
+    assert not stale, f"run bash scripts/setup.sh: {stale}"

@@ -245,12 +245,13 @@ def _run_config(cfg: TrainConfig, split: dict[str, Any], final_fit: bool) -> dic
 
 
 def _run(cfg: TrainConfig, cases: list[CohortCase], split: dict[str, Any], final_fit: bool,
-         progress: Progress | None, run_dir: Path | None = None):
+         progress: Progress | None, run_dir: Path | None = None, head_fraction: float | None = None):
     from ..runner.loop import run_training
 
     with tempfile.TemporaryDirectory() as tmp:
         out = run_dir or Path(tmp) / "run"
-        kind = GradingKind({}, out, cases=cases, cfg=cfg)
+        kind = GradingKind({} if head_fraction is None else {"head_fraction": head_fraction}, out, cases=cases,
+                           cfg=cfg)
         kind.progress = progress or Progress()
         kind.report = False
         res = run_training(_run_config(cfg, split, final_fit), out, kind=kind, progress=progress, stdout=None)
@@ -272,12 +273,13 @@ def fit_grading_model(cfg: TrainConfig, cases: list[CohortCase], progress: Progr
     return kind._heads["final"], hist["final"]
 
 
-def cross_validate(cfg: TrainConfig, cases: list[CohortCase], progress: Progress | None = None
-                   ) -> tuple[list[dict[str, Any]], list[list[dict[str, float]]]]:
-    """Out-of-fold predictions (patient-level splits) and each fold's training history."""
+def cross_validate(cfg: TrainConfig, cases: list[CohortCase], progress: Progress | None = None,
+                   head_fraction: float | None = None) -> tuple[list[dict[str, Any]], list[list[dict[str, float]]]]:
+    """Out-of-fold predictions (patient-level splits) and each fold's training history; ``head_fraction``
+    overrides the kind's out-of-fold head share (0: the head on the network's training slices)."""
     split = ({"mode": "kfold", "folds": cfg.folds} if cfg.folds > 1
              else {"mode": "holdout", "val_fraction": cfg.test_fraction})
-    res, hist = _run(cfg, cases, split, False, progress)
+    res, hist = _run(cfg, cases, split, False, progress, head_fraction=head_fraction)
     rows = [r for rec in res.splits for r in rec["finish"].get("predictions", [])]
     return rows, [hist[rec["name"]] for rec in res.splits]
 
