@@ -22,14 +22,14 @@ from slicer.i18n import translate
 from slicer.util import VTKObservationMixin
 
 from MedGradeSegment import SEQUENCES, MedGradeSegmentLogic
-from MedGradeSegmentLib import model_library
-from MedGradeSegmentLib.devices import DEVICE_CHOICES
+from MedGradeCoreLib import model_library
+from MedGradeCoreLib.devices import DEVICE_CHOICES
 from MedGradeWidgets import pathText
 from MedGradeWidgets.dependencies_prompt import ensureDependencies
 from MedGradeWidgets.job_runner import JobRunner, libraryRoot, runSync
 from MedGradeWidgets.model_library_section import ModelLibrarySection, fillModelCombo
 from MedGradeWidgets.parameter_node_panel import ParameterNodePanel
-from MedGradeWidgets.run_all_section import RunAllSection
+from MedGradePredictWidgets.run_all_section import RunAllSection
 
 SEXES = ("unknown", "male", "female")
 FINDINGS = ("unknown", "yes", "no")
@@ -41,7 +41,7 @@ class MedGradePredict(ScriptedLoadableModule):
         ScriptedLoadableModule.__init__(self, parent)
         self.parent.title = _("MedGrade Predict")
         self.parent.categories = [translate("qSlicerAbstractCoreModule", "MedGrade")]
-        self.parent.dependencies = ["MedGradeSegment"]
+        self.parent.dependencies = ["MedGradeCore", "MedGradeSegment"]
         self.parent.contributors = ["MedGrade developers"]
         self.parent.helpText = _(
             "Run all grades the volumes you loaded in one click (lesion segmented first when there is no mask; "
@@ -243,7 +243,7 @@ class MedGradePredictLogic(ScriptedLoadableModuleLogic):
     def prefill(p: Any) -> None:
         """Pick the case's volumes and lesion mask from names when the selectors are empty."""
         from MedGradeSegmentLib.scene_segmentation import STEP
-        from MedGradeSegmentLib.sequence_names import guess_sequence, is_lesion_mask_name
+        from MedGradeCoreLib.sequence_names import guess_sequence, is_lesion_mask_name
 
         if p is None:
             return
@@ -281,7 +281,7 @@ class MedGradePredictLogic(ScriptedLoadableModuleLogic):
         return os.path.basename(os.path.normpath(folder)) if folder else ""
 
     def readClinical(self, p: Any) -> None:
-        from MedGradeSegmentLib.io.clinical_csv import read_clinical_csv
+        from MedGradeCoreLib.io.clinical_csv import read_clinical_csv
 
         rows = read_clinical_csv(pathText(p.clinicalCsv))
         pid = self.patientId(p)
@@ -314,7 +314,7 @@ class MedGradePredictLogic(ScriptedLoadableModuleLogic):
 
         import SimpleITK as sitk
 
-        from MedGradeSegmentLib.scene import segmentation_node_to_mask
+        from MedGradeCoreLib.scene import segmentation_node_to_mask
 
         with open(os.path.join(caseDir, "case.json")) as f:
             case = json.load(f)

@@ -2,7 +2,7 @@
 
 Thin Slicer GUI over ``MedGradeSegmentLib``: ``medgrade preprocess`` and ``medgrade segment`` run in a
 background process (``MedGradeWidgets.job_runner.JobRunner``) and their outputs are loaded with the scene
-layer (``MedGradeSegmentLib.scene``, ``MedGradeSegmentLib.scene_outputs``). The Qt pieces the three
+layer (``MedGradeCoreLib.scene``, ``MedGradeSegmentLib.scene_outputs``). The Qt pieces the three
 panels share live in ``MedGradeWidgets``.
 """
 
@@ -26,16 +26,15 @@ from slicer.i18n import tr as _
 from slicer.i18n import translate
 from slicer.util import VTKObservationMixin
 
-from MedGradeSegmentLib import model_library
-from MedGradeSegmentLib.devices import DEVICE_CHOICES
-from MedGradeSegmentLib.sequence_names import guess_sequence
-from MedGradeSegmentLib.slicer_sample_data import entry_for
+from MedGradeCoreLib import model_library
+from MedGradeCoreLib.devices import DEVICE_CHOICES
+from MedGradeCoreLib.sequence_names import guess_sequence
+from MedGradeCoreLib.slicer_sample_data import entry_for
 from MedGradeWidgets import pathText
 from MedGradeWidgets.dependencies_prompt import ensureDependencies
 from MedGradeWidgets.job_runner import JobRunner, libraryRoot, runSync
 from MedGradeWidgets.model_library_section import ModelLibrarySection, fillModelCombo
 from MedGradeWidgets.parameter_node_panel import ParameterNodePanel
-from MedGradeWidgets.run_all_section import RunAllSection
 from MedGradeWidgets.sample_data_registration import registerSampleData
 from MedGradeWidgets.startup import ensureTerminology, onStartupCompleted
 
@@ -47,7 +46,7 @@ class MedGradeSegment(ScriptedLoadableModule):
         ScriptedLoadableModule.__init__(self, parent)
         self.parent.title = _("MedGrade Segment")
         self.parent.categories = [translate("qSlicerAbstractCoreModule", "MedGrade")]
-        self.parent.dependencies = []
+        self.parent.dependencies = ["MedGradeCore"]
         self.parent.contributors = ["MedGrade developers"]
         self.parent.helpText = _(
             "Run all: from the volumes you loaded to the lesion mask, the grades and a patient report in one click "
@@ -93,8 +92,6 @@ class MedGradeSegmentWidget(ParameterNodePanel, ScriptedLoadableModuleWidget, VT
         self.runner = JobRunner(self.ui.progressBar, self.ui.statusLabel, self.ui.cancelButton,
                                 [self.ui.preprocessButton, self.ui.segmentButton, self.ui.saveCorrectionButton])
         self.library = ModelLibrarySection(self.ui.modelLibraryCollapsibleButton.layout(), self.updateModelCombo)
-        self.runAll = RunAllSection(self.layout, "vtkMRMLSegmentationNode", _("Lesion segmentation:"),
-                                    self.runAllInputs, self.runAllArgs)
         self.observeSceneClose()
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.NodeAddedEvent, self.onNodeAdded)
         self.ui.preprocessButton.connect("clicked()", self.onPreprocess)
@@ -124,32 +121,11 @@ class MedGradeSegmentWidget(ParameterNodePanel, ScriptedLoadableModuleWidget, VT
             if seq and getattr(self._parameterNode, f"{seq}Volume") is None:
                 setattr(self._parameterNode, f"{seq}Volume", node)
 
-    def runAllInputs(self) -> tuple[str, Any]:
-        """The loaded volumes written as one case folder, and the volume the results are shown on."""
-        p = self._parameterNode
-        inputPath = self.logic.exportInputs(p, tempfile.mkdtemp(prefix="MedGrade-input-"))
-        reference = getattr(p, f"{p.reference}Volume") or p.t1cVolume or p.t2Volume or p.flairVolume or p.t1Volume
-        if not inputPath:
-            raise ValueError(_("Select the input volumes (or a case file/folder) first"))
-        return inputPath, reference
-
-    def runAllArgs(self, inputPath: str, output: str) -> list[str]:
-        """``medgrade run INPUT --output DIR ...`` (the cascade)."""
-        p = self._parameterNode
-        args = ["run", inputPath, "--output", output, "--reference", p.reference, "--device", p.device]
-        patient = self.logic.patientName(p)
-        args += ["--patient-id", patient] if patient else []
-        args += ["--seg-model", p.modelId] if p.modelId else []
-        return args + ([] if p.skullStrip else ["--no-skull-strip"])
-
     def updateButtons(self, caller=None, event=None) -> None:
         p = self._parameterNode
         if p is None or self.runner.running:
             return
         hasInput = bool(p.t1cVolume or p.t2Volume or pathText(p.inputPath))
-        if hasattr(self, "runAll") and not self.runAll.runner.running:
-            self.runAll.runButton.enabled = hasInput
-            self.runAll.runButton.toolTip = "" if hasInput else _("Load the patient's volumes (or choose a case)")
         hasCase = bool(pathText(p.caseFolder))
         self.ui.preprocessButton.enabled = hasInput and bool(pathText(p.outputFolder))
         self.ui.preprocessButton.toolTip = "" if self.ui.preprocessButton.enabled else \
@@ -327,13 +303,13 @@ class MedGradeSegmentLogic(ScriptedLoadableModuleLogic):
 
     @staticmethod
     def studyOf(node: Any) -> int | None:
-        from MedGradeSegmentLib.scene import study_item_of
+        from MedGradeCoreLib.scene import study_item_of
 
         return (study_item_of(slicer.mrmlScene, node) or None) if node is not None else None
 
     def loadPreprocessed(self, caseDir: str, inputNode: Any = None) -> dict:
         """The preprocessed case's volumes, brain mask and transforms under the input's study."""
-        from MedGradeSegmentLib.scene import load_preprocessed_into_scene
+        from MedGradeCoreLib.scene import load_preprocessed_into_scene
 
         return load_preprocessed_into_scene(slicer.mrmlScene, caseDir, self.studyOf(inputNode))
 
@@ -362,8 +338,6 @@ class MedGradeSegmentTest(ScriptedLoadableModuleTest):
         self.test_sample_data_and_terminology()
         self.setUp()
         self.test_preprocess_segment_correct()
-        self.setUp()
-        self.test_run_all()
 
     def test_sample_data_and_terminology(self) -> None:
         registerSampleData()
@@ -405,26 +379,4 @@ class MedGradeSegmentTest(ScriptedLoadableModuleTest):
         p.annotator = "self-test"
         versions = [logic.saveCorrection(p).version for _ in range(2)]
         self.assertEqual(versions[1], versions[0] + 1)
-        self.delayDisplay("Test passed")
-
-    def test_run_all(self) -> None:
-        """Run all on the loaded sample volumes: medgrade run, then the result on the user's own T1c."""
-        from MedGradePredictLib.scene_cascade import load_cascade_into_scene
-        from MedGradeWidgets.run_all_section import caseOutputFromLog
-
-        logic = MedGradeSegmentLogic()
-        p = logic.getParameterNode()
-        logic.loadSampleCase(p)
-        p.patientId = "TCGA-FG-6692"
-        out = tempfile.mkdtemp(prefix="MedGradeRunAllTest-")
-        self.delayDisplay("Run all (medgrade run)")
-        job = runSync(["run", logic.exportInputs(p, tempfile.mkdtemp()), "--output", out,
-                       "--patient-id", "TCGA-FG-6692"])
-        loaded = load_cascade_into_scene(slicer.mrmlScene, caseOutputFromLog(job.log), p.t1cVolume, show_3d=True)
-        self.assertEqual(loaded["segmentation"].GetSegmentation().GetNumberOfSegments(), 1)
-        self.assertTrue(loaded["tables"] and loaded["report"])
-        self.delayDisplay("Run all again: every stage up to date")
-        again = runSync(["run", logic.exportInputs(p, tempfile.mkdtemp()), "--output", out,
-                         "--patient-id", "TCGA-FG-6692"])
-        self.assertTrue(any("preprocess (up to date)" in line for line in again.log))
         self.delayDisplay("Test passed")

@@ -20,7 +20,7 @@ from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoada
                                            ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
 from slicer.util import VTKObservationMixin
 
-from MedGradeSegmentLib.devices import DEVICE_CHOICES
+from MedGradeCoreLib.devices import DEVICE_CHOICES
 from MedGradeWidgets import pathText
 from MedGradeWidgets.dependencies_prompt import ensureDependencies
 from MedGradeWidgets.job_runner import libraryRoot, runSync
@@ -35,7 +35,7 @@ class MedGradeTrain(ScriptedLoadableModule):
         ScriptedLoadableModule.__init__(self, parent)
         self.parent.title = "MedGrade Train"
         self.parent.categories = ["MedGrade"]
-        self.parent.dependencies = ["MedGradeSegment", "MedGradePredict"]
+        self.parent.dependencies = ["MedGradeCore", "MedGradeSegment", "MedGradePredict"]
         self.parent.contributors = ["MedGrade developers"]
         self.parent.helpText = (
             "Train a segmentation (MIG-Net, ablations, U-Net), grading (KiNet + LightGBM), breast or pre-training "
@@ -180,7 +180,7 @@ class MedGradeTrainLogic(ScriptedLoadableModuleLogic):
     @staticmethod
     def modelInUse(p: Any) -> str | None:
         """The newest library model of the chosen kind (the one a retrain would replace)."""
-        from MedGradeSegmentLib import model_library
+        from MedGradeCoreLib import model_library
 
         entries = [e for e in model_library.list_models(libraryRoot(), include_bundled=True) if e.kind == p.modelKind]
         return entries[0].model_id if entries else None
@@ -188,7 +188,7 @@ class MedGradeTrainLogic(ScriptedLoadableModuleLogic):
     @staticmethod
     def showCurves(run: str) -> None:
         """Loss and validation metric per epoch of every split as plot nodes (replaced on each update)."""
-        from MedGradeSegmentLib.scene.plots import plot_chart
+        from MedGradeCoreLib.scene.plots import plot_chart
 
         name = f"MedGrade training {pathlib.Path(run).name}"
         for node in list(slicer.util.getNodesByClass("vtkMRMLPlotChartNode")):
@@ -221,5 +221,5 @@ class MedGradeTrainTest(ScriptedLoadableModuleTest):
         config = MedGradeTrainLogic.writeConfig(p)
         self.assertEqual(json.loads(pathlib.Path(config).read_text())["train"]["epochs"], 1)
         job = runSync(ps.train_args(config, pathText(p.runFolder), "slurm", 0, print_script=True))
-        self.assertTrue(any("MedGradeTrainLib.cli train" in line for line in job.log))
+        self.assertTrue(any("MedGradeCoreLib.cli train" in line for line in job.log))
         self.delayDisplay("Test passed")

@@ -16,7 +16,7 @@ os.environ.setdefault("MEDGRADE_CACHE", str(REPO / ".cache" / "medgrade"))
 @pytest.fixture(scope="session")
 def sample():
     """``sample("brain-mr/brain1_image.nrrd")`` -> verified local path from the sample-data registry."""
-    from MedGradeSegmentLib.sample_data import sample_path
+    from MedGradeCoreLib.sample_data import sample_path
 
     return sample_path
 
@@ -24,7 +24,7 @@ def sample():
 @pytest.fixture
 def slicer_app():
     """A fresh headless Slicer application logic + scene (real MRML from slicer-core)."""
-    from MedGradeSegmentLib.headless_app import create_headless_slicer
+    from MedGradeCoreLib.headless_app import create_headless_slicer
 
     app = create_headless_slicer()
     yield app

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from MedGradeSegmentLib.errors import BundleError
+from MedGradeCoreLib.errors import BundleError
 from MedGradeSegmentLib.preprocess import PreprocessConfig
 from MedGradeSegmentLib.preprocess import brain_extraction as be
 from MedGradeSegmentLib.preprocess.orient import orient, to_float
@@ -97,7 +97,7 @@ def test_auto_choice_by_device():
 
 
 def test_preprocessed_case_records_extractor_and_keeps_the_margin(sample, tmp_path):
-    from MedGradeSegmentLib.case import Case
+    from MedGradeCoreLib.case import Case
     from MedGradeSegmentLib.preprocess import preprocess_case, read_preprocessed, write_preprocessed
 
     image = sitk.ReadImage(str(sample("brain-mr/brain1_image.nrrd")))

@@ -18,7 +18,7 @@ from MedGradePredictLib.breast.radiomics_features import (RadiomicsSettings, fea
                                                            peritumoral_ring, read_feature_table, write_feature_table)
 from MedGradePredictLib.breast.readers import (load_breast_input, load_image_with_roi, read_breast_case,
                                                read_busbra, read_busi)
-from MedGradeSegmentLib.errors import InputError
+from MedGradeCoreLib.errors import InputError
 
 BUSBRA_IDS = {"bus_0001-l", "bus_0001-r", "bus_0002-l", "bus_0002-r", "bus_0003-l", "bus_0003-r", "bus_0358-l",
               "bus_0358-r", "bus_0359-l", "bus_0359-r", "bus_0360-l", "bus_0360-r", "bus_0848-l", "bus_0848-r",
@@ -28,7 +28,7 @@ BUSI_IDS = {"benign_1", "benign_2", "benign_3", "benign_4", "malignant_2", "mali
 
 @pytest.fixture(scope="module")
 def busbra_root():
-    from MedGradeSegmentLib.sample_data import fetch_dataset
+    from MedGradeCoreLib.sample_data import fetch_dataset
 
     files = fetch_dataset("busbra-sample")
     return next(p for k, p in files.items() if k.endswith("bus_data.csv")).parent
@@ -36,7 +36,7 @@ def busbra_root():
 
 @pytest.fixture(scope="module")
 def busi_root():
-    from MedGradeSegmentLib.sample_data import fetch_dataset
+    from MedGradeCoreLib.sample_data import fetch_dataset
 
     files = fetch_dataset("busi-sample")
     return next(p for k, p in files.items() if k.endswith("benign_1.png")).parents[1]
@@ -132,7 +132,7 @@ def test_readers_busbra_busi_case_folder_and_errors(busbra_cases, busi_root, sam
 
 
 def _ds(name):
-    from MedGradeSegmentLib.sample_data import dataset_files
+    from MedGradeCoreLib.sample_data import dataset_files
 
     return [f.path for f in dataset_files(name)]
 
@@ -338,8 +338,8 @@ def test_scene_case_and_results_round_trip(slicer_app, busi_root, multimodal_cas
     """Scene volumes + Segment-Editor ROIs -> breast case folder -> `medgrade predict --heatmap` ->
     result table, contributions table and Grad-CAM volumes in the scene."""
     from MedGradePredictLib.breast.scene_breast import load_breast_results, write_case_from_scene
-    from MedGradeSegmentLib.scene import mask_to_segmentation_node, sitk_to_volume_node
-    from MedGradeTrainLib.cli import main as medgrade
+    from MedGradeCoreLib.scene import mask_to_segmentation_node, sitk_to_volume_node
+    from MedGradeCoreLib.cli import main as medgrade
 
     us = load_image_with_roi(busi_root / "malignant" / "malignant_2.png", busi_root / "malignant" / "malignant_2_mask.png")
     scene = slicer_app.scene
@@ -367,7 +367,7 @@ def test_scene_case_and_results_round_trip(slicer_app, busi_root, multimodal_cas
 
 def test_branch_init_from_local_weights_and_clinical_columns(busbra_rows, tmp_path):
     from MedGradePredictLib.breast.fusion_net import BranchSpec, LateFusionNet, load_branch_weights
-    from MedGradeSegmentLib.bundle import save_state_dict
+    from MedGradeCoreLib.bundle import save_state_dict
 
     spec = [BranchSpec("us", size=[32, 32], widths=[4, 8, 8, 8])]
     donor = LateFusionNet(spec, 2)

@@ -9,11 +9,11 @@ import shutil
 
 import pytest
 
-from MedGradeTrainLib.cli import main as medgrade
+from MedGradeCoreLib.cli import main as medgrade
 
 
 def _files(name):
-    from MedGradeSegmentLib.sample_data import fetch_dataset
+    from MedGradeCoreLib.sample_data import fetch_dataset
 
     return fetch_dataset(name)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from MedGradeSegmentLib.bundle import (ModelManifest, load_state_dict, read_manifest, save_state_dict,
+from MedGradeCoreLib.bundle import (ModelManifest, load_state_dict, read_manifest, save_state_dict,
                                        unzip_bundle, write_bundle, zip_bundle)
-from MedGradeSegmentLib.errors import BundleError
+from MedGradeCoreLib.errors import BundleError
 
 
 def _make_bundle(tmp_path):

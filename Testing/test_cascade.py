@@ -16,7 +16,7 @@ STAGES = ["preprocess", "segment", "grade:kinet-lgg-g2g3-t1c-flair-v1", "scene",
 
 @pytest.fixture(scope="module")
 def bundled_case():
-    from MedGradeSegmentLib.sample_data import fetch_dataset
+    from MedGradeCoreLib.sample_data import fetch_dataset
 
     return next(iter(fetch_dataset("tcga-fg-6692").values())).parent
 
@@ -61,7 +61,7 @@ def test_second_run_skips_and_a_changed_setting_reruns_only_what_depends_on_it(f
 
 
 def test_predict_on_a_case_without_mask_segments_first(first_run, tmp_path, capsys):
-    from MedGradeTrainLib.cli import main
+    from MedGradeCoreLib.cli import main
 
     out, _ = first_run
     pre = out / "TCGA-FG-6692" / "preprocessed"  # preprocessed, but no lesion mask in it
@@ -78,7 +78,7 @@ def test_predict_on_a_case_without_mask_segments_first(first_run, tmp_path, caps
 @pytest.mark.scene
 def test_cascade_output_replaces_the_chosen_nodes_in_a_scene(first_run, slicer_app, bundled_case):
     from MedGradePredictLib.scene_cascade import load_cascade_into_scene
-    from MedGradeSegmentLib.scene import sitk_to_volume_node
+    from MedGradeCoreLib.scene import sitk_to_volume_node
 
     out, result = first_run
     scene = slicer_app.scene

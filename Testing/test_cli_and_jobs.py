@@ -5,11 +5,11 @@ from __future__ import annotations
 import sys
 import time
 
-from MedGradeSegmentLib.jobs import BackgroundJob
+from MedGradeCoreLib.jobs import BackgroundJob
 
 
 def test_cli_without_command_prints_help(capsys):
-    from MedGradeTrainLib.cli import main
+    from MedGradeCoreLib.cli import main
 
     assert main([]) == 2
     assert "usage: medgrade" in capsys.readouterr().out
@@ -20,7 +20,7 @@ def test_background_job_reports_and_cancels(tmp_path):
     script = tmp_path / "child.py"
     script.write_text(
         "import time,sys\n"
-        "from MedGradeSegmentLib.progress import json_lines_progress\n"
+        "from MedGradeCoreLib.progress import json_lines_progress\n"
         "p = json_lines_progress()\n"
         "p(0.25, 'quarter'); print('hello log'); sys.stdout.flush()\n"
         "time.sleep(60)\n")

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from MedGradeTrainLib.cli import main as medgrade
+from MedGradeCoreLib.cli import main as medgrade
 from MedGradeTrainLib.cohort import check_cohort, export_cohort
 
 CASES = {"TCGA_CS_4941": ("TCGA_CS_4941_19960909", "G3", "CS"), "TCGA_CS_4944": ("TCGA_CS_4944_20010208", "G2", "CS"),
@@ -22,7 +22,7 @@ CASES = {"TCGA_CS_4941": ("TCGA_CS_4941_19960909", "G3", "CS"), "TCGA_CS_4944": 
 
 @pytest.fixture
 def cohort(tmp_path):
-    from MedGradeSegmentLib.io.lgg_tcga import sample_lgg_cohort
+    from MedGradeCoreLib.io.lgg_tcga import sample_lgg_cohort
 
     lgg = sample_lgg_cohort()
     root = tmp_path / "cohort"

@@ -9,7 +9,7 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.version import Version
 
-from MedGradeSegmentLib import dependencies as dep
+from MedGradeCoreLib import dependencies as dep
 
 REPO = Path(__file__).resolve().parents[1]
 REQS = REPO / "Resources" / "requirements.txt"

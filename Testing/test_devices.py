@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from MedGradeSegmentLib.devices import choose_device
+from MedGradeCoreLib.devices import choose_device
 
 
 def fake_torch(cuda: bool = False, mps: bool = False, total_mb: int = 8192, count: int = 1):

@@ -14,7 +14,7 @@ from sklearn.metrics import cohen_kappa_score, f1_score, roc_auc_score
 
 from MedGradePredictLib.evaluate import (binary_metrics, calibration, decision_curve, delong_auc_ci, delong_test,
                                          evaluate_predictions, multiclass_metrics, net_benefit, write_report)
-from MedGradeSegmentLib.errors import InputError
+from MedGradeCoreLib.errors import InputError
 
 # Worked DeLong pair (3 positives, 3 negatives; the 0.2 tie of model B counts 1/2), by hand:
 #   A: V10 = [1, 2/3, 1/3], V01 = [1/3, 2/3, 1]    AUC_A = 2/3
@@ -128,7 +128,7 @@ def test_report_files_json_csv_png(tmp_path):
 
 def test_evaluation_in_scene(slicer_app, tmp_path):
     from MedGradePredictLib.scene_evaluation import add_evaluation_to_scene
-    from MedGradeSegmentLib.scene.tables import table_to_rows
+    from MedGradeCoreLib.scene.tables import table_to_rows
 
     rng = np.random.default_rng(2)
     y = rng.integers(0, 2, 40)

@@ -7,8 +7,8 @@ import json
 import re
 from pathlib import Path
 
-from MedGradeSegmentLib import dependencies as dep
-from MedGradeSegmentLib.slicer_version import MIN_SLICER, slicer_version_problem
+from MedGradeCoreLib import dependencies as dep
+from MedGradeCoreLib.slicer_version import MIN_SLICER, slicer_version_problem
 
 REPO = Path(__file__).resolve().parents[1]
 

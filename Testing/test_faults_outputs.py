@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import SimpleITK as sitk
 
-from MedGradeSegmentLib.errors import InputError
-from MedGradeTrainLib.cli import main
+from MedGradeCoreLib.errors import InputError
+from MedGradeCoreLib.cli import main
 
 LIBS = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(str(LIBS / m) for m in
@@ -73,7 +73,7 @@ def test_preprocess_never_replaces_a_folder_it_did_not_write(raw_case, tmp_path,
 # --- 6. one writer per output case: "in use by process N", never success for a result not in place ----------
 
 def _hold_lock(target: Path) -> subprocess.Popen:
-    code = ("import sys, time\nfrom MedGradeSegmentLib.outputs import OutputLock\n"
+    code = ("import sys, time\nfrom MedGradeCoreLib.outputs import OutputLock\n"
             "with OutputLock(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(60)\n")
     proc = subprocess.Popen([sys.executable, "-c", code, str(target)], stdout=subprocess.PIPE, text=True, env=ENV)
     assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
@@ -108,7 +108,7 @@ def test_second_run_into_the_same_output_case_is_refused(raw_case, tmp_path, cap
 
 
 def test_success_is_never_reported_for_a_result_that_is_not_in_place(tmp_path, monkeypatch):
-    from MedGradeSegmentLib import outputs
+    from MedGradeCoreLib import outputs
 
     monkeypatch.setattr(outputs, "_commit", lambda *a: None)  # a rename that silently did nothing
     with pytest.raises(Exception, match="not in place"):
@@ -121,7 +121,7 @@ def test_success_is_never_reported_for_a_result_that_is_not_in_place(tmp_path, m
 _FULL_DISK = """
 import resource, signal, sys
 import SimpleITK as sitk
-from MedGradeSegmentLib.errors import MedGradeError
+from MedGradeCoreLib.errors import MedGradeError
 from MedGradeSegmentLib.segmentation.infer import SegmentationResult
 from MedGradeSegmentLib.segmentation.segment_case import write_result
 image = sitk.ReadImage(sys.argv[1])
@@ -186,7 +186,7 @@ def test_output_path_that_is_a_file_is_a_clear_error(raw_case, tmp_path, capsys)
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_signal_during_brain_extraction_stops_cleans_up_and_fails(raw_case, tmp_path, sig):
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "MedGradeTrainLib.cli", "preprocess", str(raw_case), "--output",
+    proc = subprocess.Popen([sys.executable, "-m", "MedGradeCoreLib.cli", "preprocess", str(raw_case), "--output",
                              str(out), "--progress-json"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, env=ENV)
     assert proc.stdout is not None
@@ -211,7 +211,7 @@ def test_signal_during_brain_extraction_stops_cleans_up_and_fails(raw_case, tmp_
 def test_the_command_process_dies_with_a_killed_medgrade(raw_case, tmp_path):
     """`medgrade` runs the command in a child process; SIGKILL of medgrade (a job runner's last resort)
     must not leave that child running on."""
-    proc = subprocess.Popen([sys.executable, "-m", "MedGradeTrainLib.cli", "preprocess", str(raw_case), "--output",
+    proc = subprocess.Popen([sys.executable, "-m", "MedGradeCoreLib.cli", "preprocess", str(raw_case), "--output",
                              str(tmp_path / "out"), "--progress-json"], stdout=subprocess.PIPE, text=True, env=ENV)
     assert proc.stdout is not None
     for line in proc.stdout:

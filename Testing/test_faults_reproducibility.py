@@ -8,7 +8,7 @@ import json
 import numpy as np
 import SimpleITK as sitk
 
-from MedGradeSegmentLib.case import Case
+from MedGradeCoreLib.case import Case
 from MedGradeSegmentLib.preprocess import PreprocessConfig, preprocess_case, write_preprocessed
 
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import SimpleITK as sitk
 
-from MedGradeSegmentLib.io import read_lgg_cohort, sample_lgg_cohort
-from MedGradeTrainLib.cli import main as medgrade
+from MedGradeCoreLib.io import read_lgg_cohort, sample_lgg_cohort
+from MedGradeCoreLib.cli import main as medgrade
 
 PATIENTS = ("TCGA_CS_4942", "TCGA_HT_7692", "TCGA_HT_8107")
 DICE_FLOOR = 0.5  # measured 0.728 / 0.539 / 0.616 with mignet-lgg-flair-t1c-v1 (deepbet preprocessing); per patient

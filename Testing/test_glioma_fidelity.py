@@ -13,7 +13,7 @@ import SimpleITK as sitk
 import torch
 from torch import nn
 
-from MedGradeSegmentLib.io import load_lgg_case, read_lgg_cohort, sample_lgg_cohort
+from MedGradeCoreLib.io import load_lgg_case, read_lgg_cohort, sample_lgg_cohort
 
 
 @pytest.fixture(scope="module")

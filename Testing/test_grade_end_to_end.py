@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from MedGradeSegmentLib.io import load_case
-from MedGradeSegmentLib.sample_data import fetch_dataset
-from MedGradeTrainLib.cli import main as medgrade
+from MedGradeCoreLib.io import load_case
+from MedGradeCoreLib.sample_data import fetch_dataset
+from MedGradeCoreLib.cli import main as medgrade
 
 DEMO = "kinet-lgg-g2g3-t1c-flair-v1"
 
@@ -44,7 +44,7 @@ def second_task_bundle(tmp_path_factory):
 
 def test_predict_cli_and_scene(case_dir, second_task_bundle, tmp_path, slicer_app):
     from MedGradePredictLib.scene_grading import load_grading_into_scene
-    from MedGradeSegmentLib.scene import get_provenance, study_item_of, volume_node_to_sitk
+    from MedGradeCoreLib.scene import get_provenance, study_item_of, volume_node_to_sitk
 
     out = tmp_path / "pred"
     rc = medgrade(["predict", str(case_dir), "--model", DEMO, "--model", str(second_task_bundle), "--fusion",

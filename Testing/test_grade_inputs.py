@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from MedGradeSegmentLib.errors import InputError
-from MedGradeSegmentLib.io import load_case
-from MedGradeSegmentLib.sample_data import fetch_dataset
+from MedGradeCoreLib.errors import InputError
+from MedGradeCoreLib.io import load_case
+from MedGradeCoreLib.sample_data import fetch_dataset
 from MedGradePredictLib.mix_inputs import build_slice_inputs, merge_in, sample_lesion_slices
 from MedGradePredictLib.tasks import get_task
 

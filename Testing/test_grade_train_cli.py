@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from MedGradeSegmentLib.io import load_case
-from MedGradeSegmentLib.sample_data import fetch_dataset
-from MedGradeTrainLib.cli import main as medgrade
+from MedGradeCoreLib.io import load_case
+from MedGradeCoreLib.sample_data import fetch_dataset
+from MedGradeCoreLib.cli import main as medgrade
 
 
 @pytest.fixture(scope="module")

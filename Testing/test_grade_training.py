@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from MedGradeSegmentLib.errors import BundleError, InputError
-from MedGradeSegmentLib.io import load_case
-from MedGradeSegmentLib.sample_data import fetch_dataset
+from MedGradeCoreLib.errors import BundleError, InputError
+from MedGradeCoreLib.io import load_case
+from MedGradeCoreLib.sample_data import fetch_dataset
 from MedGradePredictLib.cohort import patient_folds, split_cases
 from MedGradePredictLib.evaluate import write_report
 from MedGradePredictLib.model_bundle import HEAD, WEIGHTS, load_grading_bundle, save_grading_bundle
@@ -93,8 +93,8 @@ def test_bundle_round_trips_and_refuses_a_tampered_head(toy_cases, tmp_path):
 
 
 def test_training_reports_progress_and_can_be_cancelled(toy_cases):
-    from MedGradeSegmentLib.errors import CancelledError
-    from MedGradeSegmentLib.progress import Progress
+    from MedGradeCoreLib.errors import CancelledError
+    from MedGradeCoreLib.progress import Progress
 
     seen = []
     progress = Progress(lambda f, m: (seen.append((f, m)), progress.cancel() if f > 0.3 else None))

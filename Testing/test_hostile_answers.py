@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from MedGradeSegmentLib.errors import InputError
-from MedGradeTrainLib.cli import main
+from MedGradeCoreLib.errors import InputError
+from MedGradeCoreLib.cli import main
 
 GRADER = "kinet-lgg-g2g3-t1c-flair-v1"
 
@@ -110,7 +110,7 @@ def test_predict_refuses_an_unusable_mask(case_dir, tmp_path, capsys, kind, mess
 
 
 def test_mask_far_from_the_lesion_and_on_another_grid_is_warned(case_dir):
-    from MedGradeSegmentLib.mask_checks import check_lesion_mask
+    from MedGradeCoreLib.mask_checks import check_lesion_mask
     from MedGradeSegmentLib.preprocess.io import read_preprocessed
 
     case, _ = read_preprocessed(case_dir)
@@ -158,9 +158,9 @@ def test_clinical_csv_mismatch_is_warned_and_values_used_are_recorded(case_dir, 
     row = next(csv.DictReader(open(out / "predictions.csv")))
     assert row["age_used"] == "" and row["sex_used"] == "" and "no row for patient" in row["warnings"]
     from MedGradePredictLib.scene_grading import load_grading_into_scene
-    from MedGradeSegmentLib.scene import get_provenance
+    from MedGradeCoreLib.scene import get_provenance
 
-    from MedGradeSegmentLib.headless_app import create_headless_slicer
+    from MedGradeCoreLib.headless_app import create_headless_slicer
 
     app = create_headless_slicer()  # what the Predict panel shows: the warnings ride on the result nodes
     table = load_grading_into_scene(app.scene, str(out))["nodes"]["TCGA-FG-6692"]["table"]

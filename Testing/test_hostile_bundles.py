@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from MedGradeSegmentLib import bundle as bundle_mod
-from MedGradeSegmentLib import model_library as ml
-from MedGradeSegmentLib.bundle import ModelManifest, write_bundle, zip_bundle
-from MedGradeSegmentLib.errors import BundleError
+from MedGradeCoreLib import bundle as bundle_mod
+from MedGradeCoreLib import model_library as ml
+from MedGradeCoreLib.bundle import ModelManifest, write_bundle, zip_bundle
+from MedGradeCoreLib.errors import BundleError
 
 PREDICT_LIB = Path(__file__).resolve().parents[1] / "MedGradePredict" / "MedGradePredictLib"
 DEMO_GRADING = PREDICT_LIB / "bundled_models" / "kinet-lgg-g2g3-t1c-flair-v1"
@@ -117,7 +117,7 @@ def test_remove_never_follows_a_link_out_of_the_library(tmp_path, lib):
 
 
 def test_cli_refuses_a_model_id_with_a_slash(tmp_path, lib, capsys):
-    from MedGradeTrainLib.cli import main
+    from MedGradeCoreLib.cli import main
 
     assert main(["models", "--root", str(lib), "remove", "../x"]) == 2
     assert "is not allowed" in capsys.readouterr().err
@@ -188,7 +188,7 @@ def http_dir(tmp_path):
 
 
 def test_sha256_argument_is_never_used_as_a_path(tmp_path, lib, http_dir, capsys):
-    from MedGradeTrainLib.cli import main
+    from MedGradeCoreLib.cli import main
 
     served, base = http_dir
     victim = lib.parent / "victim"

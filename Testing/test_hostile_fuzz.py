@@ -24,8 +24,8 @@ import gzip, json, shutil, sys, traceback
 from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
-from MedGradeSegmentLib.errors import InputError
-from MedGradeSegmentLib.io import load_case, read_image
+from MedGradeCoreLib.errors import InputError
+from MedGradeCoreLib.io import load_case, read_image
 
 kind, seed, start, stop, work = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), Path(sys.argv[5])
 sources = [Path(p) for p in sys.argv[6:]]

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from MedGradeSegmentLib.errors import InputError
-from MedGradeSegmentLib.io import load_case, read_image
+from MedGradeCoreLib.errors import InputError
+from MedGradeCoreLib.io import load_case, read_image
 
 T1 = "glioma-lgg-tcga/TCGA_CS_4941_19960909/t1.nii.gz"
 
@@ -62,7 +62,7 @@ def test_huge_matrix_in_a_small_file_is_refused_before_reading(sample, tmp_path)
 
 
 def test_image_larger_than_the_memory_available_is_refused(sample, tmp_path, monkeypatch):
-    from MedGradeSegmentLib.io import nifti
+    from MedGradeCoreLib.io import nifti
 
     monkeypatch.setattr(nifti, "available_memory", lambda: 1 << 20)  # a machine with 1 MiB free
     _refused(Path(sample(T1)), "needs about", "only 0.0 gib is available")
@@ -120,7 +120,7 @@ def test_truncated_dicom_file_is_named(sample, tmp_path, cut):
 
 
 def test_dicom_gap_message_offers_the_command_line_option(sample, tmp_path, capsys, monkeypatch):
-    from MedGradeTrainLib.cli import main
+    from MedGradeCoreLib.cli import main
     import MedGradeSegmentLib.preprocess as pre
 
     folder = _dicom_folder(sample, tmp_path)

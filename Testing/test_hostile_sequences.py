@@ -12,7 +12,7 @@ import pytest
 import SimpleITK as sitk
 
 from MedGradeSegmentLib.preprocess.consistency import mirror_left_right
-from MedGradeTrainLib.cli import main
+from MedGradeCoreLib.cli import main
 
 BRATS = "glioma-native/TCGA-FG-6692/brats-space/{}_bet.nii.gz"
 
@@ -54,7 +54,7 @@ def test_swapped_or_flipped_sequences_are_reported(sample, tmp_path, capsys, how
 
 
 def test_warnings_reach_the_slicer_nodes(sample, tmp_path, capsys, slicer_app):
-    from MedGradeSegmentLib.scene import get_provenance, load_preprocessed_into_scene
+    from MedGradeCoreLib.scene import get_provenance, load_preprocessed_into_scene
 
     out = tmp_path / "out"
     _preprocess(_case(sample, tmp_path, "swapped"), out, capsys)

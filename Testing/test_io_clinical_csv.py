@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from MedGradeSegmentLib.errors import InputError
-from MedGradeSegmentLib.io import read_clinical_csv, read_labels_csv, write_csv
+from MedGradeCoreLib.errors import InputError
+from MedGradeCoreLib.io import read_clinical_csv, read_labels_csv, write_csv
 
 
 def _csv(tmp_path: Path, text: str, name: str = "clinical.csv", encoding: str = "utf-8") -> Path:

@@ -10,9 +10,9 @@ import pydicom
 import pytest
 import SimpleITK as sitk
 
-from MedGradeSegmentLib.errors import InputError
-from MedGradeSegmentLib.io import load_case, read_dicom_series, scan_dicom_folder
-from MedGradeSegmentLib.sample_data import fetch_dataset
+from MedGradeCoreLib.errors import InputError
+from MedGradeCoreLib.io import load_case, read_dicom_series, scan_dicom_folder
+from MedGradeCoreLib.sample_data import fetch_dataset
 
 
 @pytest.fixture(scope="module")

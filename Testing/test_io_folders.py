@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from MedGradeSegmentLib.errors import InputError
-from MedGradeSegmentLib.io import iter_cohort, load_case
-from MedGradeSegmentLib.sample_data import fetch_dataset
+from MedGradeCoreLib.errors import InputError
+from MedGradeCoreLib.io import iter_cohort, load_case
+from MedGradeCoreLib.sample_data import fetch_dataset
 
 BRATS23 = "BraTS-GLI-00001-000"
 BRATS23_TO_21 = {"t1c": "t1ce", "t1n": "t1", "t2w": "t2", "t2f": "flair"}

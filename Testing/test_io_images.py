@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from MedGradeSegmentLib.errors import InputError
-from MedGradeSegmentLib.io import load_case, read_image
+from MedGradeCoreLib.errors import InputError
+from MedGradeCoreLib.io import load_case, read_image
 
 T1 = "glioma-native/TCGA-FG-6692/t1.nii.gz"
 BRAIN = "brain-mr/brain1_image.nrrd"

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from MedGradeSegmentLib.errors import InputError
-from MedGradeSegmentLib.io import iter_lgg_cohort, load_lgg_case, read_lgg_cohort, sample_lgg_cohort
+from MedGradeCoreLib.errors import InputError
+from MedGradeCoreLib.io import iter_lgg_cohort, load_lgg_case, read_lgg_cohort, sample_lgg_cohort
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from MedGradeSegmentLib.case import Case
-from MedGradeSegmentLib.errors import InputError
-from MedGradeSegmentLib.io import (iter_cohort, load_case, read_image, read_research_client_case,
+from MedGradeCoreLib.case import Case
+from MedGradeCoreLib.errors import InputError
+from MedGradeCoreLib.io import (iter_cohort, load_case, read_image, read_research_client_case,
                                    write_research_client_case)
 
 

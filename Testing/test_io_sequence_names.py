@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from MedGradeSegmentLib.sequence_names import guess_sequence, is_brain_mask_name, is_lesion_mask_name
+from MedGradeCoreLib.sequence_names import guess_sequence, is_brain_mask_name, is_lesion_mask_name
 
 NAMES = [
     # BraTS 2020/2021

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from MedGradeSegmentLib.jobs import BackgroundJob
+from MedGradeCoreLib.jobs import BackgroundJob
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX process groups (Windows: taskkill /T)")
 

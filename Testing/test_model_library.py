@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from MedGradeSegmentLib import model_library as ml
-from MedGradeSegmentLib.bundle import ModelManifest, write_bundle, zip_bundle
-from MedGradeSegmentLib.errors import BundleError
-from MedGradeSegmentLib.hashing import sha256_file
-from MedGradeSegmentLib.progress import Progress
+from MedGradeCoreLib import model_library as ml
+from MedGradeCoreLib.bundle import ModelManifest, write_bundle, zip_bundle
+from MedGradeCoreLib.errors import BundleError
+from MedGradeCoreLib.hashing import sha256_file
+from MedGradeCoreLib.progress import Progress
 
 
 @pytest.fixture
@@ -184,7 +184,7 @@ def test_shipped_sources_file_is_valid_and_schema_catches_mistakes():
 
 
 def test_models_cli_list_import_remove(tmp_path, bundle_zip, capsys, monkeypatch):
-    from MedGradeTrainLib.cli import main
+    from MedGradeCoreLib.cli import main
 
     monkeypatch.setenv("MEDGRADE_MODELS", str(tmp_path / "lib"))
     assert main(["models", "import", str(bundle_zip)]) == 0

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from MedGradeSegmentLib.case import Case
+from MedGradeCoreLib.case import Case
 from MedGradeSegmentLib.preprocess import PreprocessConfig, preprocess_case
 from MedGradeSegmentLib.preprocess.slices import axial_extent
 

@@ -9,7 +9,7 @@ import sys
 
 import SimpleITK as sitk
 
-from MedGradeTrainLib.cli import main
+from MedGradeCoreLib.cli import main
 
 
 def test_folder_with_one_broken_case(sample, tmp_path, capsys):
@@ -43,7 +43,7 @@ def test_progress_json_puts_case_errors_on_stdout(sample, tmp_path):
     bad = tmp_path / "cohort" / "BROKEN-001"
     bad.mkdir(parents=True)
     (bad / "t1c.nii.gz").write_bytes(sample("glioma-native/TCGA-FG-6692/t1c.nii.gz").read_bytes()[:300])
-    proc = subprocess.run([sys.executable, "-m", "MedGradeTrainLib.cli", "preprocess", str(tmp_path / "cohort"),
+    proc = subprocess.run([sys.executable, "-m", "MedGradeCoreLib.cli", "preprocess", str(tmp_path / "cohort"),
                            "--output", str(tmp_path / "out"), "--no-skull-strip", "--progress-json"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import SimpleITK as sitk
 
-from MedGradeSegmentLib.case import Case
-from MedGradeSegmentLib.errors import CancelledError, InputError
+from MedGradeCoreLib.case import Case
+from MedGradeCoreLib.errors import CancelledError, InputError
 from MedGradeSegmentLib.preprocess import PreprocessConfig, preprocess_case, write_preprocessed
-from MedGradeSegmentLib.progress import Progress
+from MedGradeCoreLib.progress import Progress
 
 FAST = dict(skull_strip=False, stripped_threshold="otsu", reg_iterations=20, reg_shrink=(4,),
             reg_smoothing_mm=(2.0,), reg_sampling=0.02)

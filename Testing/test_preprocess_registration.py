@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from MedGradeSegmentLib.case import Case
+from MedGradeCoreLib.case import Case
 from MedGradeSegmentLib.preprocess import PreprocessConfig, preprocess_case, read_preprocessed, write_preprocessed
 from MedGradeSegmentLib.preprocess.quality import weak_registrations
 from MedGradeSegmentLib.preprocess.registration import register

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from MedGradeTrainLib.cli import main as medgrade
+from MedGradeCoreLib.cli import main as medgrade
 from MedGradeTrainLib.retrain import add_to_cohort, corrected_since, uncertainty_ranking
 
 
@@ -41,7 +41,7 @@ def _correct(d: Path) -> None:
 
 
 def test_add_to_cohort_count_since_model_and_uncertainty_ranking(tmp_path, capsys):
-    from MedGradeSegmentLib.io.lgg_tcga import sample_lgg_cohort
+    from MedGradeCoreLib.io.lgg_tcga import sample_lgg_cohort
 
     lgg = sample_lgg_cohort()
     work, cohort = tmp_path / "work", tmp_path / "cohort"

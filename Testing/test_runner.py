@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from MedGradeSegmentLib.errors import InputError
+from MedGradeCoreLib.errors import InputError
 from MedGradeTrainLib.runner import checkpoint as ckpt
 from MedGradeTrainLib.runner.config import load_config
 from MedGradeTrainLib.runner.kind import Patient
@@ -75,7 +75,7 @@ def test_partial_or_corrupt_checkpoint_is_refused_and_previous_used(tmp_path):
 
 
 def _medgrade(*args: str, **kw) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "MedGradeTrainLib.cli", *args], stdout=subprocess.DEVNULL,
+    return subprocess.Popen([sys.executable, "-m", "MedGradeCoreLib.cli", *args], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True, **kw)
 
 
@@ -83,7 +83,7 @@ def kill_resume_and_compare(cfg: dict, tmp_path: Path, kill_at: int) -> list[dic
     """Train ``cfg`` in a child process, SIGKILL it once the progress file shows optimizer step ``kill_at``
     (mid-epoch), resume it with ``medgrade resume``, train the same config uninterrupted, and check every
     split ends with the same weights; returns the killed run's progress records."""
-    from MedGradeTrainLib.cli import main
+    from MedGradeCoreLib.cli import main
     from MedGradeTrainLib.runner.loop import run_training
 
     cfg = json.loads(json.dumps(cfg))

@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(autouse=True)
 def _lgg_cohort():
-    from MedGradeSegmentLib.io.lgg_tcga import sample_lgg_cohort
+    from MedGradeCoreLib.io.lgg_tcga import sample_lgg_cohort
 
     root = sample_lgg_cohort()  # the registry's verified copy of ../shared/data/glioma-lgg-tcga
     return root
@@ -106,7 +106,7 @@ def test_prepared_data_train_through_the_runner(tmp_path, _lgg_cohort):
     from MedGradeSegmentLib.segmentation.data import case_volumes, select_slices, slice_samples
     from MedGradeTrainLib.kinds.grading import train_network
     from MedGradeTrainLib.kinds.segmentation import fit
-    from MedGradeSegmentLib.io.lgg_tcga import load_lgg_case, read_lgg_cohort
+    from MedGradeCoreLib.io.lgg_tcga import load_lgg_case, read_lgg_cohort
 
     task = {"name": "who-grade", "column": "grade", "positive_class": "G3", "negative_class": "G2"}
     recs = [r for r in read_lgg_cohort(_lgg_cohort) if r.has(["flair", "t1c"])][:4]

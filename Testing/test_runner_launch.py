@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from MedGradeTrainLib.cli import main as medgrade
+from MedGradeCoreLib.cli import main as medgrade
 from MedGradeTrainLib.runner.config import load_config
 from MedGradeTrainLib.runner.progress_log import read_progress
 
@@ -43,7 +43,7 @@ def _wait(pred, timeout: float, what: str) -> None:
 
 def test_torchrun_two_processes_ddp(tmp_path):
     run = tmp_path / "ddp"
-    rc = subprocess.run([sys.executable, "-m", "MedGradeTrainLib.cli", "train", "--config", str(TOY), "--output",
+    rc = subprocess.run([sys.executable, "-m", "MedGradeCoreLib.cli", "train", "--config", str(TOY), "--output",
                          str(run), "--launcher", "torchrun", "--gpus", "2"], capture_output=True, text=True,
                         timeout=300)
     assert rc.returncode == 0, rc.stderr[-2000:]
@@ -149,7 +149,7 @@ def test_real_slurm_train_follow_cancel_and_job_array(slurm, tmp_path, monkeypat
     assert run_state(run).status == "cancelled"
     assert not list(tmp_path.glob("PWNED*")) and not list(Path.cwd().glob("PWNED*"))
     # a two-task job array over a cohort (one case per task) and its gather job
-    from MedGradeSegmentLib.io.lgg_tcga import sample_lgg_cohort
+    from MedGradeCoreLib.io.lgg_tcga import sample_lgg_cohort
 
     lgg = sample_lgg_cohort()
     cohort = tmp_path / "cohort"

@@ -6,8 +6,8 @@ import shutil
 
 import pytest
 
-from MedGradeSegmentLib import sample_data
-from MedGradeSegmentLib.errors import InputError
+from MedGradeCoreLib import sample_data
+from MedGradeCoreLib.errors import InputError
 
 
 def test_every_registered_file_resolves_from_the_mirror():

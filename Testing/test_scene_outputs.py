@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from MedGradeSegmentLib.errors import InputError
-from MedGradeSegmentLib.model_library import list_models
-from MedGradeSegmentLib.sample_data import fetch_dataset
+from MedGradeCoreLib.errors import InputError
+from MedGradeCoreLib.model_library import list_models
+from MedGradeCoreLib.sample_data import fetch_dataset
 from MedGradeSegmentLib.scene_outputs import (case_volume_node, load_segment_output, read_segment_output,
                                               segment_output_dir)
-from MedGradeTrainLib.cli import main
+from MedGradeCoreLib.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 BRATS = "glioma-native/TCGA-FG-6692/brats-space/"
@@ -71,9 +71,9 @@ def test_reads_what_segment_wrote(segmented, case_dir):
 
 
 def test_segment_output_lands_under_the_case_study_with_terminology_and_provenance(segmented, case_dir, slicer_app):
-    from MedGradeSegmentLib.scene import (get_provenance, load_preprocessed_into_scene, segmentation_node_to_mask,
+    from MedGradeCoreLib.scene import (get_provenance, load_preprocessed_into_scene, segmentation_node_to_mask,
                                           study_item_of, terminology_entry, volume_node_to_sitk)
-    from MedGradeSegmentLib.scene.segmentations import segment_ids
+    from MedGradeCoreLib.scene.segmentations import segment_ids
 
     scene = slicer_app.scene
     case = load_preprocessed_into_scene(scene, case_dir)
@@ -101,7 +101,7 @@ def test_annotator_correction_from_the_loaded_node_is_a_new_version(segmented, c
     """What the panel's Save correction does: the node (edited or not) -> corrections/vNNNN, twice."""
     import shutil
 
-    from MedGradeSegmentLib.scene import load_preprocessed_into_scene
+    from MedGradeCoreLib.scene import load_preprocessed_into_scene
     from MedGradeSegmentLib.scene_segmentation import save_correction_from_scene
 
     work = tmp_path / PATIENT
@@ -135,7 +135,7 @@ def test_terminology_is_loaded_once_at_startup(slicer_app):
     import vtk
 
     sys.path.insert(0, str(REPO / "MedGradeSegment"))
-    from MedGradeSegmentLib.scene.terminology import context_name
+    from MedGradeCoreLib.scene.terminology import context_name
     from MedGradeWidgets.startup import ensureTerminology
 
     logic = slicer_app.logics["Terminologies"]

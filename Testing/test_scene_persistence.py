@@ -5,15 +5,15 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
-from MedGradeSegmentLib.headless_app import create_headless_slicer
-from MedGradeSegmentLib.scene.hierarchy import ensure_patient_study, place_under, sh_node, study_item_of
-from MedGradeSegmentLib.scene.persistence import load_scene, save_scene
-from MedGradeSegmentLib.scene.plots import plot_chart
-from MedGradeSegmentLib.scene.provenance import get_provenance, set_provenance
-from MedGradeSegmentLib.scene.segmentations import mask_to_segmentation_node, segmentation_node_to_mask
-from MedGradeSegmentLib.scene.tables import table_from_rows, table_to_rows
-from MedGradeSegmentLib.scene.transforms import linear_transform_node_to_sitk, sitk_transform_to_node
-from MedGradeSegmentLib.scene.volumes import match_grid, sitk_to_volume_node, volume_node_to_sitk
+from MedGradeCoreLib.headless_app import create_headless_slicer
+from MedGradeCoreLib.scene.hierarchy import ensure_patient_study, place_under, sh_node, study_item_of
+from MedGradeCoreLib.scene.persistence import load_scene, save_scene
+from MedGradeCoreLib.scene.plots import plot_chart
+from MedGradeCoreLib.scene.provenance import get_provenance, set_provenance
+from MedGradeCoreLib.scene.segmentations import mask_to_segmentation_node, segmentation_node_to_mask
+from MedGradeCoreLib.scene.tables import table_from_rows, table_to_rows
+from MedGradeCoreLib.scene.transforms import linear_transform_node_to_sitk, sitk_transform_to_node
+from MedGradeCoreLib.scene.volumes import match_grid, sitk_to_volume_node, volume_node_to_sitk
 
 
 def _first(scene, cls: str):

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from MedGradeSegmentLib.errors import InputError
-from MedGradeSegmentLib.scene.hierarchy import sh_node, study_item_of
-from MedGradeSegmentLib.scene.preprocess_result import load_preprocessed_into_scene
-from MedGradeSegmentLib.scene.provenance import get_provenance
-from MedGradeSegmentLib.scene.segmentations import segmentation_node_to_mask
-from MedGradeSegmentLib.scene.volumes import volume_node_to_sitk
+from MedGradeCoreLib.errors import InputError
+from MedGradeCoreLib.scene.hierarchy import sh_node, study_item_of
+from MedGradeCoreLib.scene.preprocess_result import load_preprocessed_into_scene
+from MedGradeCoreLib.scene.provenance import get_provenance
+from MedGradeCoreLib.scene.segmentations import segmentation_node_to_mask
+from MedGradeCoreLib.scene.volumes import volume_node_to_sitk
 
 PARAMETERS = {"spacing_mm": [1.0, 1.0, 1.0], "registration": "rigid", "n4": False}
 

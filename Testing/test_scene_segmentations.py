@@ -8,10 +8,10 @@ import SimpleITK as sitk
 import slicer
 from scene_helpers import rotated_copy
 
-from MedGradeSegmentLib.scene.hierarchy import ensure_patient_study, place_under, place_with, sh_node, study_item_of
-from MedGradeSegmentLib.scene.segmentations import mask_to_segmentation_node, segmentation_node_to_mask
-from MedGradeSegmentLib.scene.terminology import context_name, terminology_entry
-from MedGradeSegmentLib.scene.volumes import sitk_to_volume_node
+from MedGradeCoreLib.scene.hierarchy import ensure_patient_study, place_under, place_with, sh_node, study_item_of
+from MedGradeCoreLib.scene.segmentations import mask_to_segmentation_node, segmentation_node_to_mask
+from MedGradeCoreLib.scene.terminology import context_name, terminology_entry
+from MedGradeCoreLib.scene.volumes import sitk_to_volume_node
 
 
 @pytest.fixture(scope="module")

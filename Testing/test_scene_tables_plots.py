@@ -7,8 +7,8 @@ import math
 import pytest
 import vtk
 
-from MedGradeSegmentLib.scene.plots import plot_chart
-from MedGradeSegmentLib.scene.tables import table_from_rows, table_to_rows
+from MedGradeCoreLib.scene.plots import plot_chart
+from MedGradeCoreLib.scene.tables import table_from_rows, table_to_rows
 
 ROWS = [
     {"task": "ki67", "level": "high", "probability": 0.81, "slices": 20, "positive": True},

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import SimpleITK as sitk
 
-from MedGradeSegmentLib.scene.hierarchy import ensure_patient_study, place_under, sh_node
-from MedGradeSegmentLib.scene.segmentations import mask_to_segmentation_node
-from MedGradeSegmentLib.scene.transaction import SceneTransaction
-from MedGradeSegmentLib.scene.volumes import sitk_to_volume_node
+from MedGradeCoreLib.scene.hierarchy import ensure_patient_study, place_under, sh_node
+from MedGradeCoreLib.scene.segmentations import mask_to_segmentation_node
+from MedGradeCoreLib.scene.transaction import SceneTransaction
+from MedGradeCoreLib.scene.volumes import sitk_to_volume_node
 
 
 def _sh_count(scene) -> int:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from MedGradeSegmentLib.scene.transforms import linear_transform_node_to_sitk, sitk_transform_to_node
+from MedGradeCoreLib.scene.transforms import linear_transform_node_to_sitk, sitk_transform_to_node
 
 FLIP = np.array([-1.0, -1.0, 1.0])
 

@@ -7,8 +7,8 @@ import pytest
 import SimpleITK as sitk
 from scene_helpers import assert_same_image, rotated_copy
 
-from MedGradeSegmentLib.scene.geometry import LPS_TO_RAS, ijk_to_lps, numpy_matrix
-from MedGradeSegmentLib.scene.volumes import match_grid, sitk_to_volume_node, volume_node_to_sitk
+from MedGradeCoreLib.scene.geometry import LPS_TO_RAS, ijk_to_lps, numpy_matrix
+from MedGradeCoreLib.scene.volumes import match_grid, sitk_to_volume_node, volume_node_to_sitk
 
 REAL = ["brain-mr/brain1_image.nrrd", "glioma-native/TCGA-FG-6692/t1c.nii.gz"]
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from MedGradeSegmentLib.bundle import read_manifest
+from MedGradeCoreLib.bundle import read_manifest
 from MedGradeSegmentLib.commands.segment import DEFAULT_MODEL
-from MedGradeSegmentLib.errors import BundleError
+from MedGradeCoreLib.errors import BundleError
 from MedGradeSegmentLib.segmentation.corrections import list_corrections, save_correction
 from MedGradeSegmentLib.segmentation.model_bundle import load_segmentation_model
 
@@ -33,7 +33,7 @@ def case_dir(sample, tmp_path_factory) -> Path:
     """TCGA-FG-6692 (skull-stripped T1c + FLAIR, BraTS space) as a 20-slice slab around the lesion, with the
     BraTS model label (all labels = whole tumour), run through ``medgrade preprocess``'s pipeline (no skull
     stripping: already stripped)."""
-    from MedGradeSegmentLib.io import load_case
+    from MedGradeCoreLib.io import load_case
     from MedGradeSegmentLib.preprocess.config import PreprocessConfig
     from MedGradeSegmentLib.preprocess.io import write_preprocessed
     from MedGradeSegmentLib.preprocess.pipeline import preprocess_case
@@ -66,7 +66,7 @@ def test_shipped_bundle_is_honest_and_verified():
 @pytest.fixture(scope="module")
 def segmented(case_dir, tmp_path_factory) -> Path:
     """``medgrade segment`` on the preprocessed case, written into the case folder's segmentation/."""
-    from MedGradeTrainLib.cli import main
+    from MedGradeCoreLib.cli import main
 
     out = case_dir / "segmentation"
     assert main(["segment", str(case_dir), "--model", str(BUNDLE), "--output", str(out)]) == 0
@@ -97,7 +97,7 @@ def test_segment_command_on_a_preprocessed_case(case_dir, segmented):
 def test_background_job_refuses_raw_single_sequence_input(sample, tmp_path):
     """What the Slicer panel does (``medgrade segment ... --progress-json`` in a child process) on raw brain1
     (with skull, T1c only): refused with the preprocess command to run, never segmented as is (issue 10)."""
-    from MedGradeSegmentLib.jobs import BackgroundJob
+    from MedGradeCoreLib.jobs import BackgroundJob
 
     src = sample("brain-mr/brain1_image.nrrd")
     job = BackgroundJob(["segment", str(src), "--model", str(BUNDLE), "--output", str(tmp_path / "out")]).start()
@@ -125,7 +125,7 @@ def test_tampered_bundle_is_refused(tmp_path):
 
 
 def test_corrections_are_new_versions(tmp_path, sample):
-    from MedGradeTrainLib.cli import main
+    from MedGradeCoreLib.cli import main
 
     lab = sitk.ReadImage(str(sample("brain-mr/brain1_label.nrrd")))
     seg = tmp_path / "case" / "segmentation"
@@ -151,8 +151,8 @@ def test_corrections_are_new_versions(tmp_path, sample):
 
 @pytest.mark.scene
 def test_result_in_the_scene_under_the_study(case_dir, segmented, slicer_app):
-    from MedGradeSegmentLib.scene import get_provenance, load_preprocessed_into_scene, study_item_of, terminology_entry
-    from MedGradeSegmentLib.scene.segmentations import segment_ids
+    from MedGradeCoreLib.scene import get_provenance, load_preprocessed_into_scene, study_item_of, terminology_entry
+    from MedGradeCoreLib.scene.segmentations import segment_ids
     from MedGradeSegmentLib.scene_segmentation import add_segmentation_to_scene, save_correction_from_scene
 
     scene = slicer_app.scene

@@ -88,7 +88,7 @@ def test_training_run_checkpoints_resume_and_bundle(sample, tmp_path):
 
 
 def test_train_seg_command_with_unet_baseline(sample, tmp_path):
-    from MedGradeTrainLib.cli import main
+    from MedGradeCoreLib.cli import main
 
     cfg = _config(sample, "out", architecture={"name": "UNet", "width": 4})
     data = cfg.to_dict()
@@ -103,8 +103,8 @@ def test_train_seg_command_with_unet_baseline(sample, tmp_path):
 
 
 def test_training_can_be_cancelled(sample, tmp_path):
-    from MedGradeSegmentLib.errors import CancelledError
-    from MedGradeSegmentLib.progress import Progress
+    from MedGradeCoreLib.errors import CancelledError
+    from MedGradeCoreLib.progress import Progress
 
     seen: list[str] = []
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from MedGradeSegmentLib.hashing import sha256_file
-from MedGradeSegmentLib.sample_data import dataset_files, sample_path
-from MedGradeSegmentLib.sequence_names import guess_sequence
-from MedGradeSegmentLib.slicer_sample_data import CATEGORY, entry_for, sample_entries
+from MedGradeCoreLib.hashing import sha256_file
+from MedGradeCoreLib.sample_data import dataset_files, sample_path
+from MedGradeCoreLib.sequence_names import guess_sequence
+from MedGradeCoreLib.slicer_sample_data import CATEGORY, entry_for, sample_entries
 
 
 def test_entries_match_the_registry_and_the_real_files():

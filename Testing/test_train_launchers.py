@@ -8,14 +8,14 @@ import shlex
 
 import pytest
 
-from MedGradeTrainLib.cli import build_parser
+from MedGradeCoreLib.cli import build_parser
 from MedGradeTrainLib.launchers import runner_args, slurm_train_script, torchrun_command
 from MedGradeTrainLib.panel_support import (cancel_args, effective_config, resume_args, train_args,
                                             write_requested)
 
 
 def test_panel_config_over_a_cohort(tmp_path):
-    from MedGradeSegmentLib.errors import InputError
+    from MedGradeCoreLib.errors import InputError
 
     (tmp_path / "cfg.yaml").write_text("kind: {name: segmentation, patients: [a], architecture: {name: UNet}}\n"
                                        "train: {epochs: 3}\n")
@@ -51,7 +51,7 @@ def test_panel_and_launcher_command_lines_parse(tmp_path):
 def test_slurm_script(tmp_path):
     text = slurm_train_script(runner_args("c d.json", "/y"), "mg", gpus=1, partition="gpu")
     assert text.startswith("#!/bin/bash") and "#SBATCH --gres=gpu:1" in text and "#SBATCH --partition=gpu" in text
-    assert "-m MedGradeTrainLib.cli train --config 'c d.json' --output /y" in text
+    assert "-m MedGradeCoreLib.cli train --config 'c d.json' --output /y" in text
     multi = slurm_train_script(runner_args("c.json", "/y"), "mg", gpus=4, nodes=2)
     assert "#SBATCH --nodes=2" in multi and "srun " in multi and "--nnodes=2" in multi
     assert shlex.split(multi.splitlines()[-1])[0] == "srun"

@@ -12,7 +12,7 @@ import torch
 from MedGradePredictLib.pretrain.data import (MultiViewDataset, SingleViewDataset, breakhis_samples, read_breakhis,
                                               read_mri_cohort, read_views_csv)
 from MedGradePredictLib.pretrain.model import MaskedAutoencoder, PretrainConfig
-from MedGradeSegmentLib.errors import InputError
+from MedGradeCoreLib.errors import InputError
 
 PATIENT = "SOB_B_F-14-25197"
 MAGS = ["40x", "100x", "200x", "400x"]
@@ -25,7 +25,7 @@ def breakhis(sample) -> Path:
 
 @pytest.fixture(scope="module")
 def lgg() -> Path:
-    from MedGradeSegmentLib.io import sample_lgg_cohort
+    from MedGradeCoreLib.io import sample_lgg_cohort
 
     return sample_lgg_cohort()
 

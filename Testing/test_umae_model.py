@@ -135,8 +135,8 @@ def test_plain_mae_same_size_and_both_train() -> None:
 def test_finetune_loads_encoder_linear_probe_and_cnn_transfer(tmp_path) -> None:
     from MedGradePredictLib.breast.fusion_net import BranchSpec, LateFusionNet, load_branch_weights
     from MedGradePredictLib.kinet import KiNet, KiNetConfig
-    from MedGradeSegmentLib.bundle import save_state_dict
-    from MedGradeSegmentLib.errors import InputError
+    from MedGradeCoreLib.bundle import save_state_dict
+    from MedGradeCoreLib.errors import InputError
 
     torch.manual_seed(0)
     pre = MaskedAutoencoder(PretrainConfig(views=["a", "b"], encoder=dict(TINY)))

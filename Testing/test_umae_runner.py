@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from MedGradeSegmentLib.bundle import load_state_dict, read_manifest
-from MedGradeTrainLib.cli import main
+from MedGradeCoreLib.bundle import load_state_dict, read_manifest
+from MedGradeCoreLib.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -31,10 +31,10 @@ def _image(name: str):
     import SimpleITK as sitk
 
     from MedGradeSegmentLib.preprocess.orient import orient, to_float
-    from MedGradeSegmentLib.sample_data import fetch_dataset, sample_path
+    from MedGradeCoreLib.sample_data import fetch_dataset, sample_path
 
     if CASES[name] == "dicom":
-        from MedGradeSegmentLib.io import load_case
+        from MedGradeCoreLib.io import load_case
 
         folder = next(iter(fetch_dataset("dicom-t1-mprage").values())).parent
         image = next(iter(load_case(folder).images.values()))
@@ -81,7 +81,7 @@ def _tumours(work: Path) -> dict:
     from MedGradeSegmentLib.preprocess.orient import orient, to_float
     from MedGradeSegmentLib.preprocess.pipeline import dilated
     from MedGradeSegmentLib.preprocess.registration import register
-    from MedGradeSegmentLib.sample_data import sample_path
+    from MedGradeCoreLib.sample_data import sample_path
 
     out = {"brain1": orient(sitk.ReadImage(str(sample_path("brain-mr/brain1_label.nrrd"))), "LPS") > 0}
     native = _image("FG-6692 t1c")

@@ -29,7 +29,7 @@ def main() -> None:
 
     from MedGradePredictLib.cascade import CascadeSettings, run_case
     from MedGradeSegmentLib.preprocess import PreprocessConfig
-    from MedGradeSegmentLib.sample_data import fetch_dataset
+    from MedGradeCoreLib.sample_data import fetch_dataset
 
     case = next(iter(fetch_dataset("tcga-fg-6692").values())).parent
     out = tempfile.mkdtemp(prefix="bench-cascade-")

@@ -19,8 +19,8 @@ import time
 import numpy as np
 import torch
 
-from MedGradeSegmentLib.io import load_case
-from MedGradeSegmentLib.sample_data import fetch_dataset
+from MedGradeCoreLib.io import load_case
+from MedGradeCoreLib.sample_data import fetch_dataset
 from MedGradePredictLib.cohort import clinical_vector
 from MedGradePredictLib.features import run_network
 from MedGradePredictLib.fusion import fuse

@@ -26,8 +26,8 @@ CASES = {
 def _load(name: str):
     import SimpleITK as sitk
 
-    from MedGradeSegmentLib.case import Case
-    from MedGradeSegmentLib.sample_data import fetch_dataset
+    from MedGradeCoreLib.case import Case
+    from MedGradeCoreLib.sample_data import fetch_dataset
 
     dataset, seqs = CASES[name]
     files = fetch_dataset(dataset)

@@ -20,7 +20,7 @@ import SimpleITK as sitk
 import torch
 
 from MedGradeSegmentLib.commands.segment import DEFAULT_MODEL
-from MedGradeSegmentLib.sample_data import sample_path
+from MedGradeCoreLib.sample_data import sample_path
 from MedGradeSegmentLib.segmentation.baselines import swinunetr2d
 from MedGradeSegmentLib.segmentation.data import case_volumes, slice_dataset, slice_samples, train_transforms
 from MedGradeSegmentLib.segmentation.infer import amp_context

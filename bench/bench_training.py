@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def lgg_kind(patients: int, cache: bool, run_dir: Path):
-    from MedGradeSegmentLib.io.lgg_tcga import read_lgg_cohort, sample_lgg_cohort
+    from MedGradeCoreLib.io.lgg_tcga import read_lgg_cohort, sample_lgg_cohort
     from MedGradeTrainLib.kinds.segmentation import SegmentationKind
 
     root = sample_lgg_cohort()
@@ -46,10 +46,10 @@ class NiftiEachStep(torch.utils.data.Dataset):
     """The same samples, but every item re-reads and re-resamples its case's NIfTI files."""
 
     def __init__(self, kind, samples, transform):
-        from MedGradeSegmentLib.segmentation.train import _samples, _volumes
+        from MedGradeSegmentLib.segmentation.train import fold_samples, prepared_volumes
 
         self.kind, self.samples, self.transform = kind, samples, transform
-        self._samples, self._volumes = _samples, _volumes
+        self._samples, self._volumes = fold_samples, prepared_volumes
         self.case_of = {c.patient_id: i for i, c in enumerate(kind.cases)}
 
     def __len__(self):
@@ -117,7 +117,7 @@ def processes_bench(epochs: int) -> dict:
         tmp = Path(tempfile.mkdtemp())
         (tmp / "cfg.json").write_text(json.dumps(cfg))
         t = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "MedGradeTrainLib.cli", "train", "--config", str(tmp / "cfg.json"),
+        subprocess.run([sys.executable, "-m", "MedGradeCoreLib.cli", "train", "--config", str(tmp / "cfg.json"),
                         "--output", str(tmp / "run"), "--launcher", "torchrun", "--gpus", str(n)],
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wall = time.perf_counter() - t

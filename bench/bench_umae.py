@@ -37,7 +37,7 @@ def _encoder(size: int, patch: int, dim: int, depth: int, heads: int) -> dict:
 
 
 def throughput(args: argparse.Namespace) -> dict:
-    from MedGradeSegmentLib.io import sample_lgg_cohort
+    from MedGradeCoreLib.io import sample_lgg_cohort
 
     cuda = torch.cuda.is_available()
     device = torch.device("cuda" if cuda else "cpu")

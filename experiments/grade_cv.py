@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from MedGradeSegmentLib.case import Case
+from MedGradeCoreLib.case import Case
 from MedGradePredictLib.cohort import CohortCase, cohort_case
 from MedGradePredictLib.evaluate import binary_metrics, calibration
 from MedGradePredictLib.fusion import METHODS

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from MedGradeSegmentLib.io import read_lgg_cohort, sample_lgg_cohort
+from MedGradeCoreLib.io import read_lgg_cohort, sample_lgg_cohort
 from MedGradeSegmentLib.preprocess.io import read_preprocessed
 from MedGradePredictLib.recipe import PatientSplit, outer_folds
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import SimpleITK as sitk
 
-from MedGradeSegmentLib.io import load_lgg_case, read_lgg_cohort, sample_lgg_cohort
+from MedGradeCoreLib.io import load_lgg_case, read_lgg_cohort, sample_lgg_cohort
 from MedGradeSegmentLib.preprocess.config import PreprocessConfig
 from MedGradeSegmentLib.preprocess.io import write_preprocessed
 from MedGradeSegmentLib.preprocess.pipeline import preprocess_case

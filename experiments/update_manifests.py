@@ -14,7 +14,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from MedGradeSegmentLib.bundle import read_manifest, write_bundle
+from MedGradeCoreLib.bundle import read_manifest, write_bundle
 
 
 def _load(path: Path) -> dict:

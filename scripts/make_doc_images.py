@@ -19,18 +19,18 @@ from pathlib import Path
 
 import SimpleITK as sitk
 
-from MedGradeSegmentLib.io.loader import load_case
-from MedGradeSegmentLib.model_library import list_models
-from MedGradeSegmentLib.overview import render_overview
+from MedGradeCoreLib.io.loader import load_case
+from MedGradeCoreLib.model_library import list_models
+from MedGradeCoreLib.overview import render_overview
 from MedGradeSegmentLib.preprocess.io import read_preprocessed
-from MedGradeSegmentLib.sample_data import fetch_dataset
+from MedGradeCoreLib.sample_data import fetch_dataset
 from MedGradeSegmentLib.scene_outputs import read_segment_output, segment_output_dir
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "images"
 
 
 def _medgrade(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "MedGradeTrainLib.cli", *args], check=True)
+    subprocess.run([sys.executable, "-m", "MedGradeCoreLib.cli", *args], check=True)
 
 
 def native_case() -> Path:

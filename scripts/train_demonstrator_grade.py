@@ -14,8 +14,8 @@ import argparse
 import shutil
 from pathlib import Path
 
-from MedGradeSegmentLib.io import load_case
-from MedGradeSegmentLib.sample_data import fetch_dataset
+from MedGradeCoreLib.io import load_case
+from MedGradeCoreLib.sample_data import fetch_dataset
 from MedGradePredictLib.evaluate import evaluate_rows
 from MedGradePredictLib.model_bundle import save_grading_bundle
 from MedGradePredictLib.toy import TOY_TASK, swap_toy_cohort

@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from MedGradeSegmentLib.progress import Progress
-from MedGradeSegmentLib.sample_data import cache_dir, sample_path
+from MedGradeCoreLib.progress import Progress
+from MedGradeCoreLib.sample_data import cache_dir, sample_path
 from MedGradeSegmentLib.segmentation.carry_label import overlap_dice, prepare_native_case
 from MedGradeSegmentLib.segmentation.cases import lesion_binary
 from MedGradeSegmentLib.segmentation.model_bundle import load_segmentation_model, segment_with_model, write_model_bundle

@@ -29,11 +29,11 @@ from typing import Any, Callable
 
 import SimpleITK as sitk
 
-from MedGradeSegmentLib import __version__
-from MedGradeSegmentLib.errors import InputError, MedGradeError
-from MedGradeSegmentLib.hashing import sha256_file
+from MedGradeCoreLib import __version__
+from MedGradeCoreLib.errors import InputError, MedGradeError
+from MedGradeCoreLib.hashing import sha256_file
 from MedGradeSegmentLib.preprocess.config import PreprocessConfig
-from MedGradeSegmentLib.progress import Progress
+from MedGradeCoreLib.progress import Progress
 
 DEFAULT_SEG_MODEL = "mignet-lgg-flair-t1c-v1"
 STATE = "cascade.json"
@@ -120,9 +120,9 @@ def _seg_model(model: str, device: str, root: str | None) -> Any:
 
 def _library_entry(model: str, root: str | None) -> Any:
     """The library entry of a model id or bundle folder (its ``sha256`` covers every file of the bundle)."""
-    from MedGradeSegmentLib.model_library import _entry, find_model
+    from MedGradeCoreLib.model_library import library_entry, find_model
 
-    return _entry(Path(model), "path") if Path(model).is_dir() else find_model(model, root)
+    return library_entry(Path(model), "path") if Path(model).is_dir() else find_model(model, root)
 
 
 @lru_cache(maxsize=16)
@@ -135,15 +135,15 @@ def _grade_model(folder: str, device: str) -> Any:
 def grading_entries(settings: CascadeSettings, sequences: list[str]) -> tuple[list[Any], list[str]]:
     """(library entries of the grading models to run, warnings): the named ones, or every installed/shipped
     grading model whose inputs the case has."""
-    from MedGradeSegmentLib.model_library import find_model, list_models
+    from MedGradeCoreLib.model_library import find_model, list_models
 
     if settings.grade_models:
         entries = []
         for m in settings.grade_models:
             if Path(m).is_dir():
-                from MedGradeSegmentLib.model_library import _entry
+                from MedGradeCoreLib.model_library import library_entry
 
-                entries.append(_entry(Path(m), "path"))
+                entries.append(library_entry(Path(m), "path"))
             else:
                 entries.append(find_model(m, settings.models_root))
         return entries, []
@@ -167,7 +167,7 @@ class _Case:
         self._pre: Any = None
 
     def raw(self) -> Any:
-        from MedGradeSegmentLib.io import load_case
+        from MedGradeCoreLib.io import load_case
 
         s = self.settings
         return load_case(self.path, s.sequences, s.clinical_csv, s.labels_csv, s.patient_id,
@@ -223,7 +223,7 @@ class _Stages:
 def _replace_dir(final: Path, write: Callable[[Path], Any], marker: str) -> Any:
     """Write into a hidden temporary folder then swap it in (``outputs.staged_folder``): a failed stage leaves
     the previous output whole; a folder that is not MedGrade's (no ``marker``) is never replaced."""
-    from MedGradeSegmentLib.outputs import staged_folder
+    from MedGradeCoreLib.outputs import staged_folder
 
     with staged_folder(final, markers=(marker,)) as tmp:
         return write(tmp)
@@ -232,7 +232,7 @@ def _replace_dir(final: Path, write: Callable[[Path], Any], marker: str) -> Any:
 def run_case(path: str | Path, output: str | Path, settings: CascadeSettings | None = None,
              progress: Progress | None = None) -> CascadeResult:
     """The whole cascade on one case; see the module docstring."""
-    from MedGradeSegmentLib.outputs import OutputLock, check_output_separate
+    from MedGradeCoreLib.outputs import OutputLock, check_output_separate
 
     settings = settings or CascadeSettings()
     path = Path(path)
@@ -246,7 +246,7 @@ def run_case(path: str | Path, output: str | Path, settings: CascadeSettings | N
 
 
 def _run_case(path: Path, folder: Path, settings: CascadeSettings, progress: Progress) -> CascadeResult:
-    from MedGradeSegmentLib.devices import choose_device
+    from MedGradeCoreLib.devices import choose_device
     from MedGradeSegmentLib.preprocess import preprocess_case, write_preprocessed
     from MedGradeSegmentLib.preprocess.brain_extraction import resolve_method
     from MedGradeSegmentLib.segmentation.segment_case import MASK_NAME, write_result
@@ -366,8 +366,8 @@ def _grade_stage(stages: _Stages, entry: Any, case: Any, lesion: sitk.Image, seg
 def write_scene(out: Path, case_dir: Path, seg_dir: Path, grades: list[Any], name: str) -> Path:
     """A Slicer scene (.mrml + data) with the preprocessed volumes, the brain and lesion masks, the grade
     table and the heat map overlay (headless MRML from slicer-core outside Slicer)."""
-    from MedGradeSegmentLib.headless_app import create_headless_slicer
-    from MedGradeSegmentLib.scene import load_preprocessed_into_scene, save_scene
+    from MedGradeCoreLib.headless_app import create_headless_slicer
+    from MedGradeCoreLib.scene import load_preprocessed_into_scene, save_scene
     from MedGradeSegmentLib.scene_segmentation import add_segmentation_to_scene
     from MedGradeSegmentLib.segmentation.segment_case import AI_RESULT, MASK_NAME, PROBABILITY_NAME
 
@@ -386,9 +386,9 @@ def write_scene(out: Path, case_dir: Path, seg_dir: Path, grades: list[Any], nam
 
 def is_cohort(path: Path) -> bool:
     """A folder no reader takes as one case, holding case sub-folders."""
-    from MedGradeSegmentLib.commands.preprocess import _is_cohort
+    from MedGradeSegmentLib.commands.preprocess import is_cohort_input
 
-    return not (path / "case.json").is_file() and _is_cohort(path)
+    return not (path / "case.json").is_file() and is_cohort_input(path)
 
 
 def run(path: str | Path, output: str | Path, settings: CascadeSettings | None = None,
@@ -417,7 +417,7 @@ def ensure_lesion_mask(path: str | Path, case: Any, device: str = "auto", seg_mo
     """``case`` when it has a lesion mask; otherwise the case segmented first (`medgrade predict` on a case
     without a mask): a preprocessed folder is segmented as it is, anything else preprocessed (default
     settings) then segmented. Returns the case to grade, its ``mask`` the AI lesion mask."""
-    from MedGradeSegmentLib.devices import choose_device
+    from MedGradeCoreLib.devices import choose_device
     from MedGradeSegmentLib.preprocess import PreprocessConfig, preprocess_case
     from MedGradeSegmentLib.segmentation.segment_case import segment_case
 

@@ -14,9 +14,9 @@ from typing import Any, Iterable
 import numpy as np
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
-from MedGradeSegmentLib.case import Case
-from MedGradeSegmentLib.errors import InputError
-from MedGradeSegmentLib.progress import Progress
+from MedGradeCoreLib.case import Case
+from MedGradeCoreLib.errors import InputError
+from MedGradeCoreLib.progress import Progress
 
 from .mix_inputs import SliceInputs, build_slice_inputs
 from .tasks import Task
@@ -147,14 +147,14 @@ def load_grading_case(path: str | Path, sequences: list[str] | None = None, clin
         case, info = read_preprocessed(path)
         if info.get("slices"):
             case.meta["slices"] = list(info["slices"])
-        from MedGradeSegmentLib.io import read_clinical_csv, read_labels_csv
+        from MedGradeCoreLib.io import read_clinical_csv, read_labels_csv
 
         if clinical_csv:
             case.clinical.update(read_clinical_csv(clinical_csv).get(case.patient_id, {}))
         if labels_csv:
             case.labels.update(read_labels_csv(labels_csv).get(case.patient_id, {}))
         return case
-    from MedGradeSegmentLib.io import load_case
+    from MedGradeCoreLib.io import load_case
 
     return load_case(path, sequences, clinical_csv, labels_csv)
 

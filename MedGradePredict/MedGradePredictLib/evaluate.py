@@ -22,7 +22,7 @@ from sklearn.calibration import calibration_curve
 from sklearn.metrics import (accuracy_score, brier_score_loss, cohen_kappa_score, confusion_matrix, f1_score,
                              precision_score, recall_score, roc_auc_score, roc_curve)
 
-from MedGradeSegmentLib.errors import InputError
+from MedGradeCoreLib.errors import InputError
 
 
 # ----------------------------------------------------------------------------- confidence intervals

@@ -19,7 +19,7 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 
-from MedGradeSegmentLib.errors import BundleError
+from MedGradeCoreLib.errors import BundleError
 
 _PROBED: set[str] = set()  # sha256 of model texts that loaded cleanly in a child process
 _TREE_ARRAYS = ("split_feature", "threshold", "decision_type", "left_child", "right_child")

@@ -23,8 +23,8 @@ import SimpleITK as sitk
 import torch
 from monai.transforms import Compose, Resize, SpatialCrop
 
-from MedGradeSegmentLib.case import Case
-from MedGradeSegmentLib.errors import InputError
+from MedGradeCoreLib.case import Case
+from MedGradeCoreLib.errors import InputError
 from MedGradeSegmentLib.segmentation.data import zscore
 from MedGradeSegmentLib.segmentation.geometry import on_grid, working_grid
 

@@ -1,6 +1,6 @@
 """Grading model bundles: network weights (safetensors) + LightGBM head (its text format) + manifest.
 
-Written with :func:`MedGradeSegmentLib.bundle.write_bundle` (every file hashed in the manifest) and
+Written with :func:`MedGradeCoreLib.bundle.write_bundle` (every file hashed in the manifest) and
 loaded only after :func:`read_manifest` verified the hashes. A bundle round-trips exactly.
 """
 
@@ -10,9 +10,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from MedGradeSegmentLib.bundle import ModelManifest, load_state_dict, read_manifest, save_state_dict, write_bundle
-from MedGradeSegmentLib.devices import choose_device
-from MedGradeSegmentLib.errors import BundleError
+from MedGradeCoreLib.bundle import ModelManifest, load_state_dict, read_manifest, save_state_dict, write_bundle
+from MedGradeCoreLib.devices import choose_device
+from MedGradeCoreLib.errors import BundleError
 
 from .head_lgbm import load_head, save_head
 from .model import GradingModel, GradingSettings
@@ -47,7 +47,7 @@ def resolve_bundle(model: str | Path) -> Path:
     p = Path(model)
     if p.is_dir():
         return p
-    from MedGradeSegmentLib.model_library import find_model
+    from MedGradeCoreLib.model_library import find_model
 
     return Path(find_model(str(model)).path)
 
@@ -78,8 +78,8 @@ DEFAULT_GRADING_MODELS = ("kinet-lgg-g2g3-t1c-flair-v1",)  # shipped, preferred 
 def default_grading_model(sequences: list[str] | set[str], where: str | Path | None = None) -> str:
     """The grading model ``medgrade predict`` uses without ``--model``: a shipped default, else any
     library grading model, whose every input sequence the case has. Refuses naming what is missing."""
-    from MedGradeSegmentLib.errors import InputError
-    from MedGradeSegmentLib.model_library import list_models
+    from MedGradeCoreLib.errors import InputError
+    from MedGradeCoreLib.model_library import list_models
 
     have = set(sequences)
     entries = [e for e in list_models(kind=KIND) if not e.error]

@@ -6,7 +6,7 @@ from typing import Any
 
 from torch import nn
 
-from MedGradeSegmentLib.errors import InputError
+from MedGradeCoreLib.errors import InputError
 
 from .baselines import CentralNet, EarlyFusionResNet, LateFusionResNet
 from .kinet import KiNet, KiNetConfig

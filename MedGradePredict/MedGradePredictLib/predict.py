@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
-from MedGradeSegmentLib.case import Case
+from MedGradeCoreLib.case import Case
 
 from .fusion import fuse
 from .gradcam import gradcam_maps, heatmap_volume

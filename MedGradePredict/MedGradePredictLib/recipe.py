@@ -21,7 +21,7 @@ from typing import Any, Sequence
 import numpy as np
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
-from MedGradeSegmentLib.errors import InputError
+from MedGradeCoreLib.errors import InputError
 
 RECIPE: dict[str, Any] = {"lr": 4e-5, "batch_size": 16, "init": "kaiming", "split": (0.6, 0.2, 0.2),
                           "selection": "validation loss", "head_fit_on": "validation (out-of-fold) features"}

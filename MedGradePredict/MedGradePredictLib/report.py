@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
-from MedGradeSegmentLib import __version__
-from MedGradeSegmentLib.overview import render_overview
+from MedGradeCoreLib import __version__
+from MedGradeCoreLib.overview import render_overview
 from MedGradeSegmentLib.preprocess.quality import volume_ml
 
 NOT_FOR_DIAGNOSIS = ("Research software, not for diagnosis: check each model's validated figures and the data it was "

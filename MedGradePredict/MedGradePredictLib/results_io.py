@@ -10,8 +10,8 @@ from typing import Any
 
 import SimpleITK as sitk
 
-from MedGradeSegmentLib.errors import InputError
-from MedGradeSegmentLib.outputs import write_image
+from MedGradeCoreLib.errors import InputError
+from MedGradeCoreLib.outputs import write_image
 
 from .predict import GradingResult
 
@@ -29,7 +29,7 @@ def write_results(results: list[GradingResult], output: str | Path, errors: dict
 
     ``labels[(patient_id, task)]`` (0/1) adds a ``label`` column for evaluation.
     """
-    from MedGradeSegmentLib.outputs import OutputLock, staged_folder
+    from MedGradeCoreLib.outputs import OutputLock, staged_folder
 
     out = Path(output)
     with OutputLock(out), staged_folder(out, merge=True, last=(JSON_NAME,)) as tmp:

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from MedGradeSegmentLib.errors import InputError
+from MedGradeCoreLib.errors import InputError
 
 
 def _replace_segments(target: Any, source: Any, reference_node: Any) -> None:
@@ -42,7 +42,7 @@ def load_cascade_into_scene(scene: Any, case_output: str | Path, reference_node:
     """Load ``<output>/<case>/`` of ``medgrade run``. ``reference_node``: the volume the user ran on (its
     physical space is the preprocessed reference's), default the preprocessed reference loaded from the case.
     ``segmentation_node`` / ``table_node``: replaced in place when given, else new nodes are made."""
-    from MedGradeSegmentLib.scene import load_preprocessed_into_scene, study_item_of
+    from MedGradeCoreLib.scene import load_preprocessed_into_scene, study_item_of
     from MedGradeSegmentLib.scene_outputs import load_segment_output
 
     from .scene_grading import load_grading_into_scene

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from MedGradeSegmentLib.scene import SceneTransaction, plot_chart, set_provenance, table_from_rows
+from MedGradeCoreLib.scene import SceneTransaction, plot_chart, set_provenance, table_from_rows
 
 from .evaluate import metrics_rows
 

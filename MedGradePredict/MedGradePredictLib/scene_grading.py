@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from MedGradeSegmentLib.scene import (SceneTransaction, ensure_patient_study, place_under, plot_chart,
+from MedGradeCoreLib.scene import (SceneTransaction, ensure_patient_study, place_under, plot_chart,
                                       set_provenance, sitk_to_volume_node, study_item_of, table_from_rows)
 
 from .predict import GradingResult

@@ -14,7 +14,7 @@ import dataclasses
 import numpy as np
 import SimpleITK as sitk
 
-from MedGradeSegmentLib.case import Case
+from MedGradeCoreLib.case import Case
 
 from .cohort import CohortCase
 from .mix_inputs import build_slice_inputs

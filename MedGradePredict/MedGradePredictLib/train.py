@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from MedGradeSegmentLib.errors import InputError
+from MedGradeCoreLib.errors import InputError
 
 from .cohort import CohortCase, SliceData, network_meta
 from .features import feature_names, run_network

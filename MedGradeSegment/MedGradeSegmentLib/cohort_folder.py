@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError
+from MedGradeCoreLib.errors import InputError
 
 ADDITIONS = "additions.jsonl"
 

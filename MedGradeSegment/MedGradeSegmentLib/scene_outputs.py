@@ -15,9 +15,9 @@ from typing import Any
 
 import SimpleITK as sitk
 
-from .errors import InputError
-from .io.images import read_image
-from .scene.provenance import PREFIX
+from MedGradeCoreLib.errors import InputError
+from MedGradeCoreLib.io.images import read_image
+from MedGradeCoreLib.scene.provenance import PREFIX
 from .scene_segmentation import SceneSegmentation, add_segmentation_to_scene
 from .segmentation.corrections import AI_RESULT, MASK_NAME
 from .segmentation.segment_case import PROBABILITY_NAME

@@ -1,6 +1,6 @@
 """The segmentation result in a Slicer scene, and the edited segmentation back as a mask.
 
-Uses only the scene layer (:mod:`MedGradeSegmentLib.scene`), so it runs in Slicer
+Uses only the scene layer (:mod:`MedGradeCoreLib.scene`), so it runs in Slicer
 (``slicer.mrmlScene``) and headless (``create_headless_slicer().scene``) alike.
 """
 
@@ -11,9 +11,9 @@ from typing import Any
 
 import SimpleITK as sitk
 
-from .scene import (SceneTransaction, get_provenance, mask_to_segmentation_node, segmentation_node_to_mask,
+from MedGradeCoreLib.scene import (SceneTransaction, get_provenance, mask_to_segmentation_node, segmentation_node_to_mask,
                     set_provenance, sitk_to_volume_node, volume_node_to_sitk)
-from .scene.hierarchy import place_with
+from MedGradeCoreLib.scene.hierarchy import place_with
 
 STEP = "lesion-segmentation"
 

@@ -20,8 +20,8 @@ from typing import Any
 
 import SimpleITK as sitk
 
-from MedGradeSegmentLib.errors import InputError
-from MedGradeSegmentLib.hashing import sha256_file
+from MedGradeCoreLib.errors import InputError
+from MedGradeCoreLib.hashing import sha256_file
 
 
 @dataclass
@@ -57,7 +57,7 @@ def corrected_mask(case_dir: str | Path, version: str | int = "newest") -> tuple
 def _labels(labels_csv: str | Path | None) -> dict[str, dict[str, Any]]:
     if not labels_csv:
         return {}
-    from MedGradeSegmentLib.io.clinical_csv import read_clinical_csv, read_labels_csv
+    from MedGradeCoreLib.io.clinical_csv import read_clinical_csv, read_labels_csv
 
     rows = read_clinical_csv(labels_csv)
     for pid, row in read_labels_csv(labels_csv).items():
@@ -68,7 +68,7 @@ def _labels(labels_csv: str | Path | None) -> dict[str, dict[str, Any]]:
 def scan_cohort(folder: str | Path, labels_csv: str | Path | None = None, label_column: str = "grade",
                 site_column: str = "institution", mask_version: str | int = "newest") -> list[CaseInfo]:
     """One :class:`CaseInfo` per case folder (nothing but headers is read)."""
-    from MedGradeSegmentLib.io.lgg_tcga import MASK_FILE, SEQUENCE_FILES, is_lgg_tcga_cohort, read_lgg_cohort
+    from MedGradeCoreLib.io.lgg_tcga import MASK_FILE, SEQUENCE_FILES, is_lgg_tcga_cohort, read_lgg_cohort
 
     root = Path(folder)
     if not root.is_dir():
@@ -112,7 +112,7 @@ def _scan_case(d: Path) -> CaseInfo:
         mask = str(d / meta["lesion_mask"]) if meta.get("lesion_mask") else None
         return CaseInfo(d.name, str(meta.get("patient_id", d.name)), str(d), "preprocessed", seqs, mask,
                         label=(meta.get("labels") or {}).get("grade"), clinical=dict(meta.get("clinical") or {}))
-    from MedGradeSegmentLib.io.loader import find_images
+    from MedGradeCoreLib.io.loader import find_images
 
     try:
         found = find_images(d)

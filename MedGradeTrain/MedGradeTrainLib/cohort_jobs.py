@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from MedGradeSegmentLib.errors import InputError
+from MedGradeCoreLib.errors import InputError
 
 from .launchers import _env_for_job, medgrade_command
 from .slurm import batch_header, sbatch
@@ -68,7 +68,7 @@ def array_script(command: str, task_args: list[list[str]], job_name: str, partit
 
 def submit_from_argv(argv: list[str]) -> int:
     """Handle ``medgrade CMD COHORT --slurm ...`` (called by the CLI before its own parsing)."""
-    from .cli import build_parser
+    from MedGradeCoreLib.cli import build_parser
 
     rest, opts = split_argv(argv)
     parser = build_parser()

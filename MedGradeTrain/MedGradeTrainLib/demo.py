@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from MedGradeSegmentLib.errors import InputError
-from MedGradeSegmentLib.progress import Progress
+from MedGradeCoreLib.errors import InputError
+from MedGradeCoreLib.progress import Progress
 
 DEFAULT_DATASET = "tcga-fg-6692"
 DEFAULT_SEG_MODEL = "mignet-lgg-flair-t1c-v1"
@@ -39,7 +39,7 @@ class DemoSummary:
 
 
 def _case_folder(dataset: str) -> Path:
-    from MedGradeSegmentLib.sample_data import fetch_dataset
+    from MedGradeCoreLib.sample_data import fetch_dataset
 
     paths = fetch_dataset(dataset)
     folders = {p.parent for p in paths.values()}
@@ -56,7 +56,7 @@ def run_demo(output: str | Path, dataset: str = DEFAULT_DATASET, seg_model: str 
     import SimpleITK as sitk
 
     from MedGradePredictLib.cascade import CascadeSettings, run_case
-    from MedGradeSegmentLib.overview import render_overview
+    from MedGradeCoreLib.overview import render_overview
     from MedGradeSegmentLib.preprocess import PreprocessConfig, read_preprocessed
 
     progress = progress or Progress()

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from .launchers import write_job
+from .job_record import write_job
 from .runs import free_gpu
 
 POLL_S = 2.0
@@ -36,7 +36,7 @@ def main(argv: list[str]) -> int:
     while (gpu := claim(run_dir, n_gpus)) is None:
         time.sleep(POLL_S)
     env = dict(os.environ, CUDA_VISIBLE_DEVICES=gpu)
-    os.execve(sys.executable, [sys.executable, "-m", "MedGradeTrainLib.cli", *args], env)
+    os.execve(sys.executable, [sys.executable, "-m", "MedGradeCoreLib.cli", *args], env)
     return 0  # not reached
 
 

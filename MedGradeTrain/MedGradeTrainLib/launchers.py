@@ -17,15 +17,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .job_record import JOB_FILE, write_job  # noqa: F401  (re-exported)
 from .slurm import batch_header, sbatch
 
 
 LAUNCHERS = ("local", "torchrun", "slurm")
-JOB_FILE = "job.json"
 
 
 def medgrade_command(args: list[str], python: str | None = None) -> list[str]:
-    return [python or sys.executable, "-m", "MedGradeTrainLib.cli", *args]
+    return [python or sys.executable, "-m", "MedGradeCoreLib.cli", *args]
 
 
 def resume_args(run_dir: str | Path) -> list[str]:
@@ -43,14 +43,14 @@ def runner_args(config: str | Path | None, run_dir: str | Path, run_name: str | 
 
 
 def torchrun_command(args: list[str], gpus: int, nodes: int = 1, endpoint: str | None = None) -> list[str]:
-    """``torchrun`` running ``python -m MedGradeTrainLib.cli ARGS`` on ``max(gpus, 1)`` processes per node
+    """``torchrun`` running ``python -m MedGradeCoreLib.cli ARGS`` on ``max(gpus, 1)`` processes per node
     (CPU processes use gloo)."""
     cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={max(gpus, 1)}"]
     if nodes > 1:
         cmd += [f"--nnodes={nodes}", "--rdzv-backend=c10d", f"--rdzv-endpoint={endpoint or '$MASTER_ADDR:29500'}"]
     else:
         cmd += ["--standalone"]
-    return cmd + ["-m", "MedGradeTrainLib.cli", *args]
+    return cmd + ["-m", "MedGradeCoreLib.cli", *args]
 
 
 def slurm_train_script(args: list[str], job_name: str, gpus: int = 1, nodes: int = 1,
@@ -72,15 +72,6 @@ def slurm_train_script(args: list[str], job_name: str, gpus: int = 1, nodes: int
 def _env_for_job() -> dict[str, str]:
     keep = ("PYTHONPATH", "MEDGRADE_MODELS", "MEDGRADE_CACHE", "MEDGRADE_SAMPLE_MIRROR")
     return {k: os.environ[k] for k in keep if os.environ.get(k)}
-
-
-def write_job(run_dir: Path, record: dict[str, Any]) -> None:
-    from .runner.checkpoint import atomic_write_text
-
-    run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / JOB_FILE
-    old = json.loads(path.read_text()) if path.is_file() else {}
-    atomic_write_text(path, json.dumps({**old, **record, "updated": time.time()}, indent=1))
 
 
 def launch_training(args, resume: bool = False) -> int:

@@ -8,9 +8,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from MedGradeSegmentLib.errors import InputError
+from MedGradeCoreLib.errors import InputError
 
-from .runner.checkpoint import atomic_write_text
+from MedGradeCoreLib.atomic import atomic_write_text
 from .runner.config import read_config_file
 from .runner.progress_log import FILE as PROGRESS_FILE
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
-from MedGradeSegmentLib.errors import InputError
+from MedGradeCoreLib.errors import InputError
 
 from MedGradeSegmentLib.cohort_folder import ADDITIONS, add_to_cohort  # noqa: F401  (re-exported)
 
@@ -32,8 +32,8 @@ def _created(value: Any) -> float:
 
 def model_time(model: str | Path) -> float:
     """When a model bundle (folder or library id) was created (its manifest's ``created``)."""
-    from MedGradeSegmentLib.bundle import read_manifest
-    from MedGradeSegmentLib.model_library import find_model
+    from MedGradeCoreLib.bundle import read_manifest
+    from MedGradeCoreLib.model_library import find_model
 
     folder = Path(model)
     if not (folder / "manifest.json").is_file():

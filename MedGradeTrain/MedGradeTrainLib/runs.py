@@ -14,9 +14,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from MedGradeSegmentLib.errors import InputError
+from MedGradeCoreLib.errors import InputError
 
-from .launchers import JOB_FILE, write_job
+from .job_record import JOB_FILE, write_job
 from .runner.progress_log import read_progress
 
 
@@ -26,7 +26,7 @@ def runs_root(root: str | Path | None = None) -> Path:
         return Path(root)
     if os.environ.get("MEDGRADE_RUNS"):
         return Path(os.environ["MEDGRADE_RUNS"])
-    from MedGradeSegmentLib.sample_data import cache_dir
+    from MedGradeCoreLib.sample_data import cache_dir
 
     return cache_dir() / "runs"
 
@@ -115,7 +115,7 @@ def launch_detached(args: list[str], run_dir: Path, n_gpus: int = 0) -> int:
     for a GPU no other running local job of the runs folder holds, then takes it alone."""
     run_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, MEDGRADE_LAUNCHER="local", PYTHONUNBUFFERED="1")
-    cmd = [sys.executable, "-m", "MedGradeTrainLib.cli", *args]
+    cmd = [sys.executable, "-m", "MedGradeCoreLib.cli", *args]
     if n_gpus:
         cmd = [sys.executable, "-m", "MedGradeTrainLib.gpu_queue", str(run_dir), str(n_gpus), "--", *args]
     write_job(run_dir, {"launcher": "local", "submitted": time.time(), "args": args, "gpu": None,
@@ -173,7 +173,7 @@ def cancel_run(run_dir: str | Path, grace_s: float = 10.0) -> str:
         how = f"process {', '.join(str(p) for p in pids)} stopped"
     path = run_dir / "run.json"
     if path.is_file():
-        from .runner.checkpoint import atomic_write_text
+        from MedGradeCoreLib.atomic import atomic_write_text
 
         rec = _read(path)
         if rec.get("status") not in ("done", "failed"):

@@ -20,7 +20,7 @@ META = ("patient_id", "sequence", "z", "grade")
 
 
 def cache_root() -> Path:
-    from MedGradeSegmentLib.sample_data import cache_dir
+    from MedGradeCoreLib.sample_data import cache_dir
 
     return cache_dir() / "slices"
 

@@ -10,7 +10,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from MedGradeSegmentLib.errors import MedGradeError
+from MedGradeCoreLib.errors import MedGradeError
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
 FINAL_STATES = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED",

@@ -1,5 +1,5 @@
 """Breast model bundles (kinds ``breast-radiomics`` and ``breast-fusion``) and loading either one as a
-predictor. Written with :func:`MedGradeSegmentLib.bundle.write_bundle` (hashed manifest), read only
+predictor. Written with :func:`MedGradeCoreLib.bundle.write_bundle` (hashed manifest), read only
 after the hashes were verified; nothing is unpickled."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from MedGradeSegmentLib.bundle import ModelManifest, read_manifest, write_bundle
-from MedGradeSegmentLib.errors import BundleError
+from MedGradeCoreLib.bundle import ModelManifest, read_manifest, write_bundle
+from MedGradeCoreLib.errors import BundleError
 
 from ..model_bundle import resolve_bundle
 from .radiomics_features import RadiomicsSettings

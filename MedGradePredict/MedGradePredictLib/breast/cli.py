@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from MedGradeSegmentLib.errors import InputError
-from MedGradeSegmentLib.progress import Progress
+from MedGradeCoreLib.errors import InputError
+from MedGradeCoreLib.progress import Progress
 
 from .bundles import DEFAULT_US_MODEL, is_breast_model, load_breast_predictor
 from .readers import load_breast_input, looks_like_breast_input

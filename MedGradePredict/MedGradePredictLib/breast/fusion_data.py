@@ -16,7 +16,7 @@ import torch
 from torch.nn import functional as F
 from torch.utils.data import Dataset
 
-from MedGradeSegmentLib.errors import InputError
+from MedGradeCoreLib.errors import InputError
 
 from .case import BreastCase, BreastImage, encode_label
 from .fusion_net import BranchSpec

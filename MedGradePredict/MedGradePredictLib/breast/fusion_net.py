@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from MedGradeSegmentLib.errors import InputError
+from MedGradeCoreLib.errors import InputError
 
 
 @dataclass
@@ -123,7 +123,7 @@ class LateFusionNet(nn.Module):
 def load_branch_weights(net: LateFusionNet, modality: str, path: str | Path) -> dict[str, int]:
     """Initialise one branch from a local weights file (safetensors or torch weights-only); keys may
     carry a prefix (e.g. ``encoder.``). Refuses a file of which no tensor fits the branch."""
-    from MedGradeSegmentLib.bundle import load_state_dict
+    from MedGradeCoreLib.bundle import load_state_dict
 
     p = Path(path)
     if not p.is_file():

@@ -12,9 +12,9 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from MedGradeSegmentLib.bundle import ModelManifest, load_state_dict
-from MedGradeSegmentLib.hashing import sha256_file
-from MedGradeSegmentLib.errors import BundleError, InputError
+from MedGradeCoreLib.bundle import ModelManifest, load_state_dict
+from MedGradeCoreLib.hashing import sha256_file
+from MedGradeCoreLib.errors import BundleError, InputError
 
 from .case import BreastCase, encode_label
 from .fusion_data import FusionDataset, make_samples, predict_dataset
@@ -66,7 +66,7 @@ class FusionPredictor:
 
     @classmethod
     def from_bundle(cls, folder: Path, manifest: ModelManifest, device: str = "auto") -> "FusionPredictor":
-        from MedGradeSegmentLib.devices import choose_device
+        from MedGradeCoreLib.devices import choose_device
 
         arch = manifest.architecture
         branches = [BranchSpec.from_dict(b) for b in arch["branches"]]

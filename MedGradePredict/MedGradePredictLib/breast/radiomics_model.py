@@ -24,7 +24,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from MedGradeSegmentLib.errors import InputError
+from MedGradeCoreLib.errors import InputError
 
 
 class CorrelationFilter(BaseEstimator, TransformerMixin):
@@ -241,7 +241,7 @@ class RadiomicsModel:
 
     @classmethod
     def load(cls, json_path: Path, booster_path: Path | None = None) -> "RadiomicsModel":
-        from MedGradeSegmentLib.errors import BundleError
+        from MedGradeCoreLib.errors import BundleError
 
         try:
             d = json.loads(Path(json_path).read_text())

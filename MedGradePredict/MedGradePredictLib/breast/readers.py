@@ -22,7 +22,7 @@ from typing import Any
 
 import SimpleITK as sitk
 
-from MedGradeSegmentLib.errors import InputError
+from MedGradeCoreLib.errors import InputError
 
 from .case import BreastCase, BreastImage, as_volume, mask_from_box, mask_on_image
 

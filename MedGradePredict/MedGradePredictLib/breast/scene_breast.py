@@ -10,8 +10,8 @@ from typing import Any
 
 import SimpleITK as sitk
 
-from MedGradeSegmentLib.errors import InputError
-from MedGradeSegmentLib.scene import (SceneTransaction, segmentation_node_to_mask, set_provenance,
+from MedGradeCoreLib.errors import InputError
+from MedGradeCoreLib.scene import (SceneTransaction, segmentation_node_to_mask, set_provenance,
                                       sitk_to_volume_node, table_from_rows, volume_node_to_sitk)
 
 from . import MODALITIES

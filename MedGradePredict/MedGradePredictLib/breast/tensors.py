@@ -15,7 +15,7 @@ import SimpleITK as sitk
 import torch
 from torch.nn import functional as F
 
-from MedGradeSegmentLib.errors import InputError
+from MedGradeCoreLib.errors import InputError
 
 from .case import BreastImage
 

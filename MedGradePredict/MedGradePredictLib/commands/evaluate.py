@@ -10,8 +10,8 @@ import argparse
 import json
 from pathlib import Path
 
-from MedGradeSegmentLib.errors import InputError
-from MedGradeSegmentLib.progress import Progress
+from MedGradeCoreLib.errors import InputError
+from MedGradeCoreLib.progress import Progress
 
 
 def register(subparsers) -> None:
@@ -32,7 +32,7 @@ def register(subparsers) -> None:
 def check_matching(rows: list[dict], labels_csv: str | None, source: str | Path) -> list[str]:
     """Refuse a prediction listed twice (patient and task); warnings naming predictions without a label and
     labelled patients without a prediction, so that nothing is dropped from the figures silently."""
-    from MedGradeSegmentLib.io import read_labels_csv
+    from MedGradeCoreLib.io import read_labels_csv
 
     seen: dict[tuple[str, str], int] = {}
     for line, row in enumerate(rows, 2):
@@ -57,7 +57,7 @@ def check_matching(rows: list[dict], labels_csv: str | None, source: str | Path)
 
 
 def _label_rows(rows: list[dict], labels_csv: str | None) -> list[dict]:
-    from MedGradeSegmentLib.io import read_labels_csv
+    from MedGradeCoreLib.io import read_labels_csv
 
     from ..fusion import METHODS, fuse
     from ..tasks import Task

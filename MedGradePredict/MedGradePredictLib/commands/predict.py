@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from MedGradeSegmentLib.errors import InputError, MedGradeError
-from MedGradeSegmentLib.progress import Progress
+from MedGradeCoreLib.errors import InputError, MedGradeError
+from MedGradeCoreLib.progress import Progress
 
 
 def register(subparsers) -> None:
@@ -61,7 +61,7 @@ class ClinicalCheck:
         if path:
             import csv
 
-            from MedGradeSegmentLib.io import read_clinical_csv
+            from MedGradeCoreLib.io import read_clinical_csv
 
             self.table = read_clinical_csv(path)
             with open(path, newline="", encoding="utf-8-sig") as f:
@@ -91,7 +91,7 @@ class ClinicalCheck:
 
 
 def run(args: argparse.Namespace, progress: Progress) -> int:
-    from MedGradeSegmentLib.outputs import OutputLock, check_output_separate
+    from MedGradeCoreLib.outputs import OutputLock, check_output_separate
 
     path = Path(args.case)
     if not path.exists():
@@ -136,8 +136,8 @@ def _run(args: argparse.Namespace, progress: Progress, path: Path) -> int:
                 case.patient_id = args.patient_id
             case_warnings = list(case.meta.get("warnings", []))
             if args.mask:
-                from MedGradeSegmentLib.io import read_image
-                from MedGradeSegmentLib.mask_checks import check_lesion_mask
+                from MedGradeCoreLib.io import read_image
+                from MedGradeCoreLib.mask_checks import check_lesion_mask
 
                 case.mask, mask_warnings = check_lesion_mask(read_image(args.mask), case.reference_image(), args.mask,
                                                              case.meta.get("brain_mask"), case.mask)
@@ -147,7 +147,7 @@ def _run(args: argparse.Namespace, progress: Progress, path: Path) -> int:
 
                 case = ensure_lesion_mask(folder, case, args.device, progress=sub.sub(0.0, 0.5))
             if case.mask is not None and not sitk.GetArrayViewFromImage(case.mask).any():
-                from MedGradeSegmentLib.mask_checks import empty_mask_error
+                from MedGradeCoreLib.mask_checks import empty_mask_error
 
                 raise empty_mask_error(case.sources.get("mask") or folder, f"the lesion mask of case {case.patient_id}")
             if args.age is not None:

@@ -8,8 +8,8 @@ import json
 import sys
 
 from MedGradeSegmentLib.commands.preprocess import add_brain_extraction_arguments, brain_extraction_settings
-from MedGradeSegmentLib.errors import InputError, MedGradeError
-from MedGradeSegmentLib.progress import Progress
+from MedGradeCoreLib.errors import InputError, MedGradeError
+from MedGradeCoreLib.progress import Progress
 
 
 def register(subparsers) -> None:

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from MedGradeSegmentLib.errors import InputError
+from MedGradeCoreLib.errors import InputError
 
 BREAKHIS_NAME = re.compile(r"^SOB_(?P<cls>[BM])_(?P<type>[A-Z]+)-(?P<year>\d+)-(?P<slide>[0-9A-Za-z]+)"
                            r"-(?P<mag>\d+)-(?P<seq>\d+)\.png$")
@@ -137,12 +137,12 @@ def read_views_csv(path: str | Path, views: list[str]) -> list[ViewSample]:
 
 def read_mri_cohort(root: str | Path, sequences: list[str], patients: set[str] | None = None) -> list[ViewSample]:
     """One sample per non-blank slice of every case of a glioma-lgg-tcga-layout cohort (read with
-    :func:`MedGradeSegmentLib.io.read_lgg_cohort`, which applies the availability flags): the views are
+    :func:`MedGradeCoreLib.io.read_lgg_cohort`, which applies the availability flags): the views are
     the case's acquired sequences among ``sequences``; label = the grade (None when unknown);
     ``extra["tumour"]`` says whether the manual mask touches the slice."""
     import SimpleITK as sitk
 
-    from MedGradeSegmentLib.io.lgg_tcga import MASK_FILE, SEQUENCE_FILES, read_lgg_cohort
+    from MedGradeCoreLib.io.lgg_tcga import MASK_FILE, SEQUENCE_FILES, read_lgg_cohort
 
     unknown = [s for s in sequences if s not in SEQUENCE_FILES]
     if unknown:

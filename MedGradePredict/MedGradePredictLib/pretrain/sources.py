@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from MedGradeSegmentLib.errors import InputError
+from MedGradeCoreLib.errors import InputError
 
 from .data import MAGNIFICATIONS, ViewSample, breakhis_samples, read_breakhis, read_mri_cohort, read_views_csv
 
@@ -21,7 +21,7 @@ SOURCES = ("breakhis", "lgg", "csv")
 
 def resolve_path(value: str, config_dir: str | None) -> Path:
     if value.startswith("sample:"):
-        from MedGradeSegmentLib.sample_data import fetch_dataset
+        from MedGradeCoreLib.sample_data import fetch_dataset
 
         files = list(fetch_dataset(value[len("sample:"):]).values())
         parents = {f.parent for f in files}

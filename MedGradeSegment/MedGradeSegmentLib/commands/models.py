@@ -6,9 +6,9 @@ import argparse
 import json
 import sys
 
-from .. import model_library as ml
-from ..errors import BundleError
-from ..progress import Progress
+from MedGradeCoreLib import model_library as ml
+from MedGradeCoreLib.errors import BundleError
+from MedGradeCoreLib.progress import Progress
 
 
 def register(subparsers) -> None:

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
-from ..errors import CancelledError, InputError, MedGradeError
-from ..progress import Progress
+from MedGradeCoreLib.errors import CancelledError, InputError, MedGradeError
+from MedGradeCoreLib.progress import Progress
 
 
 def register(subparsers) -> None:
@@ -61,11 +61,11 @@ def brain_extraction_settings(args: argparse.Namespace) -> dict:
             "lesion_margin_mm": args.lesion_margin_mm, "strip_mode": args.strip_mode or "fast"}
 
 
-def _is_cohort(path: Path) -> bool:
+def is_cohort_input(path: Path) -> bool:
     """A folder none of the readers takes as one case, holding sub-folders (one per case)."""
-    from ..io.dicom import is_dicom_folder
-    from ..io.research_client import is_research_client_folder
-    from ..io.volume_folder import has_volume_files
+    from MedGradeCoreLib.io.dicom import is_dicom_folder
+    from MedGradeCoreLib.io.research_client import is_research_client_folder
+    from MedGradeCoreLib.io.volume_folder import has_volume_files
 
     if not path.is_dir() or has_volume_files(path) or is_research_client_folder(path) or is_dicom_folder(path):
         return False
@@ -74,11 +74,11 @@ def _is_cohort(path: Path) -> bool:
 
 def _cases(args: argparse.Namespace) -> Iterator[tuple[str, object]]:
     """(label, Case or MedGradeError) for every case named on the command line."""
-    from ..io import iter_cohort, load_case
+    from MedGradeCoreLib.io import iter_cohort, load_case
 
     for raw in args.inputs:
         path = Path(raw)
-        if _is_cohort(path):
+        if is_cohort_input(path):
             for item in iter_cohort(path, args.clinical, args.labels, args.sequences, args.reference,
                                     getattr(args, "allow_gaps", False)):
                 label = item.patient_id if not isinstance(item, Exception) else (item.path or raw)
@@ -95,13 +95,13 @@ def _cases(args: argparse.Namespace) -> Iterator[tuple[str, object]]:
 
 def _error_stream(args: argparse.Namespace) -> TextIO:
     """Where per-case ``error: <case>: <reason>`` lines go: stdout under ``--progress-json`` (the main CLI's
-    rule: :class:`MedGradeSegmentLib.jobs.BackgroundJob` reads stdout), stderr otherwise."""
+    rule: :class:`MedGradeCoreLib.jobs.BackgroundJob` reads stdout), stderr otherwise."""
     json_mode = bool(getattr(args, "progress_json", False))
     return sys.stdout if json_mode else sys.stderr
 
 
 def run(args: argparse.Namespace, progress: Progress) -> int:
-    from ..outputs import OutputLock, check_output_separate
+    from MedGradeCoreLib.outputs import OutputLock, check_output_separate
     from ..preprocess import PreprocessConfig, preprocess_case, write_preprocessed
     from ..preprocess.io import case_folder
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..progress import Progress
+from MedGradeCoreLib.progress import Progress
 
 
 def register(subparsers) -> None:
@@ -22,7 +22,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace, progress: Progress) -> int:
     from ..segmentation.corrections import save_correction
 
-    from ..io.images import read_image
+    from MedGradeCoreLib.io.images import read_image
 
     mask = read_image(args.mask)
     record = save_correction(args.case_dir, mask, args.user, args.ai_mask, note=args.note, source=args.mask)

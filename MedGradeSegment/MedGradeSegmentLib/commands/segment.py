@@ -6,9 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
-from ..devices import choose_device
-from ..errors import InputError
-from ..progress import Progress
+from MedGradeCoreLib.devices import choose_device
+from MedGradeCoreLib.errors import InputError
+from MedGradeCoreLib.progress import Progress
 
 DEFAULT_MODEL = "mignet-lgg-flair-t1c-v1"  # trained on the 78 glioma-lgg-tcga patients (FLAIR + T1c)
 
@@ -34,7 +34,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace, progress: Progress) -> int:
-    from ..outputs import OutputLock, check_output_separate
+    from MedGradeCoreLib.outputs import OutputLock, check_output_separate
 
     check_output_separate(args.output, [args.case], allow_inside=True)  # e.g. CASE/segmentation
     with OutputLock(args.output):

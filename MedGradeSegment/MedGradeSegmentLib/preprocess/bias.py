@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import SimpleITK as sitk
 
-from ..progress import Progress
+from MedGradeCoreLib.progress import Progress
 
 
 def n4_correct(image: sitk.Image, mask: sitk.Image | None = None, shrink: int = 4,

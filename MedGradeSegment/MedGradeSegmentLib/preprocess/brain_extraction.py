@@ -32,11 +32,10 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
-from ..errors import BundleError, MedGradeError
-from ..hashing import sha256_file
+from MedGradeCoreLib.errors import BundleError, MedGradeError
+from MedGradeCoreLib.hashing import sha256_file
 
-DEEP_METHODS = ("deepbet", "hd-bet")
-METHODS = ("auto", *DEEP_METHODS, "swiss")
+from .config import DEEP_METHODS, METHODS  # noqa: F401  (re-exported: the names the CLI and pipeline use)
 
 # (distribution, file inside it) -> sha256: checked before any weight is loaded, like a model bundle's
 WEIGHTS: dict[str, dict[str, Any]] = {

@@ -6,6 +6,12 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 
+# Brain-extraction methods (MedGradeSegmentLib.preprocess.brain_extraction runs them); named here so that
+# the configuration is checked without importing the extractors.
+DEEP_METHODS = ("deepbet", "hd-bet")
+METHODS = ("auto", *DEEP_METHODS, "swiss")
+
+
 @dataclass
 class PreprocessConfig:
     """Preprocessing parameters, defaults as in the thesis (1 mm, z-score in the brain, K = 20 slices)."""
@@ -69,8 +75,6 @@ class PreprocessConfig:
             setattr(self, name, tuple(getattr(self, name)))
         if self.strip_mode not in ("fast", "full"):
             raise ValueError(f"strip_mode must be 'fast' or 'full', not {self.strip_mode!r}")
-        from .brain_extraction import METHODS
-
         if self.brain_extraction not in METHODS:
             raise ValueError(f"brain_extraction must be one of {', '.join(METHODS)}, not {self.brain_extraction!r}")
         if self.lesion_margin_mm < 0:

@@ -8,9 +8,9 @@ from typing import Any
 
 import SimpleITK as sitk
 
-from ..case import Case
-from ..errors import InputError
-from ..outputs import OutputLock, staged_folder, write_image
+from MedGradeCoreLib.case import Case
+from MedGradeCoreLib.errors import InputError
+from MedGradeCoreLib.outputs import OutputLock, staged_folder, write_image
 from .pipeline import PreprocessResult
 
 

@@ -9,11 +9,11 @@ from typing import Any, Iterator
 
 import SimpleITK as sitk
 
-from .. import __version__
-from ..case import Case
-from ..errors import InputError
-from ..io.images import check_not_blank, validate_image
-from ..progress import Progress
+from MedGradeCoreLib import __version__
+from MedGradeCoreLib.case import Case
+from MedGradeCoreLib.errors import InputError
+from MedGradeCoreLib.io.images import check_not_blank, validate_image
+from MedGradeCoreLib.progress import Progress
 from .bias import n4_correct
 from .config import PreprocessConfig
 from .normalize import zscore
@@ -88,7 +88,7 @@ def brain_mask_of(image: sitk.Image, config: PreprocessConfig, progress: Progres
     """(brain mask, what ran) of a reference image with the configured method (recorded in case.json)."""
     if not config.skull_strip:
         return threshold_mask(image, config.stripped_threshold), {"method": f"threshold-{config.stripped_threshold}"}
-    from ..devices import choose_device
+    from MedGradeCoreLib.devices import choose_device
     from .brain_extraction import DEEP_METHODS, deep_brain_mask, resolve_method
 
     device = choose_device(config.brain_device).device if config.brain_extraction != "swiss" else "cpu"

@@ -20,8 +20,8 @@ from typing import Iterator, Sequence
 import numpy as np
 import SimpleITK as sitk
 
-from ..errors import CancelledError
-from ..progress import Progress
+from MedGradeCoreLib.errors import CancelledError
+from MedGradeCoreLib.progress import Progress
 from .config import PreprocessConfig
 
 _INIT = {"geometry": sitk.CenteredTransformInitializerFilter.GEOMETRY,

@@ -23,15 +23,15 @@ from functools import lru_cache
 import numpy as np
 import SimpleITK as sitk
 
-from ..errors import CancelledError
-from ..progress import Progress
+from MedGradeCoreLib.errors import CancelledError
+from MedGradeCoreLib.progress import Progress
 from .registration import pyramid_level
 
 
 @lru_cache(maxsize=1)
 def swiss_atlas() -> tuple[sitk.Image, sitk.Image]:
     """(atlas T1 image as float32, atlas brain mask as uint8) from the sample-data registry."""
-    from ..sample_data import fetch_dataset
+    from MedGradeCoreLib.sample_data import fetch_dataset
 
     files = fetch_dataset("swiss-atlas")
     image = next(p for k, p in files.items() if k.endswith("atlasImage.mha"))

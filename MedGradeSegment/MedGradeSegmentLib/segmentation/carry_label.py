@@ -12,7 +12,7 @@ import SimpleITK as sitk
 from monai.metrics import compute_dice
 import torch
 
-from ..progress import Progress
+from MedGradeCoreLib.progress import Progress
 from .fpg import register_to_template
 
 
@@ -53,7 +53,7 @@ def prepare_native_case(native_dir: str | Path, source_image: str | Path, source
     once; later calls reuse them. Returns the paths (case folder, t1c, t2, brain mask, label) and
     the registration check.
     """
-    from ..io import load_case
+    from MedGradeCoreLib.io import load_case
     from ..preprocess import PreprocessConfig, preprocess_case, read_preprocessed, write_preprocessed
 
     progress = progress or Progress()

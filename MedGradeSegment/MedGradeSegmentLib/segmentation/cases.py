@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from ..errors import InputError
+from MedGradeCoreLib.errors import InputError
 from .config import CaseSpec
 
 

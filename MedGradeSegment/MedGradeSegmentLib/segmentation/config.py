@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
+from MedGradeCoreLib.errors import InputError
 from .fpg import DEFAULT_S_NEG, DEFAULT_S_POS
 
 DEFAULT_TEMPLATE = "atlas/sri24-brats-space/t1_skullstripped_brats_space.nii.gz"

@@ -18,8 +18,8 @@ from typing import Any
 
 import SimpleITK as sitk
 
-from ..errors import InputError
-from ..outputs import active_partial as _active, write_error, write_image
+from MedGradeCoreLib.errors import InputError
+from MedGradeCoreLib.outputs import active_partial as _active, write_error, write_image
 from ..preprocess.quality import volume_ml
 
 CORRECTIONS = "corrections"
@@ -83,7 +83,7 @@ def find_ai_result(case_dir: str | Path) -> tuple[Path | None, dict[str, Any]]:
 
 
 def _read_mask(path: Path, what: str) -> sitk.Image:
-    from ..io.images import read_image
+    from MedGradeCoreLib.io.images import read_image
 
     try:
         return read_image(path)
@@ -94,7 +94,7 @@ def _read_mask(path: Path, what: str) -> sitk.Image:
 def _checked(case_dir: Path, corrected: sitk.Image, ai_mask: sitk.Image | None,
              source: str | Path | None) -> tuple[sitk.Image, list[str]]:
     """The corrected mask checked (binary, non-empty, on the case grid, inside the brain, near the AI lesion)."""
-    from ..mask_checks import check_lesion_mask
+    from MedGradeCoreLib.mask_checks import check_lesion_mask
 
     reference, brain = ai_mask, None
     if (case_dir / "case.json").is_file():

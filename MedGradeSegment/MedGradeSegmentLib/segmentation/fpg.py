@@ -17,7 +17,7 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
-from ..progress import Progress
+from MedGradeCoreLib.progress import Progress
 from .geometry import ORIENTATION, on_grid, working_grid
 
 DEFAULT_S_NEG = 0.3

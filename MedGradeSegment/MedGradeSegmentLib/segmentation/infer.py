@@ -17,9 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import InputError
+from MedGradeCoreLib.errors import InputError
 from ..preprocess.quality import volume_ml
-from ..progress import Progress
+from MedGradeCoreLib.progress import Progress
 from .baselines import input_divisor
 from .data import zscore
 from .geometry import on_grid, working_grid

@@ -11,10 +11,10 @@ from typing import Any, TYPE_CHECKING
 import SimpleITK as sitk
 from torch import nn
 
-from ..bundle import ModelManifest, load_state_dict, read_manifest, save_state_dict, write_bundle
-from ..errors import BundleError
-from ..hashing import sha256_file
-from ..progress import Progress
+from MedGradeCoreLib.bundle import ModelManifest, load_state_dict, read_manifest, save_state_dict, write_bundle
+from MedGradeCoreLib.errors import BundleError
+from MedGradeCoreLib.hashing import sha256_file
+from MedGradeCoreLib.progress import Progress
 from .baselines import build_model
 from .geometry import FOV_CENTRE, ORIENTATION
 from .infer import SegmentationResult, segment_images
@@ -88,7 +88,7 @@ def bundle_folder(model: str | Path, models_root: str | Path | None = None) -> P
         return path
     if path.suffix == ".zip":
         raise BundleError(f"{path}: import the zip into the model library first (medgrade models import)")
-    from ..model_library import find_model
+    from MedGradeCoreLib.model_library import find_model
 
     return Path(find_model(str(model), models_root).path)
 

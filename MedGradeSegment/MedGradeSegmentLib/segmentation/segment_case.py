@@ -8,9 +8,9 @@ from typing import Any
 
 import SimpleITK as sitk
 
-from ..case import Case
-from ..outputs import OutputLock, staged_folder, write_image
-from ..progress import Progress
+from MedGradeCoreLib.case import Case
+from MedGradeCoreLib.outputs import OutputLock, staged_folder, write_image
+from MedGradeCoreLib.progress import Progress
 from .corrections import AI_RESULT, MASK_NAME
 from .infer import SegmentationResult
 from .model_bundle import LoadedModel, segment_with_model
@@ -51,7 +51,7 @@ def read_input_case(path: str | Path, sequences: list[str] | None = None) -> tup
         brain = case.meta.get("search_mask", case.meta.get("brain_mask"))
         case.meta.setdefault("preprocessing", info.get("parameters", {}))
         return case, brain
-    from ..io import load_case
+    from MedGradeCoreLib.io import load_case
 
     return load_case(path), None
 

@@ -16,9 +16,9 @@ import SimpleITK as sitk
 import torch
 from torch import nn
 
-from ..errors import InputError
-from ..progress import Progress
-from ..sample_data import sample_path
+from MedGradeCoreLib.errors import InputError
+from MedGradeCoreLib.progress import Progress
+from MedGradeCoreLib.sample_data import sample_path
 from .ablation import ablation_config
 from .baselines import build_model
 from .cases import TrainingCase, load_training_case
@@ -67,7 +67,7 @@ def template_image(cfg: TrainConfig) -> sitk.Image:
     return sitk.ReadImage(str(path), sitk.sitkFloat32)
 
 
-def _build(arch: dict[str, Any], atlas: sitk.Image | None, cfg: TrainConfig,
+def build_split_model(arch: dict[str, Any], atlas: sitk.Image | None, cfg: TrainConfig,
            template: sitk.Image | None = None) -> nn.Module:
     prior = None
     if arch.get("name", "MIGNet") == "MIGNet" and arch.get("dual_guidance") and atlas is not None:
@@ -76,13 +76,13 @@ def _build(arch: dict[str, Any], atlas: sitk.Image | None, cfg: TrainConfig,
     return build_model(arch, prior)
 
 
-def _volumes(cases: list[TrainingCase], cfg: TrainConfig, atlas: sitk.Image | None,
+def prepared_volumes(cases: list[TrainingCase], cfg: TrainConfig, atlas: sitk.Image | None,
              transforms: dict[str, sitk.Transform]) -> list[CaseVolumes]:
     return [case_volumes(c.patient_id, c.images, c.mask, c.reference, c.grade, c.brain_mask, atlas,
                          transforms.get(c.case_id), cfg.inplane_spacing, cfg.fov_mm) for c in cases]
 
 
-def _samples(vols: list[CaseVolumes], cfg: TrainConfig) -> list[dict[str, Any]]:
+def fold_samples(vols: list[CaseVolumes], cfg: TrainConfig) -> list[dict[str, Any]]:
     out = []
     for v in vols:
         zs = case_slices(v, cfg.slice_selection, cfg.slices_per_case, cfg.slice_margin, cfg.negative_ratio)
@@ -90,13 +90,13 @@ def _samples(vols: list[CaseVolumes], cfg: TrainConfig) -> list[dict[str, Any]]:
     return out
 
 
-def _atlas(warped: dict[str, np.ndarray], cases: list[TrainingCase], patients: list[str],
+def fold_atlas_image(warped: dict[str, np.ndarray], cases: list[TrainingCase], patients: list[str],
            template: sitk.Image) -> sitk.Image:
     """The FPG atlas of the cases of ``patients`` (every case of a patient counts)."""
     return atlas_from_warped([warped[c.case_id] for c in cases if c.patient_id in patients], template)
 
 
-def _mean(values: list[float]) -> float:
+def finite_mean(values: list[float]) -> float:
     vals = [v for v in values if v is not None and not math.isnan(v)]
     return float(np.mean(vals)) if vals else math.nan
 

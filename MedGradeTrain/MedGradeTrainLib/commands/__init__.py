@@ -10,3 +10,12 @@ import pkgutil
 def register(subparsers) -> None:
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
         importlib.import_module(f"{__name__}.{info.name}").register(subparsers)
+
+
+def intercept(argv: list[str]) -> int | None:
+    """A cohort command with ``--slurm`` / ``--slurm-print-script`` runs as a Slurm job array."""
+    if "--slurm" in argv or "--slurm-print-script" in argv:
+        from ..cohort_jobs import submit_from_argv
+
+        return submit_from_argv(argv)
+    return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from MedGradeSegmentLib.progress import Progress
+from MedGradeCoreLib.progress import Progress
 
 
 def register(subparsers) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from MedGradeSegmentLib.progress import Progress
+from MedGradeCoreLib.progress import Progress
 
 from .pretrain import run_kind
 from .train import add_run_options

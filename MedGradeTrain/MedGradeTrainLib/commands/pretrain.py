@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from MedGradeSegmentLib.errors import InputError
-from MedGradeSegmentLib.progress import Progress
+from MedGradeCoreLib.errors import InputError
+from MedGradeCoreLib.progress import Progress
 
 from .train import add_run_options
 

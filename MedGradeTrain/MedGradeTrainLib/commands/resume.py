@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from MedGradeSegmentLib.progress import Progress
+from MedGradeCoreLib.progress import Progress
 
 
 def register(subparsers) -> None:

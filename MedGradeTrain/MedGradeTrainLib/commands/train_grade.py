@@ -8,8 +8,8 @@ import argparse
 import json
 from pathlib import Path
 
-from MedGradeSegmentLib.errors import InputError
-from MedGradeSegmentLib.progress import Progress
+from MedGradeCoreLib.errors import InputError
+from MedGradeCoreLib.progress import Progress
 
 
 def register(subparsers) -> None:

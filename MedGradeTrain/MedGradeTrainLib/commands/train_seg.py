@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from MedGradeSegmentLib.progress import Progress
+from MedGradeCoreLib.progress import Progress
 
 
 def register(subparsers) -> None:

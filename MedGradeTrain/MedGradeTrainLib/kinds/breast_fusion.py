@@ -36,7 +36,7 @@ from MedGradePredictLib.breast.fusion_data import (FusionDataset, class_weights,
 from MedGradePredictLib.breast.fusion_net import BranchSpec, LateFusionNet, load_branch_weights
 from MedGradePredictLib.breast.predict import WEIGHTS
 from MedGradePredictLib.breast.readers import load_breast_input
-from MedGradeSegmentLib.errors import InputError
+from MedGradeCoreLib.errors import InputError
 
 from ..runner.kind import ModelKind, Patient, SplitData, register_kind
 
@@ -168,7 +168,7 @@ class BreastFusionKind(ModelKind):
         return out
 
     def write_bundle(self, model: nn.Module, split: SplitData, out_dir: Path, summary: dict[str, Any]) -> Path:
-        from MedGradeSegmentLib.bundle import ModelManifest, save_state_dict, write_bundle
+        from MedGradeCoreLib.bundle import ModelManifest, save_state_dict, write_bundle
 
         net = model.module if hasattr(model, "module") else model
         s = self.settings

@@ -23,8 +23,8 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from MedGradeSegmentLib.errors import InputError
-from MedGradeSegmentLib.progress import Progress
+from MedGradeCoreLib.errors import InputError
+from MedGradeCoreLib.progress import Progress
 from MedGradePredictLib.cohort import CohortCase, SliceData, load_cohort, network_meta, slice_data
 from MedGradePredictLib.model import GradingModel
 from MedGradePredictLib.networks import build_network
@@ -57,7 +57,7 @@ def lgg_cases(cfg: TrainConfig, gsettings: Any, patients: list[str] | None, prog
     """The cases of a glioma-lgg-tcga cohort folder having every sequence of ``cfg`` (None for another
     layout); ``patients`` restricts them."""
     from MedGradePredictLib.cohort import cohort_case
-    from MedGradeSegmentLib.io.lgg_tcga import is_lgg_tcga_cohort, load_lgg_case, read_lgg_cohort
+    from MedGradeCoreLib.io.lgg_tcga import is_lgg_tcga_cohort, load_lgg_case, read_lgg_cohort
 
     if not is_lgg_tcga_cohort(cfg.cohort):
         return None

@@ -22,14 +22,14 @@ import SimpleITK as sitk
 import torch
 from torch import nn
 
-from MedGradeSegmentLib.errors import InputError
-from MedGradeSegmentLib.progress import Progress
+from MedGradeCoreLib.errors import InputError
+from MedGradeCoreLib.progress import Progress
 from MedGradeSegmentLib.segmentation.config import CaseSpec, TrainConfig
 from MedGradeSegmentLib.segmentation.data import slice_dataset, train_transforms
 from MedGradeSegmentLib.segmentation.fpg import atlas_from_warped
 from MedGradeSegmentLib.segmentation.losses import FPGLoss
 from MedGradeSegmentLib.segmentation.metrics import evaluate, summarise_patients
-from MedGradeSegmentLib.segmentation.train import (TrainResult, _atlas, _build, _mean, _samples, _volumes,
+from MedGradeSegmentLib.segmentation.train import (TrainResult, fold_atlas_image, build_split_model, finite_mean, fold_samples, prepared_volumes,
                                                    load_cases, register_cases, resolve_architecture, template_image,
                                                    training_loss, uses_fpg)
 
@@ -48,7 +48,7 @@ def cohort_cases(cohort: str | Path, labels: str | Path | None = None, sequences
                  lesion_labels: list[int] | None = None) -> list[CaseSpec]:
     """CaseSpecs of a cohort folder: preprocessed case folders, or the glioma-lgg-tcga layout (patients
     lacking one of ``sequences`` are left out)."""
-    from MedGradeSegmentLib.io.lgg_tcga import MASK_FILE, SEQUENCE_FILES, is_lgg_tcga_cohort, read_lgg_cohort
+    from MedGradeCoreLib.io.lgg_tcga import MASK_FILE, SEQUENCE_FILES, is_lgg_tcga_cohort, read_lgg_cohort
 
     root = Path(cohort)
     if not root.is_dir():
@@ -63,7 +63,7 @@ def cohort_cases(cohort: str | Path, labels: str | Path | None = None, sequences
                                "in the cohort folder")
     grades: dict[str, Any] = {}
     if labels:
-        from MedGradeSegmentLib.io.clinical_csv import read_labels_csv
+        from MedGradeCoreLib.io.clinical_csv import read_labels_csv
 
         grades = {pid: row.get("grade") for pid, row in read_labels_csv(labels).items()}
     out = []
@@ -183,7 +183,7 @@ class SegmentationKind(ModelKind):
         warped, transforms = self._registration()
         atlas = None
         if self.needs_atlas:  # this split's training patients only
-            atlas = (_atlas(warped, self.cases, train_patients, self.template) if name != "final"
+            atlas = (fold_atlas_image(warped, self.cases, train_patients, self.template) if name != "final"
                      else atlas_from_warped([warped[c.case_id] for c in self.cases if c.patient_id in train_patients],
                                             self.template))
         samples = self._slices(atlas, transforms)
@@ -197,7 +197,7 @@ class SegmentationKind(ModelKind):
     def _slices(self, atlas: sitk.Image | None, transforms: dict) -> list[dict[str, Any]]:
         """Every case's training slices, through the memory-mapped slice cache unless ``slice_cache`` is off."""
         if not self.settings.get("slice_cache", True):
-            return _samples(_volumes(self.cases, self.cfg, atlas, transforms), self.cfg)
+            return fold_samples(prepared_volumes(self.cases, self.cfg, atlas, transforms), self.cfg)
         from ..slice_cache import cached, file_signature
 
         atlas_sig = None
@@ -216,13 +216,13 @@ class SegmentationKind(ModelKind):
                      "lesion_labels": spec.lesion_labels, "atlas": atlas_sig,
                      "transform": _transform_sig(tfm),
                      "mask_version": getattr(self, "mask_versions", {}).get(case.case_id)}
-            samples, hit = cached(parts, lambda c=case: _samples(_volumes([c], self.cfg, atlas, transforms), self.cfg))
+            samples, hit = cached(parts, lambda c=case: fold_samples(prepared_volumes([c], self.cfg, atlas, transforms), self.cfg))
             out += samples
             self.cache_hits += int(hit)
         return out
 
     def build_model(self, split: SplitData) -> nn.Module:
-        return _build(self.arch, split.extra["atlas"], self.cfg, self.template)
+        return build_split_model(self.arch, split.extra["atlas"], self.cfg, self.template)
 
     def training_step(self, model: nn.Module, batch: Any, device: torch.device) -> dict[str, torch.Tensor]:
         return training_loss(model, batch, self.cfg, self.arch, self.loss_fn, device,
@@ -272,8 +272,8 @@ class SegmentationKind(ModelKind):
 
     def summarize(self, results: list[dict[str, Any]]) -> dict[str, Any]:
         folds = [r["finish"] for r in results if r["name"] != "final"]
-        out: dict[str, Any] = {"folds": folds, "dsc_mean": _mean([m["dsc"] for m in folds]),
-                               "hd95_mm_mean": _mean([m["hd95_mm"] for m in folds]),
+        out: dict[str, Any] = {"folds": folds, "dsc_mean": finite_mean([m["dsc"] for m in folds]),
+                               "hd95_mm_mean": finite_mean([m["hd95_mm"] for m in folds]),
                                "architecture": self.arch.get("name", "MIGNet")}
         rows = [r for m in folds for r in m.get("per_patient", [])]
         if rows:  # pooled over the held-out patients of every fold (each patient held out once)

@@ -23,7 +23,7 @@ from ..runner.kind import ModelKind, Patient, SplitData, register_kind
 
 
 def _slices(size: int) -> tuple[np.ndarray, np.ndarray]:
-    from MedGradeSegmentLib.sample_data import sample_path
+    from MedGradeCoreLib.sample_data import sample_path
 
     img = sitk.GetArrayFromImage(sitk.ReadImage(str(sample_path("brain-mr/brain1_image.nrrd")), sitk.sitkFloat32))
     lab = sitk.GetArrayFromImage(sitk.ReadImage(str(sample_path("brain-mr/brain1_label.nrrd")))) > 0
@@ -77,7 +77,7 @@ class ToyRegression(ModelKind):
         return {"val_mae": float((pred - y).abs().mean()), "val_loss": float(F.mse_loss(pred, y))}
 
     def write_bundle(self, model: nn.Module, split: SplitData, out_dir: Path, summary: dict[str, Any]) -> Path:
-        from MedGradeSegmentLib.bundle import ModelManifest, save_state_dict, write_bundle
+        from MedGradeCoreLib.bundle import ModelManifest, save_state_dict, write_bundle
 
         weights = out_dir / "weights.safetensors"
         save_state_dict(model.state_dict(), weights)

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
-from MedGradeSegmentLib.errors import InputError
+from MedGradeCoreLib.errors import InputError
 from MedGradePredictLib.pretrain.data import ImageCache, MultiViewDataset, SingleViewDataset, ViewSample
 from MedGradePredictLib.pretrain.encoder import EncoderConfig
 from MedGradePredictLib.pretrain.finetune import ViTClassifier, encoder_state, load_encoder
@@ -51,7 +51,7 @@ def _trained_on(data: dict[str, Any], samples: list[ViewSample]) -> str:
 
 
 def _write(out_dir: Path, model: nn.Module, manifest_args: dict[str, Any]) -> Path:
-    from MedGradeSegmentLib.bundle import ModelManifest, save_state_dict, write_bundle
+    from MedGradeCoreLib.bundle import ModelManifest, save_state_dict, write_bundle
 
     weights = out_dir / WEIGHTS
     save_state_dict(model.state_dict(), weights)
@@ -63,8 +63,8 @@ def _write(out_dir: Path, model: nn.Module, manifest_args: dict[str, Any]) -> Pa
 
 def load_pretrained(ref: str, config_dir: str | None = None) -> tuple[dict[str, Any], dict[str, torch.Tensor], str]:
     """(manifest architecture, weights, model id) of a pre-training bundle (folder or library id)."""
-    from MedGradeSegmentLib.bundle import load_state_dict, read_manifest
-    from MedGradeSegmentLib.model_library import load_model_manifest
+    from MedGradeCoreLib.bundle import load_state_dict, read_manifest
+    from MedGradeCoreLib.model_library import load_model_manifest
 
     folder = resolve_path(ref, config_dir)
     if (folder / "manifest.json").is_file():

@@ -5,14 +5,16 @@ splits; ``checkpoint``: verified atomic checkpoints; ``distributed``: torchrun/D
 JSON-lines progress protocol; ``loop``: the loop itself.
 """
 
-from .kind import KINDS, ModelKind, Patient, SplitData, get_kind, register_kind
-
 __all__ = ["KINDS", "ModelKind", "Patient", "SplitData", "get_kind", "register_kind", "run_training", "RunResult"]
 
 
-def __getattr__(name: str):  # the loop imports torch.distributed & co. only when a run starts
+def __getattr__(name: str):  # torch is imported on first use, never when the package (or the panel) loads
     if name in ("run_training", "RunResult"):
         from . import loop
 
         return getattr(loop, name)
+    if name in ("KINDS", "ModelKind", "Patient", "SplitData", "get_kind", "register_kind"):
+        from . import kind
+
+        return getattr(kind, name)
     raise AttributeError(name)

@@ -13,24 +13,11 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from MedGradeSegmentLib.errors import InputError
-from MedGradeSegmentLib.hashing import sha256_file
+from MedGradeCoreLib.atomic import atomic_write_bytes, atomic_write_text  # noqa: F401  (re-exported)
+from MedGradeCoreLib.errors import InputError
+from MedGradeCoreLib.hashing import sha256_file
 
 NAME = re.compile(r"^step-(\d{9})\.pt$")
-
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # two writers (runner, `medgrade cancel`) never share it
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    atomic_write_bytes(Path(path), text.encode())
 
 
 def save_verified(obj: Any, path: Path) -> Path:

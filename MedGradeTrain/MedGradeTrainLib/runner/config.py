@@ -20,7 +20,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from MedGradeSegmentLib.errors import InputError
+from MedGradeCoreLib.errors import InputError
 
 SPLIT_DEFAULTS: dict[str, Any] = {"mode": "kfold", "folds": 5, "val_fraction": 0.2, "test_fraction": 0.0,
                                   "seed": None, "file": None}

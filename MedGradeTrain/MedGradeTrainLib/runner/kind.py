@@ -115,7 +115,7 @@ def get_kind(name: str, module: str | None = None, source: str = "config") -> ty
     """The registered kind ``name`` (importing ``module`` or the shipped kind's module first)."""
     import importlib
 
-    from MedGradeSegmentLib.errors import InputError
+    from MedGradeCoreLib.errors import InputError
 
     for mod in (module, KIND_MODULES.get(name)):
         if mod and name not in KINDS:

@@ -30,9 +30,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from MedGradeSegmentLib.devices import choose_device
-from MedGradeSegmentLib.errors import InputError
-from MedGradeSegmentLib.progress import Progress
+from MedGradeCoreLib.devices import choose_device
+from MedGradeCoreLib.errors import InputError
+from MedGradeCoreLib.progress import Progress
 
 from . import checkpoint as ckpt
 from .config import load_config, resolve_config
@@ -411,7 +411,7 @@ class Runner:
         import signal
         import threading
 
-        from MedGradeSegmentLib.errors import CancelledError
+        from MedGradeCoreLib.errors import CancelledError
 
         self._global_step0 = 0
         self._steps_hint = 1
@@ -435,7 +435,7 @@ class Runner:
             self._status("done", summary=result.summary.get("metric_mean"), bundle=str(result.bundle or ""))
             return result
         except BaseException as exc:
-            from MedGradeSegmentLib.errors import CancelledError
+            from MedGradeCoreLib.errors import CancelledError
 
             status = "cancelled" if isinstance(exc, (CancelledError, KeyboardInterrupt)) else "failed"
             self._status(status, error=str(exc))
@@ -485,7 +485,7 @@ class Runner:
                 written = Path(written)
                 result.bundle = final / written.relative_to(tmp) if written != tmp else final
             if self.cfg["register"] and result.bundle is not None:
-                from MedGradeSegmentLib.model_library import import_bundle
+                from MedGradeCoreLib.model_library import import_bundle
 
                 entry = import_bundle(result.bundle, self.cfg.get("models_root"))
                 result.registered = entry.path

@@ -3,7 +3,7 @@ line read. Every line has ``seq`` (line number), ``event`` (start | step | epoch
 error), ``run_id``, ``split``, ``epoch``, ``step`` (optimizer steps since the run began: monotonic, also
 across a resume), ``loss``, ``metric``, ``lr``, ``eta_s``, ``gpu_mem_mb``, ``fraction`` and ``message``.
 On stdout a line is prefixed with ``MEDGRADE-PROGRESS `` when the caller asked for ``--progress-json``
-(what :class:`MedGradeSegmentLib.jobs.BackgroundJob` parses), plain JSON otherwise."""
+(what :class:`MedGradeCoreLib.jobs.BackgroundJob` parses), plain JSON otherwise."""
 
 from __future__ import annotations
 
@@ -14,14 +14,14 @@ import time
 from pathlib import Path
 from typing import Any, Iterator, TextIO
 
-import torch
-
-from MedGradeSegmentLib.progress import PROGRESS_PREFIX
+from MedGradeCoreLib.progress import PROGRESS_PREFIX
 
 FILE = "progress.jsonl"
 
 
 def gpu_memory_mb() -> float | None:
+    import torch  # only inside a run: the panel reads progress files without torch
+
     if not torch.cuda.is_available():
         return None
     return round(torch.cuda.max_memory_allocated() / 2 ** 20, 1)
@@ -47,7 +47,7 @@ class ProgressLog:
         if not self.enabled or not self.path.is_file():
             return
         lines = self.path.read_text().splitlines(keepends=True)[:n_lines]
-        from .checkpoint import atomic_write_text
+        from MedGradeCoreLib.atomic import atomic_write_text
 
         atomic_write_text(self.path, "".join(lines))
         self.seq = len(lines)

@@ -1,0 +1,217 @@
+"""``medgrade``: the command line over the MedGrade Lib packages.
+
+The packages that contribute sub-commands are found by :mod:`.command_packages` (the core names none).
+
+Each Lib contributes its sub-commands through a ``commands`` module exposing
+``register(subparsers)``; a sub-command's handler is ``handler(args, progress) -> int``.
+Errors a user can fix (:class:`MedGradeError`) print ``error: <file>: <problem>`` and exit 2,
+never a traceback. ``--progress-json`` switches progress to machine-readable lines for
+:class:`MedGradeCoreLib.jobs.BackgroundJob`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+from MedGradeCoreLib.command_packages import command_modules
+from MedGradeCoreLib.errors import CancelledError, MedGradeError
+from MedGradeCoreLib.progress import Progress, json_lines_progress
+
+
+
+def _bar_progress() -> Progress:
+    from tqdm import tqdm
+
+    bar = tqdm(total=1000, file=sys.stderr, bar_format="{l_bar}{bar}| {elapsed}<{remaining}", leave=False,
+               disable=not sys.stderr.isatty())
+
+    def update(fraction: float, message: str) -> None:
+        bar.n = int(fraction * 1000)
+        bar.set_description_str(message[:40])
+        bar.refresh()
+
+    return Progress(update)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="medgrade", description=__doc__.splitlines()[0])
+    parser.add_argument("--progress-json", action="store_true",
+                        help="print progress as MEDGRADE-PROGRESS JSON lines (used by the Slicer panels)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for mod in command_modules():
+        mod.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    isolate = argv is None and os.environ.get("MEDGRADE_IN_PROCESS") != "1"
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Accept --progress-json anywhere on the line (BackgroundJob appends it at the end).
+    json_progress = "--progress-json" in argv
+    argv = [a for a in argv if a != "--progress-json"]
+    for mod in command_modules():  # a command line a module takes over (a cohort as a Slurm array)
+        intercept = getattr(mod, "intercept", None)
+        try:
+            code = intercept(argv) if intercept else None
+        except MedGradeError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        if code is not None:
+            return int(code)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.progress_json = json_progress
+    handler: Callable | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 2
+    progress = json_lines_progress() if json_progress else _bar_progress()
+
+    def run() -> int:
+        try:
+            return int(handler(args, progress) or 0)
+        except CancelledError:
+            print("error: cancelled by the user", file=sys.stdout if json_progress else sys.stderr)
+            return 130
+        except MedGradeError as exc:
+            print(f"error: {exc}", file=sys.stdout if json_progress else sys.stderr)
+            return 2
+
+    # As a program (console script, python -m): the work runs in a child process, so that a signal is
+    # honoured during long native calls and a native crash cannot take the caller with it.
+    if isolate and hasattr(os, "fork") and threading.current_thread() is threading.main_thread():
+        return _run_in_child(run, args)
+    return run()
+
+
+_GRACE_S = 30.0  # after a signal, how long a child with its own SIGTERM handler may take to stop cleanly
+
+
+class _Stop(Exception):
+    pass
+
+
+def _run_in_child(run: Callable[[], int], args: argparse.Namespace) -> int:
+    """Run the command in a forked child so that SIGINT/SIGTERM are honoured at once, even during a long ITK
+    or torch call that holds Python's GIL (the Swiss Skull Stripper runs a minute without returning).
+
+    The signal is passed on to the child as SIGTERM: it ends at once (default action, even inside native code)
+    unless the command handles SIGTERM itself to stop cleanly; one still there after ``_GRACE_S`` is killed. The partial folders and locks it registered are then removed
+    and the command exits 130 (SIGINT) or 143 (SIGTERM). A child that crashes (segfault) is reported.
+    """
+    import tempfile
+
+    from MedGradeCoreLib import outputs
+
+    fd, registry = tempfile.mkstemp(prefix="medgrade-partials-")
+    os.close(fd)
+    received: list[int] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        received.append(signum)
+        raise _Stop
+
+    signals = [signal.SIGINT, signal.SIGTERM]
+    previous = {s: signal.signal(s, on_signal) for s in signals}  # before the fork: no signal is missed
+    outputs.set_registry(registry)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    parent = os.getpid()
+    try:
+        child = os.fork()
+    except _Stop:
+        for s, h in previous.items():
+            signal.signal(s, h)
+        Path(registry).unlink(missing_ok=True)
+        return 128 + received[0]
+    if child == 0:  # the command; a signal ends it at once, even inside native code (the parent cleans up)
+        code = 1
+        try:
+            for s in signals:
+                signal.signal(s, signal.SIG_DFL)
+            os.setpgid(0, 0)  # the terminal's Ctrl-C reaches the parent only, which passes on a SIGTERM
+            _die_with_parent(parent)
+            if received:
+                os._exit(128 + received[0])
+            code = run()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    outputs.set_registry(None)
+    stream = sys.stdout if getattr(args, "progress_json", False) else sys.stderr
+    try:
+        try:
+            _, status = os.waitpid(child, 0)
+        except _Stop:
+            for s in signals:
+                signal.signal(s, signal.SIG_IGN)
+            _stop_child(child, received[0])
+            outputs.remove_registered(registry)
+            print(f"error: stopped by {signal.Signals(received[0]).name}; unfinished outputs were removed",
+                  file=stream, flush=True)
+            return 128 + received[0]
+        if os.WIFSIGNALED(status) and os.WTERMSIG(status) in signals:  # the terminal signalled us both
+            outputs.remove_registered(registry)
+            print(f"error: stopped by {signal.Signals(os.WTERMSIG(status)).name}; unfinished outputs were removed",
+                  file=stream, flush=True)
+            return 128 + os.WTERMSIG(status)
+        if os.WIFSIGNALED(status):
+            outputs.remove_registered(registry)
+            name = signal.Signals(os.WTERMSIG(status)).name
+            print(f"error: the command crashed ({name}); unfinished outputs were removed", file=stream, flush=True)
+            return 1
+        return os.WEXITSTATUS(status)
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+        Path(registry).unlink(missing_ok=True)
+
+
+def _die_with_parent(parent: int) -> None:
+    """End this (child) process when the parent ends, even by SIGKILL: Linux's PR_SET_PDEATHSIG, else a
+    watchdog thread."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        if sys.platform.startswith("linux") and libc.prctl(1, signal.SIGKILL, 0, 0, 0) == 0:  # PR_SET_PDEATHSIG
+            if os.getppid() != parent:
+                os._exit(1)
+            return
+    except (OSError, AttributeError):
+        pass
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def _stop_child(child: int, signum: int) -> None:
+    """Send the child SIGTERM: it ends at once (default action, even inside ITK), or, if the command installed
+    its own handler (the training runner), stops cleanly; one still running after ``_GRACE_S`` is killed."""
+    try:
+        os.kill(child, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    deadline = time.monotonic() + _GRACE_S
+    while os.waitpid(child, os.WNOHANG) == (0, 0):
+        if time.monotonic() > deadline:
+            os.kill(child, signal.SIGKILL)
+            os.waitpid(child, 0)
+            return
+        time.sleep(0.05)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,19 @@
+"""``RUN/job.json``: how a run was launched (launcher, pid, Slurm job id, status), merged on every write."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+JOB_FILE = "job.json"
+
+
+def write_job(run_dir: Path, record: dict[str, Any]) -> None:
+    from MedGradeCoreLib.atomic import atomic_write_text
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / JOB_FILE
+    old = json.loads(path.read_text()) if path.is_file() else {}
+    atomic_write_text(path, json.dumps({**old, **record, "updated": time.time()}, indent=1))
