@@ -16,13 +16,19 @@ REQS = REPO / "Resources" / "requirements.txt"
 CONS = REPO / "Resources" / "constraints.txt"
 
 
-def _pyproject_deps() -> dict[str, Requirement]:
+# pyproject extras Slicer installs too: a shipped model needs them at run time (the radiomics breast model)
+SLICER_EXTRAS = ("radiomics",)
+
+
+def _pyproject_deps(extras: tuple[str, ...] = ()) -> dict[str, Requirement]:
     data = tomllib.loads((REPO / "pyproject.toml").read_text())
-    return {dep.canonical(Requirement(d).name): Requirement(d) for d in data["project"]["dependencies"]}
+    declared = data["project"]["dependencies"] + [d for e in extras for d in data["project"]["optional-dependencies"][e]]
+    return {dep.canonical(Requirement(d).name): Requirement(d) for d in declared}
 
 
 def test_requirements_pin_what_pyproject_declares_except_torch():
-    declared = _pyproject_deps()
+    declared = _pyproject_deps(SLICER_EXTRAS)
+    assert "pyradiomics-bhklab" in declared  # the shipped breast-radiomics model imports `radiomics`
     reqs = {dep.canonical(r.name): r for r in dep.load_requirements(REQS)}
     assert "torch" in declared and "torch" not in reqs  # torch comes from the PyTorch extension
     declared.pop("torch")
