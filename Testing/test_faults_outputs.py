@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import SimpleITK as sitk
 
-from MedGradeCoreLib.errors import InputError
+from MedGradeCoreLib.errors import InputError, MedGradeError
 from MedGradeCoreLib.cli import main
 
 LIBS = Path(__file__).resolve().parents[1]
@@ -111,7 +111,7 @@ def test_success_is_never_reported_for_a_result_that_is_not_in_place(tmp_path, m
     from MedGradeCoreLib import outputs
 
     monkeypatch.setattr(outputs, "_commit", lambda *a: None)  # a rename that silently did nothing
-    with pytest.raises(Exception, match="not in place"):
+    with pytest.raises(MedGradeError, match="the result is not in place after writing; it was not saved"):
         with outputs.staged_folder(tmp_path / "result") as tmp:
             (tmp / "x.txt").write_text("x")
 

@@ -13,6 +13,7 @@ import SimpleITK as sitk
 import torch
 from torch import nn
 
+from MedGradeCoreLib.errors import InputError
 from MedGradeCoreLib.io import load_lgg_case, read_lgg_cohort, sample_lgg_cohort
 
 
@@ -222,5 +223,5 @@ def test_union_of_sequences_is_complete_by_default():
     mask = sitk.GetArrayFromImage(result.mask)
     assert mask[1:3, 6:14, 6:14].all() and mask[1:3, 20:23, 20:23].all()
     assert result.info["largest_component"] is False
-    with pytest.raises(Exception, match="lacks t1c"):
+    with pytest.raises(InputError, match="the case lacks t1c, which this model needs"):
         segment_images(SegOnly(Bright(), 1), {"flair": images["flair"]}, ["flair", "t1c"], "flair")

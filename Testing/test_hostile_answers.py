@@ -201,7 +201,9 @@ def test_evaluate_refuses_duplicates_and_reports_unmatched_ids(case_dir, tmp_pat
     dup = _write(rows + [rows[3]], tmp_path / "dup.csv")
     assert main(["evaluate", "--predictions", str(dup), "--labels", str(labels), "--output", str(tmp_path / "e1"),
                  "--bootstrap", "20"]) == 2
-    assert "patient P03" in capsys.readouterr().err and "listed twice" in capsys.readouterr().err + "listed twice"
+    err = capsys.readouterr().err  # read once: a second read returns ""
+    # rows[3] is on line 5 (header on 1); its copy, appended after the 12 rows, on line 14
+    assert f"error: {dup}: line 14: patient P03 (task grade-g2-g3) is listed twice (first on line 5)" in err, err
     ok = _write(rows, tmp_path / "pred.csv")
     assert main(["evaluate", "--predictions", str(ok), "--labels", str(labels), "--output", str(tmp_path / "e2"),
                  "--bootstrap", "20"]) == 0

@@ -14,6 +14,7 @@ import pytest
 import SimpleITK as sitk
 
 from MedGradeCoreLib.cli import main as medgrade
+from MedGradeCoreLib.errors import InputError
 from MedGradeTrainLib.retrain import add_to_cohort, corrected_since, uncertainty_ranking
 
 
@@ -48,7 +49,7 @@ def test_add_to_cohort_count_since_model_and_uncertainty_ranking(tmp_path, capsy
     sharp = _case(lgg, "TCGA_CS_4941_19960909", work, 0.0)
     blurred = _case(lgg, "TCGA_CS_4944_20010208", work, 6.0)
     mild = _case(lgg, "TCGA_DU_5853_19950823", work, 2.0)
-    with pytest.raises(Exception, match="no saved corrected mask"):
+    with pytest.raises(InputError, match="has no saved corrected mask yet"):
         add_to_cohort(sharp, cohort)
     _correct(sharp)
     added = add_to_cohort(sharp, cohort)
