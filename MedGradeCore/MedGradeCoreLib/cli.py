@@ -52,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     isolate = argv is None and os.environ.get("MEDGRADE_IN_PROCESS") != "1"
+    if isolate:  # a panel's job ends with the Slicer that started it ($MEDGRADE_PARENT_PID)
+        from MedGradeCoreLib.jobs import watch_parent
+
+        watch_parent()
     argv = list(sys.argv[1:] if argv is None else argv)
     # Accept --progress-json anywhere on the line (BackgroundJob appends it at the end).
     json_progress = "--progress-json" in argv

@@ -8,6 +8,11 @@ crash in it cannot take Slicer down (the pattern of SlicerMONAIAuto3DSeg).
 command once more): the job is started as the leader of its own process group (POSIX: a new session;
 Windows: a new process group, no console window) and Cancel ends the whole group/tree, so no
 grandchild keeps working, writing or holding the GPU. Output is decoded as UTF-8 with replacement.
+
+This module is the one owner of three things: the ``medgrade`` command line (:func:`medgrade_command`), the
+process-tree kill (:func:`kill_tree`, asynchronous with ``wait=False``; POSIX calls and the Windows path
+only here) and the parent watch (a job whose starter dies ends itself: :func:`watch_parent`, started by the
+CLI when ``MEDGRADE_PARENT_PID`` is set), so that no panel job outlives Slicer.
 """
 
 from __future__ import annotations
@@ -20,10 +25,20 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
 from MedGradeCoreLib.progress import PROGRESS_PREFIX
+
+CLI_MODULE = "MedGradeCoreLib.cli"
+PARENT_ENV = "MEDGRADE_PARENT_PID"  # set by BackgroundJob: the job ends itself when this process is gone
+_LIVE: "weakref.WeakSet[BackgroundJob]" = weakref.WeakSet()
+
+
+def medgrade_command(args: list[str], python: str | None = None) -> list[str]:
+    """``python -m MedGradeCoreLib.cli ARGS``: the one way every launcher spells a ``medgrade`` command."""
+    return [python or sys.executable, "-m", CLI_MODULE, *args]
 
 
 @dataclass
@@ -37,10 +52,12 @@ class BackgroundJob:
     """``python -m MedGradeCoreLib.cli <args> --progress-json`` in a child process."""
 
     def __init__(self, args: list[str], python: str | None = None, env: dict[str, str] | None = None,
-                 cwd: str | None = None):
+                 cwd: str | None = None, parent_pid: int | None = None):
         self.args = list(args)
         self.python = python or sys.executable
-        self._env = dict(os.environ, **(env or {}), PYTHONUNBUFFERED="1")
+        # the job watches its starter (default: this process) and ends itself when it is gone
+        watched = {PARENT_ENV: str(parent_pid or os.getpid())}
+        self._env = dict(os.environ, **(env or {}), **watched, PYTHONUNBUFFERED="1")
         self._cwd = cwd
         self._proc: subprocess.Popen[str] | None = None
         self._events: "queue.Queue[JobEvent]" = queue.Queue()
@@ -48,9 +65,10 @@ class BackgroundJob:
         self.log: list[str] = []
         self.last_fraction = 0.0
         self.cancelled = False
+        self._killer: threading.Thread | None = None
 
     def command(self) -> list[str]:
-        return [self.python, "-m", "MedGradeCoreLib.cli", *self.args, "--progress-json"]
+        return medgrade_command([*self.args, "--progress-json"], self.python)
 
     def start(self, cmd: list[str] | None = None) -> "BackgroundJob":
         """Start ``cmd`` (default: :meth:`command`) as its own process group; see the module docstring."""
@@ -60,6 +78,7 @@ class BackgroundJob:
                                       bufsize=1, **process_group_options())
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
+        _LIVE.add(self)
         return self
 
     def _read(self) -> None:
@@ -105,12 +124,15 @@ class BackgroundJob:
             self._reader.join(timeout=5)
         return rc
 
-    def cancel(self, grace_s: float = 5.0) -> None:
-        """End the whole process tree: terminate, then kill what is left after ``grace_s``."""
+    def cancel(self, grace_s: float = 5.0, wait: bool = True) -> None:
+        """End the whole process tree: terminate, then kill what is left after ``grace_s``. ``wait=False``
+        returns at once (the GUI thread never waits) and the kill goes on in a background thread."""
         if self._proc is None or (not self.running and not _group_alive(self._proc.pid)):
             return
         self.cancelled = True
-        kill_tree(self._proc, grace_s)
+        if self._killer is not None and self._killer.is_alive():
+            return
+        self._killer = kill_tree(self._proc, grace_s, wait=wait)
 
     def error_message(self) -> str:
         """The last line the command printed starting with ``error:`` (its one-line reason)."""
@@ -152,8 +174,26 @@ def _group_alive(pgid: int) -> bool:
     return False
 
 
-def kill_tree(proc: subprocess.Popen, grace_s: float = 5.0) -> None:
-    """SIGTERM to the process group (Windows: ``taskkill /T`` on the tree), SIGKILL after ``grace_s``."""
+def cancel_all(grace_s: float = 5.0, wait: bool = False) -> int:
+    """Cancel every running job this process started (Slicer quitting, a panel closing); how many."""
+    jobs = [j for j in list(_LIVE) if j.running]
+    for job in jobs:
+        job.cancel(grace_s, wait=wait)
+    return len(jobs)
+
+
+def kill_tree(proc: subprocess.Popen, grace_s: float = 5.0, wait: bool = True) -> threading.Thread | None:
+    """SIGTERM to the process group (Windows: ``taskkill /T`` on the tree), SIGKILL after ``grace_s``.
+    ``wait=False``: done in a daemon thread, returned at once."""
+    if not wait:
+        thread = threading.Thread(target=kill_tree, args=(proc, grace_s), daemon=True)
+        thread.start()
+        return thread
+    _kill_tree_now(proc, grace_s)
+    return None
+
+
+def _kill_tree_now(proc: subprocess.Popen, grace_s: float) -> None:
     if sys.platform == "win32":
         flags = getattr(subprocess, "CREATE_NO_WINDOW", 0x08000000)
         subprocess.run(["taskkill", "/PID", str(proc.pid), "/T"], capture_output=True, creationflags=flags)
@@ -195,3 +235,60 @@ def kill_tree(proc: subprocess.Popen, grace_s: float = 5.0) -> None:
             proc.poll()
             time.sleep(0.02)
     proc.wait()
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether ``pid`` still runs (Windows: ``OpenProcess``; ``os.kill(pid, 0)`` would end it there)."""
+    if pid <= 1:
+        return False
+    if sys.platform == "win32":
+        import ctypes
+
+        kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
+        handle = kernel32.OpenProcess(0x00100000, False, pid)  # SYNCHRONIZE
+        if not handle:
+            return False
+        try:
+            return kernel32.WaitForSingleObject(handle, 0) == 0x00000102  # WAIT_TIMEOUT: still running
+        finally:
+            kernel32.CloseHandle(handle)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _end_own_tree() -> None:
+    """This job's whole tree: its own session's group when it was started as one (never a shell's job
+    group), else this process alone."""
+    if sys.platform == "win32":
+        flags = getattr(subprocess, "CREATE_NO_WINDOW", 0x08000000)
+        subprocess.run(["taskkill", "/PID", str(os.getpid()), "/T", "/F"], capture_output=True, creationflags=flags)
+        os._exit(1)
+    if os.getsid(0) == os.getpgrp():  # BackgroundJob's new session: the group is the job's alone
+        os.killpg(os.getpgrp(), signal.SIGTERM)
+    else:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def watch_parent(interval_s: float = 1.0) -> threading.Thread | None:
+    """When ``$MEDGRADE_PARENT_PID`` names a process (the Slicer that started this job), end this job's tree
+    as soon as that process is gone (Slicer quit or crashed). A daemon thread; None when nothing to watch."""
+    try:  # popped: what this job starts on purpose to outlive Slicer (a detached training run) does not watch
+        parent = int(os.environ.pop(PARENT_ENV, "0"))
+    except ValueError:
+        return None
+    if parent <= 1 or parent == os.getpid():
+        return None
+
+    def watch() -> None:
+        while _pid_alive(parent):
+            time.sleep(interval_s)
+        _end_own_tree()
+
+    thread = threading.Thread(target=watch, name="medgrade-parent-watch", daemon=True)
+    thread.start()
+    return thread
