@@ -15,5 +15,9 @@ def write_job(run_dir: Path, record: dict[str, Any]) -> None:
 
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / JOB_FILE
-    old = json.loads(path.read_text()) if path.is_file() else {}
+    try:
+        old = json.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, ValueError):
+        old = {}
+    old = old if isinstance(old, dict) else {}  # a malformed record is replaced, never fatal
     atomic_write_text(path, json.dumps({**old, **record, "updated": time.time()}, indent=1))

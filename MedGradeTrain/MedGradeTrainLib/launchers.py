@@ -114,7 +114,10 @@ def launch_training(args, resume: bool = False) -> int:
     run_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, MEDGRADE_LAUNCHER=args.launcher)
     proc = subprocess.Popen(cmd, env=env, start_new_session=True)  # `medgrade cancel` stops the whole group
+    from MedGradeCoreLib.processes import identity
+
     write_job(run_dir, {"launcher": args.launcher, "pid": proc.pid, "pgid": proc.pid, "command": cmd,
+                        "process": identity(proc.pid),
                         "submitted": time.time(), "name": name})
     try:
         return proc.wait()

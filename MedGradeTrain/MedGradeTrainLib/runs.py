@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -31,18 +30,11 @@ def runs_root(root: str | Path | None = None) -> Path:
     return cache_dir() / "runs"
 
 
-def pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except (ProcessLookupError, PermissionError, ValueError):
-        return False
-    try:  # a zombie (exited, not yet reaped) counts as gone
-        with open(f"/proc/{int(pid)}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
+def pid_alive(pid: Any) -> bool:
+    """A live, non-zombie process has this pid (display only: signalling needs :func:`processes.verified`)."""
+    from MedGradeCoreLib.processes import alive
+
+    return alive(pid)
 
 
 @dataclass
@@ -67,21 +59,37 @@ class RunState:
 
 def _read(path: Path) -> dict[str, Any]:
     try:
-        return json.loads(path.read_text())
+        data = json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _text(value: Any, default: str) -> str:
+    """A string field of a record file (anything else: ``default``)."""
+    return value if isinstance(value, str) and value else default
 
 
 def run_state(run_dir: str | Path) -> RunState:
-    run_dir = Path(run_dir)
+    """The state of one run; a run whose files are malformed is reported as ``invalid``, never raised."""
+    try:
+        return _run_state(Path(run_dir))
+    except Exception as exc:  # noqa: BLE001 - one bad run folder must not hide the others
+        return RunState(str(run_dir), Path(run_dir).name, "", "invalid", "?",
+                        message=f"unreadable run files ({type(exc).__name__}: {exc})"[:200])
+
+
+def _run_state(run_dir: Path) -> RunState:
     run, job = _read(run_dir / "run.json"), _read(run_dir / JOB_FILE)
-    status = run.get("status", "new")
-    launcher = job.get("launcher") or run.get("launcher", "local")
+    status = _text(run.get("status"), "new")
+    launcher = _text(job.get("launcher") or run.get("launcher"), "local")
     if launcher == "slurm" and job.get("job_id") and status not in ("done", "failed", "cancelled"):
-        from .slurm import job_state
+        from .slurm import job_id_arg, job_state
 
         try:
-            state = job_state(job["job_id"])
+            state = job_state(job_id_arg(job["job_id"], str(run_dir / JOB_FILE)))
+        except InputError:
+            raise
         except Exception:  # noqa: BLE001 - Slurm tools missing here: report what the files say
             state = "UNKNOWN"
         status = {"PENDING": "pending", "RUNNING": "running", "COMPLETED": status if status != "new" else "done",
@@ -92,7 +100,7 @@ def run_state(run_dir: str | Path) -> RunState:
         status = "queued" if job.get("status") == "queued" else "starting"
     recs = read_progress(run_dir)
     last = next((r for r in reversed(recs) if r.get("event") in ("step", "epoch")), {})
-    return RunState(str(run_dir), run.get("run_id", run_dir.name), run.get("kind", ""), status, launcher,
+    return RunState(str(run_dir), _text(run.get("run_id"), run_dir.name), _text(run.get("kind"), ""), status, launcher,
                     str(job.get("job_id", "")), last.get("split", ""), last.get("epoch"), last.get("step"),
                     last.get("loss"), last.get("metric"), last.get("eta_s"), recs[-1].get("message", "") if recs else "")
 
@@ -104,8 +112,8 @@ def list_runs(root: str | Path | None = None) -> list[RunState]:
         return []
     dirs = [root] if (root / "run.json").is_file() or (root / JOB_FILE).is_file() else \
         [d for d in root.iterdir() if (d / "run.json").is_file() or (d / JOB_FILE).is_file()]
-    dirs.sort(key=lambda d: max((d / f).stat().st_mtime for f in ("run.json", JOB_FILE) if (d / f).exists()),
-              reverse=True)
+    dirs.sort(key=lambda d: max([(d / f).stat().st_mtime for f in ("run.json", JOB_FILE) if (d / f).exists()],
+                                default=0.0), reverse=True)
     return [run_state(d) for d in dirs]
 
 
@@ -125,7 +133,9 @@ def launch_detached(args: list[str], run_dir: Path, n_gpus: int = 0) -> int:
                             start_new_session=True)
     log.close()
     if not n_gpus:  # the queue records its own pid (a second writer here could lose its GPU claim)
-        write_job(run_dir, {"pid": proc.pid, "pgid": proc.pid})
+        from MedGradeCoreLib.processes import identity
+
+        write_job(run_dir, {"pid": proc.pid, "pgid": proc.pid, "process": identity(proc.pid)})
     return proc.pid
 
 
@@ -147,30 +157,22 @@ def cancel_run(run_dir: str | Path, grace_s: float = 10.0) -> str:
     if not run and not job:
         raise InputError(run_dir, "not a run folder (no run.json or job.json)")
     if job.get("launcher") == "slurm" and job.get("job_id"):
-        from .slurm import scancel
+        from .slurm import job_id_arg, scancel
 
-        scancel(job["job_id"])
-        how = f"Slurm job {job['job_id']} cancelled"
+        job_id = job_id_arg(job["job_id"], str(run_dir / JOB_FILE))
+        scancel(job_id)
+        how = f"Slurm job {job_id} cancelled"
     else:
-        pgid = job.get("pgid")
-        pids = [p for p in (job.get("pid"), run.get("pid")) if pid_alive(p)]
-        if not pids:
+        from MedGradeCoreLib.processes import stop_verified
+
+        # only a process proven to be this run's (start time + command line recorded at launch) is signalled
+        stopped, refused = stop_verified([rec.get("process") or {"pid": rec.get("pid")} for rec in (job, run)],
+                                         grace_s)
+        if not stopped:
+            if refused:
+                raise InputError(run_dir / JOB_FILE, "; ".join(refused))
             return "not running"
-        try:
-            if pgid and pid_alive(pgid):
-                os.killpg(int(pgid), signal.SIGTERM)  # the whole group (torchrun and its workers too)
-            else:
-                for p in pids:
-                    os.kill(int(p), signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        deadline = time.time() + grace_s
-        while time.time() < deadline and any(pid_alive(p) for p in pids):
-            time.sleep(0.1)
-        for p in pids:
-            if pid_alive(p):
-                os.kill(int(p), signal.SIGKILL)
-        how = f"process {', '.join(str(p) for p in pids)} stopped"
+        how = f"process {', '.join(str(p) for p in stopped)} stopped"
     path = run_dir / "run.json"
     if path.is_file():
         from MedGradeCoreLib.atomic import atomic_write_text

@@ -10,7 +10,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from MedGradeCoreLib.errors import MedGradeError
+from MedGradeCoreLib.errors import InputError, MedGradeError
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
 FINAL_STATES = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED",
@@ -55,18 +55,31 @@ def sbatch(script: Path, job_name: str, log: Path, extra: list[str] | None = Non
                           *(extra or []), str(script)], capture_output=True, text=True, check=False)
     if out.returncode != 0:
         raise MedGradeError(f"sbatch refused the job: {out.stderr.strip() or out.stdout.strip()}")
-    return out.stdout.strip().split(";")[0]
+    return job_id_arg(out.stdout.strip().split(";")[0], "sbatch output")
+
+
+_JOB_ID = re.compile(r"[0-9]{1,12}(_[0-9]{1,9})?")
+
+
+def job_id_arg(job_id: object, source: str = "job.json") -> str:
+    """``job_id`` when it is a Slurm job id (digits, an optional ``_N`` array task), else a clear error:
+    a value from a file never reaches a Slurm tool as an option (``--user=root``)."""
+    text = str(job_id).strip() if isinstance(job_id, (str, int)) and not isinstance(job_id, bool) else ""
+    if not _JOB_ID.fullmatch(text):
+        raise InputError(source, f"invalid Slurm job id {str(job_id)[:40]!r} (expected digits, e.g. 1234 or 1234_5)")
+    return text
 
 
 def job_state(job_id: str) -> str:
     """PENDING, RUNNING, COMPLETED, FAILED, CANCELLED, ... (for an array: the first state that is not done,
     else the last task's); ``UNKNOWN`` when Slurm no longer knows the job."""
-    q = subprocess.run([_tool("squeue"), "-h", "-j", str(job_id), "-o", "%T"], capture_output=True, text=True,
+    job_id = job_id_arg(job_id)
+    q = subprocess.run([_tool("squeue"), "-h", "-o", "%T", f"--jobs={job_id}"], capture_output=True, text=True,
                        check=False)
     states = [s.strip() for s in q.stdout.splitlines() if s.strip()] if q.returncode == 0 else []
     if states:
         return states[0]
-    c = subprocess.run([_tool("scontrol"), "show", "job", "-o", str(job_id)], capture_output=True, text=True,
+    c = subprocess.run([_tool("scontrol"), "-o", "show", "job", job_id], capture_output=True, text=True,
                        check=False)
     found = re.findall(r"JobState=(\S+)", c.stdout)
     if not found:
@@ -78,6 +91,7 @@ def job_state(job_id: str) -> str:
 
 
 def scancel(job_id: str) -> None:
-    out = subprocess.run([_tool("scancel"), str(job_id)], capture_output=True, text=True, check=False)
+    job_id = job_id_arg(job_id)
+    out = subprocess.run([_tool("scancel"), "--", job_id], capture_output=True, text=True, check=False)
     if out.returncode != 0:
         raise MedGradeError(f"scancel {job_id} failed: {out.stderr.strip()}")

@@ -148,7 +148,10 @@ class Runner:
         run_id = rec.get("run_id") or (f"{self.cfg.get('run_name') or self.run_dir.name}-"
                                        f"{time.strftime('%Y%m%d-%H%M%S')}")
         if self.world.main:
-            rec.update(run_id=run_id, status="running", pid=os.getpid(), kind=self.cfg["kind"]["name"],
+            from MedGradeCoreLib.processes import identity
+
+            rec.update(run_id=run_id, status="running", pid=os.getpid(), process=identity(os.getpid()),
+                       kind=self.cfg["kind"]["name"],
                        world_size=self.world.size, updated=time.time(), run_dir=str(self.run_dir.resolve()))
             rec.setdefault("started", time.time())
             rec.setdefault("launcher", os.environ.get("MEDGRADE_LAUNCHER", "local"))

@@ -1,0 +1,144 @@
+"""Process identity: signal a process only when it is provably the one a record names.
+
+A record (``job.json``/``run.json``) stores a pid; pids are reused and a record can be copied or edited,
+so a bare pid is never enough to signal. At launch :func:`identity` records the process's start time (and
+boot) and its command line; :func:`verified` re-reads both and signals only when they match. Pids <= 1
+(``-1``: every process the user can reach; ``0``: the caller's group; ``1``: init) are never signalled.
+
+Linux reads ``/proc``; other systems use ``psutil`` when it is installed (Windows, macOS). Where neither is
+available no identity can be proven and nothing is signalled (the caller reports that).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from typing import Any
+
+
+def _linux_boot_id() -> str:
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def _read_proc(pid: int) -> tuple[str, str, str] | None:
+    """(start token, command line, state) of ``pid`` from ``/proc``; None when it does not exist."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmd = f.read().rstrip(b"\0").replace(b"\0", b" ").decode("utf-8", "replace")
+    except (OSError, IndexError):
+        return None
+    return f"{_linux_boot_id()}:{fields[19]}", cmd, fields[0]  # field 22 of stat: start time in clock ticks
+
+
+def _read_psutil(pid: int) -> tuple[str, str, str] | None:
+    try:
+        import psutil
+    except ImportError:
+        return None
+    try:
+        p = psutil.Process(pid)
+        return f"{p.create_time():.3f}", " ".join(p.cmdline()), "Z" if p.status() == psutil.STATUS_ZOMBIE else "R"
+    except (psutil.Error, OSError):
+        return None
+
+
+def _read(pid: int) -> tuple[str, str, str] | None:
+    if pid <= 1:
+        return None
+    if sys.platform.startswith("linux") and os.path.isdir("/proc"):
+        return _read_proc(pid)
+    return _read_psutil(pid)
+
+
+def identity(pid: int, also_cmdlines: list[list[str]] | None = None) -> dict[str, Any]:
+    """What to record at launch: ``{"pid", "start", "cmdlines"}`` (``also_cmdlines``: command lines the
+    process will ``exec`` into, e.g. the GPU queue becoming the trainer). Empty when ``pid`` is unknown."""
+    got = _read(int(pid))
+    if got is None:
+        return {}
+    return {"pid": int(pid), "start": got[0],
+            "cmdlines": [got[1], *(" ".join(c) for c in (also_cmdlines or []))]}
+
+
+def verified(record: Any) -> int | None:
+    """The pid of ``record`` when that process is alive (not a zombie) and is the one recorded (same start
+    time and one of the recorded command lines); None otherwise (gone, reused, forged, or pid <= 1)."""
+    if not isinstance(record, dict):
+        return None
+    pid = record.get("pid")
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 1:
+        return None
+    got = _read(pid)
+    if got is None or got[2] == "Z":
+        return None
+    start, cmd, _ = got
+    cmdlines = record.get("cmdlines")
+    if record.get("start") != start or not isinstance(cmdlines, list) or cmd not in cmdlines:
+        return None
+    return pid
+
+
+def _signal(pid: int, sig: int, group: bool) -> None:
+    if pid <= 1:
+        raise ValueError(f"refusing to signal pid {pid}")
+    if sys.platform == "win32":  # no process groups: taskkill the tree
+        import subprocess
+
+        flags = getattr(subprocess, "CREATE_NO_WINDOW", 0x08000000)
+        force = ["/F"] if sig != signal.SIGTERM else []
+        subprocess.run(["taskkill", "/PID", str(pid), "/T", *force], capture_output=True, creationflags=flags)
+        return
+    try:
+        if group and os.getpgid(pid) == pid:  # only the leader's own group (started with a new session)
+            os.killpg(pid, sig)
+        else:
+            os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def stop_verified(records: list[Any], grace_s: float = 10.0) -> tuple[list[int], list[str]]:
+    """SIGTERM each process of ``records`` that :func:`verified` proves (its group when it leads one), SIGKILL
+    what is left after ``grace_s``. Returns (stopped pids, reasons for the records that were not signalled)."""
+    proven: dict[int, Any] = {}
+    refused: list[str] = []
+    for rec in records:
+        pid = verified(rec)
+        if pid is not None:
+            proven.setdefault(pid, rec)
+        elif isinstance(rec, dict) and alive(rec.get("pid")) and rec.get("pid") not in proven:
+            refused.append(f"pid {rec.get('pid')!r} is not the recorded process (gone, or its start time or "
+                           "command line differ, or none was recorded): not signalled")
+    for pid in proven:
+        _signal(pid, signal.SIGTERM, group=True)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and any(verified(r) == p for p, r in proven.items()):
+        time.sleep(0.1)
+    for pid, rec in proven.items():
+        if verified(rec) == pid:
+            _signal(pid, getattr(signal, "SIGKILL", signal.SIGTERM), group=True)
+    return list(proven), refused
+
+
+def alive(pid: Any) -> bool:
+    """Whether a live, non-zombie process has this pid (no identity check: for display only)."""
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 1:
+        return False
+    got = _read(pid)
+    if got is not None:
+        return got[2] != "Z"
+    if sys.platform.startswith("linux") or sys.platform == "win32":
+        return False
+    try:  # POSIX without /proc or psutil
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return False
+    return True
