@@ -1,4 +1,4 @@
-"""The default (deep) brain extractor on real heads with skull: brain1 (GBM, post-contrast T1) and TCGA-FG-6692
+"""The deep brain extractor (deepbet, the CPU default) on real heads with skull: brain1 (GBM, post-contrast T1) and TCGA-FG-6692
 (native T1c; its BraTS-space tumour label brought back by an affine registration of the BraTS-space T1c)."""
 
 from __future__ import annotations
@@ -39,23 +39,28 @@ def _check(mask: sitk.Image, again: sitk.Image, tumour: sitk.Image, margin_mm: f
     assert t.sum() > 100 and near[t].all(), f"{(~near[t]).sum()} tumour voxels farther than {margin_mm} mm outside"
 
 
-def test_default_extractor_brain1(sample):
+# The bounds below were measured with deepbet on the CPU; "auto" picks HD-BET where CUDA is, so the method is
+# named (test_auto_choice_by_device checks the automatic choice).
+DEEPBET = PreprocessConfig(brain_extraction="deepbet", brain_device="cpu")
+
+
+def test_deepbet_extractor_brain1(sample):
     image = _read(sample, "brain-mr/brain1_image.nrrd")
-    config = PreprocessConfig()
-    mask, info = brain_mask_of(image, config)
-    again, _ = brain_mask_of(image, config)
-    assert info["method"] == "deepbet" and info["device"] == "cpu"  # auto on a machine without CUDA
+    mask, info = brain_mask_of(image, DEEPBET)
+    again, _ = brain_mask_of(image, DEEPBET)
+    assert info["method"] == "deepbet" and info["device"] == "cpu"
     assert info["weights_sha256"] == be.WEIGHTS["deepbet"]["files"]
     label = orient(sitk.ReadImage(str(sample("brain-mr/brain1_label.nrrd"))), "LPS") > 0
     _check(mask, again, label)
 
 
-def test_default_extractor_tcga_fg_6692(sample):
+def test_deepbet_extractor_tcga_fg_6692(sample):
     from MedGradeSegmentLib.preprocess.registration import register
 
     native = _read(sample, FG + "t1c.nii.gz")
-    mask, info = brain_mask_of(native, PreprocessConfig())
-    again, _ = brain_mask_of(native, PreprocessConfig())
+    mask, info = brain_mask_of(native, DEEPBET)
+    again, _ = brain_mask_of(native, DEEPBET)
+    assert info["method"] == "deepbet"
     bet = _read(sample, FG + "brats-space/t1c_bet.nii.gz")
     seg = orient(sitk.ReadImage(str(sample(FG + "brats-space/seg_model_fusion.nii.gz"))), "LPS") > 0
     reg = register(sitk.Mask(native, mask), bet, PreprocessConfig(reg_init="moments", affine=True,
@@ -101,7 +106,8 @@ def test_preprocessed_case_records_extractor_and_keeps_the_margin(sample, tmp_pa
     from MedGradeSegmentLib.preprocess import preprocess_case, read_preprocessed, write_preprocessed
 
     image = sitk.ReadImage(str(sample("brain-mr/brain1_image.nrrd")))
-    result = preprocess_case(Case("brain1", {"t1c": image}), PreprocessConfig(lesion_margin_mm=3.0))
+    config = PreprocessConfig(brain_extraction="deepbet", brain_device="cpu", lesion_margin_mm=3.0)
+    result = preprocess_case(Case("brain1", {"t1c": image}), config)
     folder = write_preprocessed(result, tmp_path)
     info = json.loads((folder / "case.json").read_text())
     assert info["brain_extraction"]["method"] == "deepbet"

@@ -87,6 +87,10 @@ def main(argv: list[str] | None = None) -> int:
         except MedGradeError as exc:
             print(f"error: {exc}", file=sys.stdout if json_progress else sys.stderr)
             return 2
+        except (Exception, RecursionError) as exc:  # noqa: BLE001 - never a silent exit: a line + a log
+            from MedGradeCoreLib.crash_log import report_unexpected
+
+            return report_unexpected(exc, sys.stdout if json_progress else sys.stderr, argv)
 
     # As a program (console script, python -m): the work runs in a child process, so that a signal is
     # honoured during long native calls and a native crash cannot take the caller with it.
@@ -145,6 +149,14 @@ def _run_in_child(run: Callable[[], int], args: argparse.Namespace) -> int:
             if received:
                 os._exit(128 + received[0])
             code = run()
+        except SystemExit as exc:  # sys.exit() inside a command: its code, not a silent 1
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            if exc.code is not None and not isinstance(exc.code, int):
+                print(f"error: {exc.code}", file=sys.stderr)
+        except BaseException as exc:  # noqa: BLE001 - KeyboardInterrupt, MemoryError...: printed, not swallowed
+            from MedGradeCoreLib.crash_log import report_unexpected
+
+            code = report_unexpected(exc, sys.stdout if getattr(args, "progress_json", False) else sys.stderr)
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
