@@ -272,7 +272,9 @@ class MedGradePredictLogic(ScriptedLoadableModuleLogic):
             item = sh.GetItemByDataNode(node)
             patient = sh.GetItemAncestorAtLevel(item, "Patient") if item else 0
             if patient:
-                return "".join(c if c.isalnum() or c in "-_." else "_" for c in sh.GetItemName(patient))
+                from MedGradeCoreLib.case_folder import sanitise_patient_id
+
+                return sanitise_patient_id(sh.GetItemName(patient))
         return "case"
 
     @staticmethod
@@ -310,15 +312,12 @@ class MedGradePredictLogic(ScriptedLoadableModuleLogic):
     @staticmethod
     def exportMask(p: Any, caseDir: str, outDir: str) -> str:
         """The scene's lesion segmentation (possibly corrected) as a mask on the case's reference grid."""
-        import json
-
         import SimpleITK as sitk
 
+        from MedGradeCoreLib.case_folder import reference_image_path
         from MedGradeCoreLib.scene import segmentation_node_to_mask
 
-        with open(os.path.join(caseDir, "case.json")) as f:
-            case = json.load(f)
-        grid = sitk.ReadImage(os.path.join(caseDir, case["sequences"][case["reference"]]))
+        grid = sitk.ReadImage(str(reference_image_path(caseDir)))
         os.makedirs(outDir, exist_ok=True)
         path = os.path.join(outDir, "lesion_mask_from_scene.nii.gz")
         sitk.WriteImage(segmentation_node_to_mask(p.lesionSegmentation, grid), path, True)

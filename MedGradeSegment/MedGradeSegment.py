@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import pathlib
-import re
 import tempfile
 import time
 from typing import Annotated, Any
@@ -27,6 +26,7 @@ from slicer.i18n import translate
 from slicer.util import VTKObservationMixin
 
 from MedGradeCoreLib import model_library
+from MedGradeCoreLib.case_folder import read_case_info, reference_image_path, sanitise_patient_id, written_case_folder
 from MedGradeCoreLib.devices import DEVICE_CHOICES
 from MedGradeCoreLib.sequence_names import guess_sequence
 from MedGradeCoreLib.slicer_sample_data import entry_for
@@ -230,7 +230,7 @@ class MedGradeSegmentLogic(ScriptedLoadableModuleLogic):
         selected = {seq: getattr(p, f"{seq}Volume") for seq in SEQUENCES if getattr(p, f"{seq}Volume")}
         if not selected:
             return pathText(p.inputPath)
-        folder = os.path.join(folder, re.sub(r"[^\w.-]+", "_", self.patientName(p)) or "case")
+        folder = os.path.join(folder, sanitise_patient_id(self.patientName(p)))
         os.makedirs(folder, exist_ok=True)
         for seq, node in selected.items():
             if not slicer.util.saveNode(node, os.path.join(folder, f"{seq}.nrrd")):
@@ -263,7 +263,6 @@ class MedGradeSegmentLogic(ScriptedLoadableModuleLogic):
         """The edited segmentation saved as the next version under ``<case>/corrections/`` (in process:
         a few small files), compared with the AI mask of ``<case>/segmentation`` or the node's own output."""
         import getpass
-        import json
 
         import SimpleITK as sitk
 
@@ -282,24 +281,14 @@ class MedGradeSegmentLogic(ScriptedLoadableModuleLogic):
             aiMask = os.path.join(output, MASK_NAME)
         gridPath = aiMask or find_ai_result(caseDir)[0]
         if gridPath is None:  # a hand-drawn mask: the case's reference volume gives the grid
-            with open(os.path.join(caseDir, "case.json")) as f:
-                case = json.load(f)
-            gridPath = os.path.join(caseDir, case["sequences"][case["reference"]])
+            gridPath = reference_image_path(caseDir)
         grid = sitk.ReadImage(str(gridPath))
         return save_correction_from_scene(seg, grid, caseDir, p.annotator or getpass.getuser(), aiMask)
 
     @staticmethod
     def findCaseFolder(outputFolder: str, log: list[str], since: float) -> str:
-        """The case folder ``medgrade preprocess`` reported (``<id>: written <folder> (...)``), else the
-        newest ``case.json`` written under ``outputFolder`` since ``since``."""
-        for line in reversed(log):
-            m = re.search(r": written (.+) \(\d+ warnings\)$", line)
-            if m and os.path.isfile(os.path.join(m.group(1), "case.json")):
-                return m.group(1)
-        cases = [d for d in pathlib.Path(outputFolder).glob("*/case.json") if d.stat().st_mtime >= since - 1]
-        if not cases:
-            raise RuntimeError(f"{outputFolder}: no case folder written by this run")
-        return str(max(cases, key=lambda c: c.stat().st_mtime).parent)
+        """The case folder ``medgrade preprocess`` wrote (``case_folder.written_case_folder``)."""
+        return str(written_case_folder(outputFolder, log, since))
 
     @staticmethod
     def studyOf(node: Any) -> int | None:
@@ -315,12 +304,9 @@ class MedGradeSegmentLogic(ScriptedLoadableModuleLogic):
 
     def loadSegmentation(self, caseDir: str) -> Any:
         """``<case>/segmentation`` into the scene on the case's reference volume (loaded when absent)."""
-        import json
-
         from MedGradeSegmentLib.scene_outputs import case_volume_node, load_segment_output, segment_output_dir
 
-        with open(os.path.join(caseDir, "case.json")) as f:
-            reference = json.load(f)["reference"]
+        reference = read_case_info(caseDir)["reference"]
         node = case_volume_node(slicer.mrmlScene, caseDir, reference)
         if node is None:
             node = self.loadPreprocessed(caseDir)["volumes"][reference]

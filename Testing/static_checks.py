@@ -15,6 +15,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 MODULES = ("MedGradeCore", "MedGradeSegment", "MedGradePredict", "MedGradeTrain")
+PANEL_MODULES = MODULES[1:]  # MedGradeCore is hidden: no panel, no .ui
 WIDGETS_DIR = REPO / "MedGradeCore" / "MedGradeWidgets"  # Qt pieces shared by the panels (not a Lib)
 SHARED_UI_DIR = REPO / "MedGradeCore" / "Resources" / "UI"
 SHARED_UI = SHARED_UI_DIR / "ModelLibrary.ui"

@@ -17,7 +17,7 @@ def _paths(module: str) -> tuple[Path, Path]:
     return REPO / module / f"{module}.py", REPO / module / "Resources" / "UI" / f"{module}.ui"
 
 
-@pytest.mark.parametrize("module", sc.MODULES)
+@pytest.mark.parametrize("module", sc.PANEL_MODULES)
 def test_widget_names_exist_in_the_ui_with_the_expected_class(module):
     py, ui = _paths(module)
     assert sc.check_module_ui(py, ui) == []

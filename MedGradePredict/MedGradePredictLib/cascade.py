@@ -29,6 +29,7 @@ from typing import Any, Callable
 
 import SimpleITK as sitk
 
+from MedGradeCoreLib.case_folder import case_file, is_case_folder, sanitise_patient_id
 from MedGradeCoreLib import __version__
 from MedGradeCoreLib.errors import InputError, MedGradeError
 from MedGradeCoreLib.hashing import sha256_file
@@ -108,7 +109,7 @@ def case_label(path: Path, patient_id: str | None = None) -> str:
     for suffix in (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd", ".dcm"):
         if name.lower().endswith(suffix):
             name = name[: -len(suffix)]
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip(".") or "case"
+    return sanitise_patient_id(name)
 
 
 @lru_cache(maxsize=4)
@@ -259,7 +260,7 @@ def _run_case(path: Path, folder: Path, settings: CascadeSettings, progress: Pro
     progress(0.0, "hashing the input")
     in_key = input_key(path)
     # 1. preprocess (an already preprocessed case folder is used as it is)
-    if (path / "case.json").is_file():
+    if is_case_folder(path):
         pre_dir, pre_key = path, _hash("preprocessed input", in_key)
     else:
         pre_dir = folder / "preprocessed"
@@ -274,7 +275,7 @@ def _run_case(path: Path, folder: Path, settings: CascadeSettings, progress: Pro
             write_preprocessed(result, folder, name="preprocessed")
             return f"brain extraction: {result.brain_extraction.get('method')}"
 
-        stages.run("preprocess", pre_key, [pre_dir / "case.json"], preprocess, progress.sub(0.02, 0.45))
+        stages.run("preprocess", pre_key, [case_file(pre_dir)], preprocess, progress.sub(0.02, 0.45))
     # 2. segment (on the brain + margin search mask)
     seg_dir = folder / "segmentation"
     seg_entry = _library_entry(settings.seg_model, settings.models_root)  # the bundle's manifest sha256:
@@ -388,7 +389,7 @@ def is_cohort(path: Path) -> bool:
     """A folder no reader takes as one case, holding case sub-folders."""
     from MedGradeSegmentLib.commands.preprocess import is_cohort_input
 
-    return not (path / "case.json").is_file() and is_cohort_input(path)
+    return not is_case_folder(path) and is_cohort_input(path)
 
 
 def run(path: str | Path, output: str | Path, settings: CascadeSettings | None = None,
@@ -426,7 +427,7 @@ def ensure_lesion_mask(path: str | Path, case: Any, device: str = "auto", seg_mo
     progress = progress or Progress()
     dev = choose_device(device).device
     path = Path(path)
-    if not (path / "case.json").is_file():
+    if not is_case_folder(path):
         progress(0.0, f"{case.patient_id}: preprocessing before segmentation")
         case = preprocess_case(case, PreprocessConfig(), progress.sub(0.0, 0.6)).to_case()
     loaded = _seg_model(seg_model, dev, models_root)

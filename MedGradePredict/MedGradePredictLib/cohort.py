@@ -14,6 +14,7 @@ from typing import Any, Iterable
 import numpy as np
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
+from MedGradeCoreLib.case_folder import is_case_folder
 from MedGradeCoreLib.case import Case
 from MedGradeCoreLib.errors import InputError
 from MedGradeCoreLib.progress import Progress
@@ -141,7 +142,7 @@ def load_grading_case(path: str | Path, sequences: list[str] | None = None, clin
                       labels_csv: str | Path | None = None) -> Case:
     """A preprocessed case folder (``case.json``) or any folder the readers understand."""
     path = Path(path)
-    if (path / "case.json").is_file():
+    if is_case_folder(path):
         from MedGradeSegmentLib.preprocess.io import read_preprocessed
 
         case, info = read_preprocessed(path)
@@ -162,7 +163,7 @@ def load_grading_case(path: str | Path, sequences: list[str] | None = None, clin
 def is_cohort_folder(path: str | Path) -> bool:
     """A folder whose sub-folders are cases (rather than a case folder itself)."""
     path = Path(path)
-    if not path.is_dir() or (path / "case.json").is_file():
+    if not path.is_dir() or is_case_folder(path):
         return False
     subs = [d for d in path.iterdir() if d.is_dir() and not d.name.startswith(".")]
     return bool(subs) and not any(p.suffix in (".gz", ".nii", ".nrrd", ".mha") for p in path.iterdir())

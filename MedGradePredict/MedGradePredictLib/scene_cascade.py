@@ -7,10 +7,10 @@ study (the heat map overlaid on it). Works in the app and headless (slicer-core)
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
+from MedGradeCoreLib.case_folder import read_case_info
 from MedGradeCoreLib.errors import InputError
 
 
@@ -54,7 +54,7 @@ def load_cascade_into_scene(scene: Any, case_output: str | Path, reference_node:
     if reference_node is None:
         case = load_preprocessed_into_scene(scene, folder / "preprocessed")
         loaded["preprocessed"] = case
-        ref = json.loads((folder / "preprocessed" / "case.json").read_text()).get("reference")
+        ref = read_case_info(folder / "preprocessed")["reference"]
         reference_node = case["volumes"].get(ref) or next(iter(case["volumes"].values()))
     seg = load_segment_output(scene, folder / "segmentation", reference_node)
     if segmentation_node is not None and segmentation_node is not seg.segmentation_node:

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from MedGradeCoreLib.case_folder import is_case_folder
 from MedGradeCoreLib.errors import InputError
 
 ADDITIONS = "additions.jsonl"
@@ -22,7 +23,7 @@ def add_to_cohort(case_dir: str | Path, cohort: str | Path) -> dict[str, Any]:
     from .segmentation.corrections import versions
 
     case_dir, cohort = Path(case_dir), Path(cohort)
-    if not (case_dir / "case.json").is_file():
+    if not is_case_folder(case_dir):
         raise InputError(case_dir, "not a preprocessed case folder (no case.json): preprocess the case first")
     vs = versions(case_dir)
     if not vs:

@@ -15,6 +15,7 @@ from typing import Any
 
 import SimpleITK as sitk
 
+from MedGradeCoreLib.case_folder import is_case_folder
 from MedGradeCoreLib.errors import InputError
 from MedGradeCoreLib.io.images import read_image
 from MedGradeCoreLib.scene.provenance import PREFIX
@@ -38,7 +39,7 @@ class SegmentOutput:
     def case_dir(self) -> Path | None:
         """The preprocessed case folder this output sits in (``<case>/segmentation``), if any."""
         parent = self.folder.parent
-        return parent if (parent / "case.json").is_file() else None
+        return parent if is_case_folder(parent) else None
 
 
 def segment_output_dir(case_dir: str | Path) -> Path:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
+from MedGradeCoreLib.case_folder import is_case_folder, read_case_info
 from MedGradeCoreLib.errors import InputError
 
 from MedGradeSegmentLib.cohort_folder import ADDITIONS, add_to_cohort  # noqa: F401  (re-exported)
@@ -64,7 +65,7 @@ def corrected_since(cohort: str | Path, since: float | None) -> list[dict[str, A
 
 
 def _brain(case_dir: Path, like: sitk.Image) -> np.ndarray:
-    info = json.loads((case_dir / "case.json").read_text()) if (case_dir / "case.json").is_file() else {}
+    info = read_case_info(case_dir, required=()) if is_case_folder(case_dir) else {}
     if info.get("brain_mask") and (case_dir / info["brain_mask"]).is_file():
         b = sitk.ReadImage(str(case_dir / info["brain_mask"]))
         b = sitk.Resample(b, like, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)

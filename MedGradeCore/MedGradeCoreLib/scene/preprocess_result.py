@@ -8,6 +8,7 @@ from typing import Any
 
 import SimpleITK as sitk
 
+from MedGradeCoreLib.case_folder import read_case_info
 from MedGradeCoreLib.errors import InputError
 from MedGradeCoreLib.io.images import read_image
 from MedGradeCoreLib.scene.hierarchy import ensure_patient_study, place_under
@@ -46,10 +47,7 @@ def read_case_files(case_dir: str | Path) -> dict[str, Any]:
     truncated ``.nii.gz`` files ITK would read silently (zero-filled).
     """
     folder = Path(case_dir)
-    case = _read_json(folder / "case.json")
-    for key in ("patient_id", "reference", "sequences", "brain_mask"):
-        if key not in case:
-            raise InputError(folder / "case.json", f"missing key {key!r}")
+    case = read_case_info(folder, required=("patient_id", "reference", "sequences", "brain_mask"))
     quality_path = folder / "quality.json"
     return {
         "case": case,

@@ -22,6 +22,7 @@ from typing import Any
 
 import SimpleITK as sitk
 
+from MedGradeCoreLib.case_folder import is_case_folder, read_case_info
 from MedGradeCoreLib.errors import InputError
 
 from .case import BreastCase, BreastImage, as_volume, mask_from_box, mask_on_image
@@ -235,11 +236,8 @@ def read_breast_case(path: str | Path) -> BreastCase:
     if not any("image" in v for v in files.values()):
         raise InputError(folder, "no mg_*/us_*/mri_* image in this breast case folder")
     meta: dict[str, Any] = {}
-    if (folder / "case.json").is_file():
-        try:
-            meta = json.loads((folder / "case.json").read_text())
-        except ValueError as exc:
-            raise InputError(folder / "case.json", f"not valid JSON ({exc})") from None
+    if is_case_folder(folder):
+        meta = read_case_info(folder, required=())
     case = BreastCase(folder.name, str(meta.get("patient_id", "")), clinical=dict(meta.get("clinical", {})),
                       labels=dict(meta.get("labels", {})), subtype=meta.get("subtype"), site=meta.get("site"),
                       meta={"layout": "breast case folder"})

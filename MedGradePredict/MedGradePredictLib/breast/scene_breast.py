@@ -10,6 +10,7 @@ from typing import Any
 
 import SimpleITK as sitk
 
+from MedGradeCoreLib.case_folder import write_case_info
 from MedGradeCoreLib.errors import InputError
 from MedGradeCoreLib.scene import (SceneTransaction, segmentation_node_to_mask, set_provenance,
                                       sitk_to_volume_node, table_from_rows, volume_node_to_sitk)
@@ -35,7 +36,7 @@ def write_case_from_scene(selection: dict[str, tuple[Any, Any | None]], folder: 
         sitk.WriteImage(image, str(out / f"{name}.nrrd"), True)
         if seg is not None:
             sitk.WriteImage(segmentation_node_to_mask(seg, image), str(out / f"{name}_mask.nrrd"), True)
-    (out / "case.json").write_text(json.dumps(meta or {}, indent=1))
+    write_case_info(out, meta or {})
     return out
 
 

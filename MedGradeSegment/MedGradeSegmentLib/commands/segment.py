@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from MedGradeCoreLib.case_folder import is_case_folder
 from MedGradeCoreLib.devices import choose_device
 from MedGradeCoreLib.errors import InputError
 from MedGradeCoreLib.progress import Progress
@@ -45,7 +46,7 @@ def check_segmentable(case: str | Path, manifest) -> None:
     """Refuse raw (un-preprocessed) input: the model was trained on skull-stripped, co-registered, normalised
     volumes, and segmenting anything else gives a confident wrong mask. The message gives the command."""
     path = Path(case)
-    if (path / "case.json").is_file():
+    if is_case_folder(path):
         return
     seqs = " ".join(manifest.inputs)
     raise InputError(path, f"is not a preprocessed case folder (no case.json); model {manifest.model_id} expects "

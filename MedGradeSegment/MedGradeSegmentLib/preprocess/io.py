@@ -9,14 +9,10 @@ from typing import Any
 import SimpleITK as sitk
 
 from MedGradeCoreLib.case import Case
+from MedGradeCoreLib.case_folder import CASE_FILE, read_case_info, sanitise_patient_id, write_case_info
 from MedGradeCoreLib.errors import InputError
 from MedGradeCoreLib.outputs import OutputLock, staged_folder, write_image
 from .pipeline import PreprocessResult
-
-
-def _safe_name(patient_id: str) -> str:
-    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in patient_id).strip(".")
-    return name or "case"
 
 
 def case_json(result: PreprocessResult) -> dict[str, Any]:
@@ -41,7 +37,7 @@ def case_json(result: PreprocessResult) -> dict[str, Any]:
 
 def case_folder(out_dir: str | Path, patient_id: str) -> Path:
     """``<out_dir>/<patient id made a safe folder name>``: where :func:`write_preprocessed` puts a case."""
-    return Path(out_dir) / _safe_name(patient_id)
+    return Path(out_dir) / sanitise_patient_id(patient_id)
 
 
 def write_preprocessed(result: PreprocessResult, out_dir: str | Path, name: str | None = None) -> Path:
@@ -49,7 +45,7 @@ def write_preprocessed(result: PreprocessResult, out_dir: str | Path, name: str 
     at the end) under the case's output lock, and return its path. An existing non-case folder of that name
     is never replaced."""
     final = case_folder(out_dir, name or result.patient_id)
-    with OutputLock(final), staged_folder(final, markers=("case.json",)) as partial:
+    with OutputLock(final), staged_folder(final, markers=(CASE_FILE,)) as partial:
         (partial / "transforms").mkdir()
         info = case_json(result)
         for seq, image in result.images.items():
@@ -61,7 +57,7 @@ def write_preprocessed(result: PreprocessResult, out_dir: str | Path, name: str 
         for seq, transform in result.transforms.items():
             sitk.WriteTransform(transform, str(partial / info["transforms"][seq]))
         (partial / "quality.json").write_text(json.dumps(result.quality.to_dict(), indent=1))
-        (partial / "case.json").write_text(json.dumps(info, indent=1, default=str))
+        write_case_info(partial, info)
     return final
 
 
@@ -79,14 +75,8 @@ def read_preprocessed(folder: str | Path) -> tuple[Case, dict[str, Any]]:
     """Load a preprocessed case folder back: the :class:`Case` (images, lesion mask; ``meta`` holds
     ``brain_mask``, ``slices``, ``transforms``) and the ``case.json`` dict (plus ``quality``)."""
     folder = Path(folder)
-    path = folder / "case.json"
-    if not path.is_file():
-        raise InputError(folder, "not a preprocessed case folder (no case.json)")
-    try:
-        info = json.loads(path.read_text())
-        sequences = dict(info["sequences"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise InputError(path, f"invalid case.json ({exc})") from None
+    info = read_case_info(folder, required=("sequences",))
+    sequences = dict(info["sequences"])
     case = Case(patient_id=str(info.get("patient_id", folder.name)), reference=info.get("reference", "t1c"),
                 clinical=dict(info.get("clinical") or {}), labels=dict(info.get("labels") or {}),
                 sources=dict(info.get("sources") or {}))

@@ -12,6 +12,7 @@ import SimpleITK as sitk
 from monai.metrics import compute_dice
 import torch
 
+from MedGradeCoreLib.case_folder import is_case_folder
 from MedGradeCoreLib.progress import Progress
 from .fpg import register_to_template
 
@@ -59,7 +60,7 @@ def prepare_native_case(native_dir: str | Path, source_image: str | Path, source
     progress = progress or Progress()
     out = Path(out_dir)
     label_path = out / "carried_label.nii.gz"
-    case_dirs = [p for p in out.glob("*") if (p / "case.json").is_file()] if out.is_dir() else []
+    case_dirs = [p for p in out.glob("*") if is_case_folder(p)] if out.is_dir() else []
     if not case_dirs:
         progress(0.0, f"preprocessing {native_dir}")
         case_dirs = [write_preprocessed(preprocess_case(load_case(native_dir), PreprocessConfig(),

@@ -18,6 +18,7 @@ from typing import Any
 
 import SimpleITK as sitk
 
+from MedGradeCoreLib.case_folder import is_case_folder
 from MedGradeCoreLib.errors import InputError
 from MedGradeCoreLib.outputs import active_partial as _active, write_error, write_image
 from ..preprocess.quality import volume_ml
@@ -97,7 +98,7 @@ def _checked(case_dir: Path, corrected: sitk.Image, ai_mask: sitk.Image | None,
     from MedGradeCoreLib.mask_checks import check_lesion_mask
 
     reference, brain = ai_mask, None
-    if (case_dir / "case.json").is_file():
+    if is_case_folder(case_dir):
         from ..preprocess.io import read_preprocessed
 
         case, _ = read_preprocessed(case_dir)

@@ -8,6 +8,7 @@ from typing import Any
 
 import SimpleITK as sitk
 
+from MedGradeCoreLib.case_folder import is_case_folder
 from MedGradeCoreLib.case import Case
 from MedGradeCoreLib.outputs import OutputLock, staged_folder, write_image
 from MedGradeCoreLib.progress import Progress
@@ -44,7 +45,7 @@ def read_input_case(path: str | Path, sequences: list[str] | None = None) -> tup
     """(case, mask to search the lesion in or None): a preprocessed folder (``case.json``; its brain mask plus
     the configured margin) or anything ``load_case`` reads."""
     path = Path(path)
-    if (path / "case.json").is_file():
+    if is_case_folder(path):
         from ..preprocess.io import read_preprocessed
 
         case, info = read_preprocessed(path)

@@ -22,6 +22,7 @@ import SimpleITK as sitk
 import torch
 from torch import nn
 
+from MedGradeCoreLib.case_folder import is_case_folder, read_case_info
 from MedGradeCoreLib.errors import InputError
 from MedGradeCoreLib.progress import Progress
 from MedGradeSegmentLib.segmentation.config import CaseSpec, TrainConfig
@@ -57,7 +58,7 @@ def cohort_cases(cohort: str | Path, labels: str | Path | None = None, sequences
         return [CaseSpec(r.patient_id, images={s: str(r.folder / SEQUENCE_FILES[s]) for s in sequences or r.available},
                          mask=str(r.folder / MASK_FILE), grade=r.grade, case_id=r.case, lesion_labels=lesion_labels)
                 for r in read_lgg_cohort(root) if r.has(sequences or [])]
-    dirs = sorted(d for d in root.iterdir() if (d / "case.json").is_file())
+    dirs = sorted(d for d in root.iterdir() if is_case_folder(d))
     if not dirs:
         raise InputError(root, "no preprocessed case folders (with case.json) and no glioma-lgg-tcga clinical.csv "
                                "in the cohort folder")
@@ -69,7 +70,7 @@ def cohort_cases(cohort: str | Path, labels: str | Path | None = None, sequences
     out = []
     for d in dirs:
         try:
-            pid = str(json.loads((d / "case.json").read_text()).get("patient_id") or d.name)
+            pid = str(read_case_info(d, required=()).get("patient_id") or d.name)
         except (OSError, ValueError, AttributeError):
             pid = d.name  # the reader names the problem when the case is loaded
         out.append(CaseSpec(pid, case_dir=str(d.resolve()), grade=grades.get(pid, grades.get(d.name)),
