@@ -1,7 +1,8 @@
 """Launching runs: a real two-process DDP run through torchrun (gloo, CPU); detached local runs listed by
 `medgrade jobs` and stopped by `medgrade cancel`; Slurm batch scripts for hostile names (bash -n, no
-expansion); and, where Debian's slurm-wlm can be started here, a real single-node cluster: a training
-job submitted, followed and cancelled, and a two-task job array with its gather job."""
+expansion); and, on a real single-node cluster where Debian's slurm-wlm can be started here (else through
+stand-in Slurm commands on PATH), a training job submitted, followed and cancelled, and a two-task job array
+with its gather job."""
 
 from __future__ import annotations
 
@@ -117,19 +118,28 @@ def test_slurm_scripts_quote_hostile_names(tmp_path):
 
 @pytest.fixture(scope="module")
 def slurm(tmp_path_factory):
+    """A real single-node Slurm where it can start (root, slurm-wlm installed), else the stand-in commands of
+    fake_slurm.py on PATH: the Slurm code of MedGrade runs either way."""
     sys.path.insert(0, str(Path(__file__).parent))
+    import fake_slurm
     import slurm_cluster
 
     folder = tmp_path_factory.mktemp("slurm")
     env, why = slurm_cluster.start(folder)
-    if env is None:
-        print(f"SKIP real Slurm: {why}")
-        pytest.skip(f"a single-node Slurm cannot start here: {why}")
-    yield env
-    slurm_cluster.stop(folder)
+    if env is not None:
+        try:
+            yield env
+        finally:
+            slurm_cluster.stop(folder)
+        return
+    print(f"real Slurm cannot start here ({why}): stand-in sbatch/squeue/scontrol/scancel on PATH")
+    try:
+        yield fake_slurm.install(folder)
+    finally:
+        fake_slurm.stop(folder)
 
 
-def test_real_slurm_train_follow_cancel_and_job_array(slurm, tmp_path, monkeypatch, capsys):
+def test_slurm_train_follow_cancel_and_job_array(slurm, tmp_path, monkeypatch, capsys):
     for k, v in slurm.items():
         monkeypatch.setenv(k, v)
     # a training run with a hostile folder name: submitted, followed with squeue/scontrol, cancelled
@@ -141,12 +151,13 @@ def test_real_slurm_train_follow_cancel_and_job_array(slurm, tmp_path, monkeypat
     _wait(lambda: any(r["event"] == "step" for r in read_progress(run)), 120, "the Slurm job's first step")
     from MedGradeTrainLib.runs import run_state
 
-    assert run_state(run).status == "running"
-    assert medgrade(["cancel", str(run)]) == 0
     from MedGradeTrainLib.slurm import job_state
 
-    _wait(lambda: job_state(job["job_id"]) in ("CANCELLED", "UNKNOWN"), 60, "scancel")
+    assert run_state(run).status == "running" and job_state(job["job_id"]) == "RUNNING"
+    assert medgrade(["cancel", str(run)]) == 0
+    _wait(lambda: job_state(job["job_id"]) == "CANCELLED", 60, "scancel")  # Slurm keeps it MinJobAge (300 s)
     assert run_state(run).status == "cancelled"
+    _wait(lambda: read_progress(run)[-1]["event"] == "error", 60, "the runner to stop on SIGTERM")
     assert not list(tmp_path.glob("PWNED*")) and not list(Path.cwd().glob("PWNED*"))
     # a two-task job array over a cohort (one case per task) and its gather job
     from MedGradeCoreLib.io.lgg_tcga import sample_lgg_cohort
@@ -166,24 +177,45 @@ def test_real_slurm_train_follow_cancel_and_job_array(slurm, tmp_path, monkeypat
     assert len(list(out.glob("slurm-*_*.log"))) == 2 and jobs["array_job"] != jobs["gather_job"]
 
 
+def _waits_for_lock(pid: int) -> bool:
+    """``pid`` is blocked on a flock (a ``->`` line of /proc/locks)."""
+    return any(w[1:2] == ["->"] and w[5:6] == [str(pid)] for w in map(str.split, open("/proc/locks")))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/locks")
 def test_local_gpu_queue_waits_for_a_free_gpu(tmp_path):
     """One local job per GPU: with the only GPU held by a running job, a detached run waits (queued), then
-    takes GPU 0 when that job ends (CUDA_VISIBLE_DEVICES=0; this machine has no GPU, so it trains on CPU)."""
+    takes GPU 0 when that job ends (CUDA_VISIBLE_DEVICES=0; this machine has no GPU, so it trains on CPU).
+    The test holds the queue's lock, so each poll of the queue is seen waiting for it: the run is checked
+    after two polls, however slow the machine, not after some seconds."""
+    import fcntl
     import os
+    import signal
 
     from MedGradeTrainLib.launchers import write_job
-    from MedGradeTrainLib.runs import launch_detached, run_state
+    from MedGradeTrainLib.runs import cancel_run, launch_detached, pid_alive, run_state
 
     runs = tmp_path / "runs"
     busy = runs / "busy"
     write_job(busy, {"launcher": "local", "pid": os.getpid(), "gpu": "0"})  # this test process holds GPU 0
     run = runs / "queued"
-    launch_detached(["train", "--config", str(_toy(tmp_path, delay_s=0.3)), "--output", str(run)], run, n_gpus=1)
-    time.sleep(3)
-    assert run_state(run).status == "queued" and json.loads((run / "job.json").read_text())["gpu"] is None
-    write_job(busy, {"pid": 0})  # the other job ended
-    _wait(lambda: json.loads((run / "job.json").read_text())["gpu"] == "0", 60, "the queued run to take GPU 0")
-    _wait(lambda: run_state(run).status == "running", 120, "the run to start on it")
-    from MedGradeTrainLib.runs import cancel_run
-
-    cancel_run(run)
+    with open(runs / ".gpu-queue.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        pid = launch_detached(["train", "--config", str(_toy(tmp_path, delay_s=0.3)), "--output", str(run)], run,
+                              n_gpus=1)
+        try:
+            for poll in (1, 2):  # poll 1 found GPU 0 held (else poll 2 would never come)
+                _wait(lambda: _waits_for_lock(pid), 120, f"poll {poll} of the queue")
+                assert run_state(run).status == "queued" and json.loads((run / "job.json").read_text())["gpu"] is None
+                if poll == 2:
+                    write_job(busy, {"pid": 0})  # the other job ended
+                fcntl.flock(lock, fcntl.LOCK_UN)
+                _wait(lambda: not _waits_for_lock(pid), 60, f"poll {poll} to take the lock")
+                fcntl.flock(lock, fcntl.LOCK_EX)  # after the queue's claim (it holds the lock while it claims)
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            _wait(lambda: json.loads((run / "job.json").read_text())["gpu"] == "0", 60, "the queued run to take GPU 0")
+            _wait(lambda: run_state(run).status == "running", 120, "the run to start on it")
+        finally:
+            cancel_run(run)
+            if pid_alive(pid):  # cancel refused (the run had not recorded itself yet): never leave it running
+                os.killpg(pid, signal.SIGKILL)
