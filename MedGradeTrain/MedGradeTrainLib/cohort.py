@@ -10,18 +10,18 @@ which cases carry corrected masks and which version training uses (the newest by
 
 from __future__ import annotations
 
-import csv
-import shutil
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import SimpleITK as sitk
 
 from MedGradeCoreLib.case_folder import is_case_folder, read_case_info
 from MedGradeCoreLib.errors import InputError
 from MedGradeCoreLib.hashing import sha256_file
+
+from .cohort_export import export_cohort  # noqa: F401  (``medgrade cohort export``; re-exported)
 
 
 @dataclass
@@ -38,6 +38,11 @@ class CaseInfo:
     site: str | None = None
     clinical: dict[str, Any] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    # key -> the reader's loader (a DICOM series is a folder that only its reader reads); not in reports
+    loaders: dict[str, Callable[[], sitk.Image]] = field(default_factory=dict, repr=False, compare=False)
+
+    def report(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if k != "loaders"}
 
 
 def corrected_mask(case_dir: str | Path, version: str | int = "newest") -> tuple[Path | None, int | None]:
@@ -86,7 +91,15 @@ def scan_cohort(folder: str | Path, labels_csv: str | Path | None = None, label_
             out.append(info)
     else:
         for d in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            if not _inside(d, root) or any(p.is_symlink() and p.is_dir() and not _inside(p, root)
+                                           for p in d.iterdir()):
+                target = d.resolve() if not _inside(d, root) else "a folder outside the cohort"
+                out.append(CaseInfo(d.name, d.name, str(d), "unknown", {}, problems=[
+                    f"symlink leaving the cohort (-> {target}): not followed"]))
+                continue
             out.append(_scan_case(d))
+    for info in out:
+        _outside_links(info, root)
     for info in out:
         row = table.get(info.patient_id) or table.get(info.case_id) or {}
         if row:
@@ -119,12 +132,57 @@ def _scan_case(d: Path) -> CaseInfo:
     except InputError as exc:
         return CaseInfo(d.name, d.name, str(d), "unknown", {}, problems=[exc.problem])
     images = {im.sequence or im.name: im.source for im in found.images if not im.is_mask}
-    masks = [im.source for im in found.images if im.is_mask]
-    return CaseInfo(d.name, d.name, str(d), found.layout, images, masks[0] if masks else None,
-                    problems=list(found.warnings))
+    loaders = {im.sequence or im.name: im.load for im in found.images if not im.is_mask}
+    masks = [im for im in found.images if im.is_mask]
+    if masks:
+        loaders["mask"] = masks[0].load
+    return CaseInfo(d.name, d.name, str(d), found.layout, images, masks[0].source if masks else None,
+                    problems=list(found.warnings), loaders=loaders)
 
 
-def _header(path: str) -> tuple[tuple, tuple, tuple] | str:
+def _is_volume_file(path: str) -> bool:
+    from MedGradeCoreLib.io.volume_folder import is_volume_file
+
+    return Path(path).is_file() and is_volume_file(Path(path))
+
+
+def load_case_image(case: CaseInfo, key: str, source: str) -> sitk.Image:
+    """Image ``key`` of a scanned case: through its reader (DICOM series), else the volume file."""
+    if key in case.loaders and not _is_volume_file(source):
+        return case.loaders[key]()
+    try:
+        return sitk.ReadImage(source)
+    except RuntimeError as exc:
+        raise InputError(source, f"unreadable ({str(exc).strip().splitlines()[-1][:120]})") from None
+
+
+def _inside(path: Path, root: Path) -> bool:
+    real, top = path.resolve(), root.resolve()
+    return real == top or top in real.parents
+
+
+def _outside_links(info: CaseInfo, root: Path) -> None:
+    """Drop (and report) images and masks that resolve outside the cohort (a symlink leaving it)."""
+    for key, src in list(info.images.items()):
+        if not _inside(Path(src), root):
+            info.problems.append(f"symlink leaving the cohort: {key} -> {Path(src).resolve()} (not followed)")
+            del info.images[key]
+            info.loaders.pop(key, None)
+    if info.mask and not _inside(Path(info.mask), root):
+        info.problems.append(f"symlink leaving the cohort: mask -> {Path(info.mask).resolve()} (not followed)")
+        info.mask = None
+        info.loaders.pop("mask", None)
+
+
+def _header(path: str, case: CaseInfo | None = None, key: str = "") -> tuple[tuple, tuple, tuple] | str:
+    if case is not None and key in case.loaders and not _is_volume_file(path):  # a DICOM series: its reader
+        try:
+            img = case.loaders[key]()
+        except InputError as exc:
+            return f"unreadable ({exc.problem[:120]})"
+        return img.GetSize(), tuple(round(s, 4) for s in img.GetSpacing()), tuple(round(o, 2) for o in img.GetOrigin())
+    if not _is_volume_file(path):
+        return "unreadable (not an image file)"
     r = sitk.ImageFileReader()
     r.SetFileName(path)
     try:
@@ -146,10 +204,11 @@ def check_cohort(folder: str | Path, labels_csv: str | Path | None = None, seque
         for s in sequences or []:
             if s not in c.images:
                 errors.append(f"{c.case_id}: missing sequence {s} (has {', '.join(sorted(c.images)) or 'none'})")
-        warnings += [f"{c.case_id}: {p}" for p in c.problems]
+        errors += [f"{c.case_id}: {p}" for p in c.problems if p.startswith("symlink leaving")]
+        warnings += [f"{c.case_id}: {p}" for p in c.problems if not p.startswith("symlink leaving")]
         if c.mask is None:
             warnings.append(f"{c.case_id}: no lesion mask")
-        heads = {k: _header(v) for k, v in {**c.images, **({"mask": c.mask} if c.mask else {})}.items()}
+        heads = {k: _header(v, c, k) for k, v in {**c.images, **({"mask": c.mask} if c.mask else {})}.items()}
         for k, h in heads.items():
             if isinstance(h, str):
                 errors.append(f"{c.case_id}: {k} {h}")
@@ -201,67 +260,4 @@ def check_cohort(folder: str | Path, labels_csv: str | Path | None = None, seque
             "warnings": warnings, "labels": dict(labels), "labels_per_site": {k: dict(v) for k, v in per_site.items()},
             "corrected_masks": {c.case_id: {"used": c.mask_version, "versions": c.versions} for c in cases
                                 if c.versions},
-            "corrected_cases": len(corrected), "rows": [asdict(c) for c in cases]}
-
-
-ID_COLUMNS = ("patient_id", "id", "case", "name", "patient_name", "mrn", "accession", "study_uid", "series_uid")
-
-
-def _identifying(column: str) -> bool:
-    c = column.lower()
-    return c in ID_COLUMNS or any(w in c for w in ("name", "date", "birth", "uid", "accession", "mrn", "address"))
-
-
-def export_cohort(folder: str | Path, output: str | Path, labels_csv: str | Path | None = None,
-                  mapping: str | Path | None = None, label_column: str = "grade", site_column: str = "institution",
-                  prefix: str = "P") -> dict[str, Any]:
-    """A shareable copy: case folders renamed ``P0001``..., images rewritten as NIfTI from pixels and
-    geometry only (no DICOM tags, no header text), the mask training uses, and ``labels.csv`` without
-    identifying columns (names, ids, dates, UIDs); sites coded ``S1``... The mapping (original -> new)
-    goes to ``mapping`` (default: beside the export, never inside it) and stays local."""
-    cases = scan_cohort(folder, labels_csv, label_column, site_column)
-    out = Path(output)
-    if out.exists() and any(out.iterdir()):
-        raise InputError(out, "export folder exists and is not empty; choose another")
-    mapping = Path(mapping) if mapping else out.with_name(out.name + "-mapping-KEEP-LOCAL.csv")
-    if out.resolve() in mapping.resolve().parents:
-        raise InputError(mapping, "the mapping file must not be inside the export folder")
-    tmp = out.with_name(out.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    patients = sorted({c.patient_id for c in cases})
-    new_id = {p: f"{prefix}{i + 1:04d}" for i, p in enumerate(patients)}
-    sites = {s: f"S{i + 1}" for i, s in enumerate(sorted({str(c.site) for c in cases if c.site is not None}))}
-    rows, map_rows, n_case = [], [], Counter()
-    for c in cases:
-        pid = new_id[c.patient_id]
-        n_case[pid] += 1
-        cid = pid if n_case[pid] == 1 else f"{pid}-{n_case[pid]}"
-        d = tmp / cid
-        d.mkdir()
-        for name, src in {**c.images, **({"mask": c.mask} if c.mask else {})}.items():
-            img = sitk.ReadImage(src)
-            clean = sitk.GetImageFromArray(sitk.GetArrayFromImage(img), isVector=img.GetNumberOfComponentsPerPixel() > 1)
-            clean.CopyInformation(img)  # geometry only: origin, spacing, direction
-            sitk.WriteImage(clean, str(d / f"{name}.nii.gz"), useCompression=True)
-        row = {"id": cid, "patient": pid, label_column: c.label, "site": sites.get(str(c.site), "")}
-        row.update({k: v for k, v in c.clinical.items() if not _identifying(k) and k not in (label_column, site_column)})
-        rows.append(row)
-        map_rows.append({"export_id": cid, "patient_id": c.patient_id, "case": c.case_id, "folder": c.folder,
-                         "mask_version": c.mask_version or ""})
-    cols = list(dict.fromkeys(k for r in rows for k in r))
-    with (tmp / "labels.csv").open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=cols)
-        w.writeheader()
-        w.writerows(rows)
-    (tmp / "README.txt").write_text("Exported by medgrade cohort export: identifiers removed; the mapping to the "
-                                    "original patients is kept by the exporting site only.\n")
-    mapping.parent.mkdir(parents=True, exist_ok=True)
-    with mapping.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(map_rows[0]) if map_rows else ["export_id"])
-        w.writeheader()
-        w.writerows(map_rows)
-    if out.exists():
-        out.rmdir()
-    tmp.rename(out)
-    return {"output": str(out), "cases": len(rows), "patients": len(patients), "mapping": str(mapping)}
+            "corrected_cases": len(corrected), "rows": [c.report() for c in cases]}

@@ -27,7 +27,11 @@ def register(subparsers) -> None:
     e.add_argument("--output", required=True, help="export folder (new)")
     e.add_argument("--labels", help="labels/clinical CSV")
     e.add_argument("--mapping", help="where the original->export id mapping goes (default: beside the export)")
-    e.add_argument("--label-column", default="grade")
+    e.add_argument("--label-column", default="grade", help="the label column (default grade; a --config names its own)")
+    e.add_argument("--site-column", default="institution")
+    e.add_argument("--config", help="a run config: the export keeps the label and clinical columns it uses")
+    e.add_argument("--columns", nargs="+", default=[], help="more clinical columns to keep (numbers and short "
+                                                               "codes only: free text is dropped)")
     e.set_defaults(handler=export)
 
 
@@ -55,7 +59,14 @@ def check(args: argparse.Namespace, progress: Progress) -> int:
 def export(args: argparse.Namespace, progress: Progress) -> int:
     from ..cohort import export_cohort
 
-    r = export_cohort(args.cohort, args.output, args.labels, args.mapping, args.label_column)
-    print(f"exported {r['cases']} cases of {r['patients']} patients to {r['output']}; the id mapping is in "
-          f"{r['mapping']} (keep it local)")
+    r = export_cohort(args.cohort, args.output, args.labels, args.mapping, args.label_column, args.site_column,
+                      config=args.config, columns=args.columns)
+    print(f"exported {r['cases']} cases of {r['patients']} patients to {r['output']} (columns: "
+          f"{', '.join(r['columns'])}); the id mapping is in {r['mapping']} (keep it local)")
+    if r["unlabelled"]:
+        print(f"  warning: {r['unlabelled']} case(s) exported without a label")
+    for col in r["missing_columns"]:
+        print(f"  warning: no case has a value for {col!r}: not exported")
+    for col, n in r["dropped_free_text"].items():
+        print(f"  warning: {n} free-text value(s) of {col!r} dropped")
     return 0
