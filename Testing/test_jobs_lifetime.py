@@ -82,6 +82,10 @@ def test_a_job_whose_starter_died_ends_itself(tmp_path):
 
 
 def test_one_command_builder():
+    from MedGradeTrainLib import launchers
+
     args = ["segment", "case", "--model", "m"]
     assert jobs.medgrade_command(args, "py") == ["py", "-m", jobs.CLI_MODULE, *args]
     assert BackgroundJob(args, python="py").command() == jobs.medgrade_command([*args, "--progress-json"], "py")
+    assert launchers.medgrade_command is jobs.medgrade_command
+    assert launchers.torchrun_command(args, 2)[-len(args) - 2:] == ["-m", jobs.CLI_MODULE, *args]

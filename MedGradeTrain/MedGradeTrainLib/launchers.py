@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from MedGradeCoreLib.jobs import CLI_MODULE, kill_tree, medgrade_command  # the one builder and tree kill
+
 from .job_record import JOB_FILE, write_job  # noqa: F401  (re-exported)
 from .slurm import batch_header, sbatch
 
@@ -24,8 +26,6 @@ from .slurm import batch_header, sbatch
 LAUNCHERS = ("local", "torchrun", "slurm")
 
 
-def medgrade_command(args: list[str], python: str | None = None) -> list[str]:
-    return [python or sys.executable, "-m", "MedGradeCoreLib.cli", *args]
 
 
 def resume_args(run_dir: str | Path) -> list[str]:
@@ -50,7 +50,7 @@ def torchrun_command(args: list[str], gpus: int, nodes: int = 1, endpoint: str |
         cmd += [f"--nnodes={nodes}", "--rdzv-backend=c10d", f"--rdzv-endpoint={endpoint or '$MASTER_ADDR:29500'}"]
     else:
         cmd += ["--standalone"]
-    return cmd + ["-m", "MedGradeCoreLib.cli", *args]
+    return cmd + ["-m", CLI_MODULE, *args]
 
 
 def slurm_train_script(args: list[str], job_name: str, gpus: int = 1, nodes: int = 1,
@@ -95,15 +95,16 @@ def launch_training(args, resume: bool = False) -> int:
                             "name": name})
         print(f"submitted Slurm job {job_id} for {run_dir}")
         return 0
-    if args.launcher == "local" and getattr(args, "detach", False) and not args.print_script:
+    if args.launcher in ("local", "torchrun") and getattr(args, "detach", False) and not args.print_script:
         from .runs import launch_detached
 
         n_gpus = 0
-        if args.gpus:
+        if args.gpus and args.launcher == "local":
             import torch
 
             n_gpus = torch.cuda.device_count()
-        pid = launch_detached(margs, run_dir, n_gpus)
+        torchrun = torchrun_command(margs, args.gpus) if args.launcher == "torchrun" else None
+        pid = launch_detached(margs, run_dir, n_gpus, torchrun, args.launcher)
         how = f"queued for one of {n_gpus} GPUs" if n_gpus else "started"
         print(f"run {run_dir} {how} in the background (pid {pid}); follow it with 'medgrade jobs {run_dir}'")
         return 0
@@ -122,7 +123,5 @@ def launch_training(args, resume: bool = False) -> int:
     try:
         return proc.wait()
     except KeyboardInterrupt:
-        import signal
-
-        os.killpg(proc.pid, signal.SIGTERM)
+        kill_tree(proc)
         return 130

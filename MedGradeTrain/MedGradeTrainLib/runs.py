@@ -117,16 +117,19 @@ def list_runs(root: str | Path | None = None) -> list[RunState]:
     return [run_state(d) for d in dirs]
 
 
-def launch_detached(args: list[str], run_dir: Path, n_gpus: int = 0) -> int:
-    """Start ``medgrade ARGS`` as its own session (it outlives the caller, e.g. Slicer), output in
-    ``RUN/train.log``, pid in ``RUN/job.json``. With ``n_gpus`` it goes through :mod:`.gpu_queue`: it waits
-    for a GPU no other running local job of the runs folder holds, then takes it alone."""
+def launch_detached(args: list[str], run_dir: Path, n_gpus: int = 0, command: list[str] | None = None,
+                    launcher: str = "local") -> int:
+    """Start ``medgrade ARGS`` (or ``command``, e.g. its torchrun form) as its own session (it outlives the
+    caller, e.g. Slicer), output in ``RUN/train.log``, pid in ``RUN/job.json``. With ``n_gpus`` it goes through
+    :mod:`.gpu_queue`: it waits for a GPU no other running local job of the runs folder holds, then takes it."""
+    from MedGradeCoreLib.jobs import medgrade_command
+
     run_dir.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, MEDGRADE_LAUNCHER="local", PYTHONUNBUFFERED="1")
-    cmd = [sys.executable, "-m", "MedGradeCoreLib.cli", *args]
+    env = dict(os.environ, MEDGRADE_LAUNCHER=launcher, PYTHONUNBUFFERED="1")
+    cmd = command or medgrade_command(args)
     if n_gpus:
         cmd = [sys.executable, "-m", "MedGradeTrainLib.gpu_queue", str(run_dir), str(n_gpus), "--", *args]
-    write_job(run_dir, {"launcher": "local", "submitted": time.time(), "args": args, "gpu": None,
+    write_job(run_dir, {"launcher": launcher, "submitted": time.time(), "args": args, "gpu": None,
                         "status": "queued" if n_gpus else "started"})
     log = open(run_dir / "train.log", "ab")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,

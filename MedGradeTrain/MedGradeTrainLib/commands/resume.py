@@ -19,7 +19,7 @@ def register(subparsers) -> None:
     p.add_argument("--cpus", type=int, default=0, help="Slurm: CPUs per task (default: the cluster's)")
     p.add_argument("--time", default="24:00:00")
     p.add_argument("--detach", action="store_true",
-                   help="local: run in the background (survives closing Slicer); follow with 'medgrade jobs'")
+                   help="local, torchrun: run in the background (survives closing Slicer); follow with 'medgrade jobs'")
     p.add_argument("--print-script", action="store_true")
     p.set_defaults(handler=run)
 
