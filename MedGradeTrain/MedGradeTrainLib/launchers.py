@@ -23,7 +23,7 @@ from .job_record import JOB_FILE, write_job  # noqa: F401  (re-exported)
 from .slurm import batch_header, sbatch
 
 
-LAUNCHERS = ("local", "torchrun", "slurm")
+LAUNCHERS = ("local", "torchrun", "slurm", "flower")  # flower: federated (MedGradeTrainLib.federated)
 
 
 
@@ -76,6 +76,10 @@ def _env_for_job() -> dict[str, str]:
 
 def launch_training(args, resume: bool = False) -> int:
     """``medgrade train|resume`` with ``--launcher torchrun|slurm`` or ``--print-script``."""
+    if args.launcher == "flower":
+        from .federated.deploy import launch_from_args
+
+        return launch_from_args(args, resume)
     run_dir = Path(args.output)
     # absolute paths: the job may start in another folder (a Slurm node's, torchrun's)
     margs = runner_args(Path(args.config).resolve() if args.config else None, run_dir.resolve(), args.run_name,

@@ -17,6 +17,8 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("train", help="train a model kind from a run config (JSON/YAML) into a run folder",
                               description=__doc__)
     add_run_options(p)
+    p.add_argument("--superlink", help="flower: HOST:PORT of a running SuperLink (default: one SuperLink and a "
+                                       "SuperNode per site on localhost)")
     p.add_argument("--detach", action="store_true",
                    help="local: run in the background (survives closing Slicer); follow with 'medgrade jobs'")
     p.set_defaults(handler=run)
@@ -27,7 +29,8 @@ def add_run_options(p: argparse.ArgumentParser, config_help: str = "run config (
     p.add_argument("--config", required=True, help=config_help)
     p.add_argument("--output", required=True, help="run folder (created; must not hold a run yet)")
     p.add_argument("--run-name", help="name of the run (default: the run folder's name)")
-    p.add_argument("--launcher", choices=("local", "torchrun", "slurm"), default="local")
+    p.add_argument("--launcher", choices=("local", "torchrun", "slurm", "flower"), default="local",
+                   help="flower: a federated run; --config is then a federated config (docs/federated.md)")
     p.add_argument("--gpus", type=int, default=0, help="GPUs; torchrun: processes per node (gloo CPU processes without GPUs)")
     p.add_argument("--nodes", type=int, default=1, help="Slurm: nodes")
     p.add_argument("--partition", help="Slurm: partition")

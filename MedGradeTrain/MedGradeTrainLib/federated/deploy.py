@@ -1,0 +1,193 @@
+"""``medgrade train --launcher flower``: a federated run on Flower's own executables.
+
+With ``--superlink HOST:PORT`` the run goes to a running SuperLink whose SuperNodes the hospitals started
+(``flower-supernode --superlink HOST:PORT --node-config 'site-config="/their/site.json"'``): this machine
+only writes the Flower app and calls ``flwr run``. Without it, everything runs on localhost: one
+``flower-superlink`` and one ``flower-supernode`` per site of the config, on free ports, each SuperNode
+with its own Flower home; their logs go to ``RUN/federated/logs``. The SuperLink keeps its state in
+``RUN/federated/superlink.db``. ``medgrade federated resume RUN`` continues after the last finished round."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from MedGradeCoreLib.errors import InputError, MedGradeError
+
+LAUNCH_FILE = "launch.json"
+CONNECTION = "medgrade"
+
+
+def flower_exe(name: str) -> str:
+    """A Flower executable of this environment (beside the interpreter), else from PATH."""
+    here = Path(sys.executable).parent / name
+    found = str(here) if here.is_file() else shutil.which(name)
+    if not found:
+        raise MedGradeError(f"error: {name}: not installed (pip install 'medgrade[federated]')")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def flower_env(home: Path) -> dict[str, str]:
+    env = dict(os.environ, FLWR_HOME=str(home), FLWR_DISABLE_UPDATE_CHECK="1",
+               FLWR_SUPEREXEC_TASK_POLL_INTERVAL="0.2", PYTHONUNBUFFERED="1")
+    return env
+
+
+def _popen(cmd: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as f:
+        return subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+
+def start_superlink(port: int, fdir: Path) -> subprocess.Popen:
+    """``flower-superlink`` on 127.0.0.1:port (one HTTP port: Fleet, Control and Runtime APIs), its state in
+    ``superlink.db`` (a restarted SuperLink knows the run's nodes), no app installation at run time."""
+    cmd = [flower_exe("flower-superlink"), "--insecure", "--host", "127.0.0.1", "--port", str(port),
+           "--database", str(fdir / "superlink.db"), "--disable-runtime-dependency-installation"]
+    proc = _popen(cmd, fdir / "logs" / "superlink.log", flower_env(fdir / "flwr-home"))
+    wait_port(port, proc, fdir / "logs" / "superlink.log")
+    return proc
+
+
+def start_supernode(site_config: str, superlink: str, fdir: Path, name: str) -> subprocess.Popen:
+    """``flower-supernode`` for one site: its ``site-config`` node config, its own Runtime API port and home."""
+    home = fdir / "nodes" / name
+    cmd = [flower_exe("flower-supernode"), "--insecure", "--superlink", superlink, "--port", str(free_port()),
+           "--node-config", f"site-config={json.dumps(str(Path(site_config).resolve()))}"]
+    return _popen(cmd, fdir / "logs" / f"supernode-{name}.log", flower_env(home))
+
+
+def wait_port(port: int, proc: subprocess.Popen | None = None, log: Path | None = None, timeout: float = 60.0) -> None:
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if proc is not None and proc.poll() is not None:
+            raise MedGradeError(f"error: {log}: the Flower process exited ({proc.returncode}) before listening on {port}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise MedGradeError(f"error: {log}: nothing listens on 127.0.0.1:{port} after {timeout:.0f} s")
+
+
+def stop(proc: subprocess.Popen | None, sig: int = signal.SIGTERM) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def flwr_run(run_dir: Path, config: Path, superlink: str, resume: bool, capture: bool,
+             root_certificates: str | None = None) -> int:
+    """``flwr run`` of the app (written into ``RUN/federated/app``) against ``superlink``; streams its log."""
+    from .app import write_app
+
+    fdir = run_dir / "federated"
+    app = write_app(fdir / "app")
+    home = fdir / "flwr-home"
+    home.mkdir(parents=True, exist_ok=True)
+    conn = [f"[superlink]", f'default = "{CONNECTION}"', "", f"[superlink.{CONNECTION}]",
+            f"address = {json.dumps(superlink)}"]
+    conn.append(f"root-certificates = {json.dumps(root_certificates)}" if root_certificates else "insecure = true")
+    (home / "config.toml").write_text("\n".join(conn) + "\n")
+    values = (f"config={json.dumps(str(config))} output={json.dumps(str(run_dir))} "
+              f"resume={'true' if resume else 'false'} capture={'true' if capture else 'false'}")
+    cmd = [flower_exe("flwr"), "run", str(app), CONNECTION, "--run-config", values, "--stream"]
+    with open(fdir / "logs" / "server.log", "ab") as log:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=flower_env(home),
+                                start_new_session=True)
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            log.write(line)
+            log.flush()
+            sys.stdout.write(line.decode(errors="replace"))
+        return proc.wait()
+
+
+def launch(config: str | Path, run_dir: str | Path, superlink: str | None = None, resume: bool = False,
+           capture: bool = False, root_certificates: str | None = None) -> Path:
+    """A federated run (see the module docstring); returns the bundle folder."""
+    from .config import load_federated_config
+    from .simulate import check_sites
+
+    run_dir = Path(run_dir).resolve()
+    fdir = run_dir / "federated"
+    config = Path(config).resolve()
+    fed = load_federated_config(config)
+    if not resume and (fdir / "checkpoints").is_dir():
+        raise InputError(run_dir, "already holds a federated run; resume it ('medgrade federated resume') or "
+                                  "choose another --output folder")
+    sites = check_sites(fed) if superlink is None else []
+    (fdir / "logs").mkdir(parents=True, exist_ok=True)
+    (fdir / LAUNCH_FILE).write_text(json.dumps({"config": str(config), "superlink": superlink, "capture": capture,
+                                                "root_certificates": root_certificates}, indent=1))
+    procs: list[subprocess.Popen] = []
+    try:
+        address = superlink
+        if superlink is None:
+            port = free_port()
+            procs.append(start_superlink(port, fdir))
+            address = f"127.0.0.1:{port}"
+            for site, spec in zip(sites, fed["sites"]):
+                procs.append(start_supernode(spec if isinstance(spec, str) else _write_site(fdir, spec), address,
+                                             fdir, site.name))
+        json_rec = json.loads((fdir / LAUNCH_FILE).read_text())
+        json_rec.update(address=address, pids=[p.pid for p in procs])
+        (fdir / LAUNCH_FILE).write_text(json.dumps(json_rec, indent=1))
+        rc = flwr_run(run_dir, config, str(address), resume, capture, root_certificates)
+    finally:
+        for p in reversed(procs):
+            stop(p)
+    summary = run_dir / "summary.json"
+    if rc != 0 or not summary.is_file():
+        raise MedGradeError(f"error: {run_dir}: the federated run stopped before its last round (flwr run exited "
+                            f"{rc}); see {fdir / 'logs'}; continue it with 'medgrade federated resume {run_dir}'")
+    return Path(json.loads(summary.read_text())["bundle"] or run_dir)
+
+
+def _write_site(fdir: Path, spec: dict[str, Any]) -> str:
+    path = fdir / "sites" / f"{spec['name']}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(spec, indent=1))
+    return str(path)
+
+
+def resume(run_dir: str | Path, superlink: str | None = None) -> Path:
+    """Continue a federated run after its last finished round, launched as it was first."""
+    fdir = Path(run_dir) / "federated"
+    rec_path = fdir / LAUNCH_FILE
+    if not rec_path.is_file():
+        raise InputError(run_dir, "not a federated run folder (no federated/launch.json)")
+    rec = json.loads(rec_path.read_text())
+    return launch(rec["config"], run_dir, superlink or rec.get("superlink"), resume=True,
+                  capture=bool(rec.get("capture")), root_certificates=rec.get("root_certificates"))
+
+
+def launch_from_args(args, resume_run: bool = False) -> int:
+    """``medgrade train --launcher flower`` (and ``resume --launcher flower``)."""
+    if resume_run:
+        bundle = resume(args.output, getattr(args, "superlink", None))
+    else:
+        bundle = launch(args.config, args.output, getattr(args, "superlink", None))
+    print(json.dumps({"run_dir": str(Path(args.output).resolve()), "bundle": str(bundle)}), file=sys.stderr)
+    return 0
