@@ -182,3 +182,50 @@ def test_a_folder_without_mr_and_a_series_with_mixed_geometry_are_refused(lgg_st
     ds.save_as(mixed / "00003.dcm")
     with pytest.raises(InputError, match="different orientations"):
         load_source_series(mixed, "t1c")
+
+
+def cascade_like_case(root: Path, dicom_folder: Path) -> Path:
+    """A case folder as ``medgrade run`` leaves it (preprocessed/case.json pointing at the DICOM source,
+    segmentation/ with the AI mask), with the real TCGA-LGG mask standing in for the model's."""
+    case = root / "case"
+    (case / "preprocessed").mkdir(parents=True)
+    (case / "segmentation").mkdir()
+    mask = sitk.Cast(sitk.ReadImage(str(lgg_case() / "mask.nii.gz")) > 0, sitk.sitkUInt8)
+    sitk.WriteImage(mask, str(case / "segmentation" / "lesion_mask.nii.gz"))
+    sitk.WriteImage(sitk.Cast(mask, sitk.sitkFloat32) * 0.8, str(case / "segmentation" / "lesion_probability.nii.gz"))
+    sitk.WriteImage(sitk.Cast(sitk.BinaryDilate(mask, [6, 6, 2]), sitk.sitkUInt8),
+                    str(case / "preprocessed" / "brain_mask.nii.gz"))
+    (case / "preprocessed" / "case.json").write_text(json.dumps({
+        "patient_id": "TCGA_CS_4941", "reference": "t1c", "sources": {"t1c": str(dicom_folder)},
+        "brain_mask": "brain_mask.nii.gz"}))
+    (case / "segmentation" / "segmentation.json").write_text(json.dumps({
+        "model_id": SEGMENTER.model_id, "weights_sha256": SEGMENTER.weights_sha256, "volume_ml": 3.5,
+        "probability": "lesion_probability.nii.gz"}))
+    return case
+
+
+def test_save_correction_writes_a_seg_that_references_the_ai_seg(lgg_study, tmp_path, capsys):
+    from MedGradeCoreLib.cli import main
+    from MedGradeSegmentLib.dicom_export import export_ai_result
+
+    case = cascade_like_case(tmp_path, lgg_study)
+    fractional = export_ai_result(case / "segmentation", tmp_path / "frac", True, fractional=True)
+    frac = hd.seg.segread(fractional.files["seg"])
+    assert frac.SegmentationType == "FRACTIONAL" and len(frac.SegmentSequence) == 2
+    corrected = tmp_path / "corrected.nii.gz"
+    mask = sitk.ReadImage(str(case / "segmentation" / "lesion_mask.nii.gz"))
+    sitk.WriteImage(sitk.Cast(sitk.BinaryDilate(mask, [1, 1, 0]), sitk.sitkUInt8), str(corrected))
+    assert main(["save-correction", str(case), str(corrected), "--user", "Dr. Ana Müller"]) == 0  # DICOM input: auto
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    ai = pydicom.dcmread(case / "segmentation" / "dicom" / "seg.dcm")  # written first, to be referenced
+    seg = pydicom.dcmread(Path(out["dicom"]) / "seg.dcm")
+    assert corrected_reference(seg) == ai.SOPInstanceUID and str(seg.ContentCreatorName) == "Dr. Ana Müller"
+    assert seg.SegmentSequence[0].SegmentAlgorithmType == "SEMIAUTOMATIC" and seg.StudyInstanceUID == ai.StudyInstanceUID
+    source = load_source_series(lgg_study, "t1c")
+    frames = hd.seg.Segmentation.from_dataset(seg).get_pixels_by_source_instance(
+        [str(d.SOPInstanceUID) for d in source.datasets], segment_numbers=[1], ignore_spatial_locations=True)
+    assert np.array_equal(frames[..., 0], sitk.GetArrayFromImage(sitk.ReadImage(str(corrected))))
+    sr = read_report(pydicom.dcmread(Path(out["dicom"]) / "sr.dcm"))
+    assert sr["seg_uid"] == seg.SOPInstanceUID and sr["volume_ml"] == pytest.approx(out["volume_corrected_ml"])
+    assert main(["save-correction", str(case), str(corrected), "--user", "B", "--no-dicom-out"]) == 0
+    assert "dicom" not in json.loads(capsys.readouterr().out.strip().splitlines()[-1])

@@ -38,11 +38,11 @@ def _algorithm(info: Mapping[str, Any]) -> Algorithm:
 
 def export_ai_result(seg_dir: str | Path, out: str | Path, requested: bool | None,
                      grades: Sequence[Mapping[str, Any]] = (), report_pdf: str | Path | None = None,
-                     fractional: bool = False) -> DicomResult | None:
+                     fractional: bool = False, case_dir: str | Path | None = None) -> DicomResult | None:
     """SEG (lesion + brain) + SR (+ PDF) of the AI result in ``seg_dir`` into ``out/dicom``; None when no DICOM
-    output is due."""
+    output is due. ``case_dir``: the preprocessed case (default: found from ``seg_dir``)."""
     seg_dir, out = Path(seg_dir), Path(out)
-    pre_dir, case = case_record(seg_dir)
+    pre_dir, case = case_record(case_dir or seg_dir)
     info = json.loads((seg_dir / AI_RESULT).read_text())
     source, warnings = resolve_source(case.get("sources") or {}, case.get("reference", "t1c"),
                                       str(case.get("patient_id", "")), out, requested)

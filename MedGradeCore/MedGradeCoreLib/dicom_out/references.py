@@ -82,6 +82,25 @@ def load_source_series(folder: str | Path, sequence: str | None = None) -> Sourc
     return SourceSeries(datasets, grid, info.folder, info.label)
 
 
+def source_from_files(files: list[str | Path], where: str) -> SourceSeries:
+    """The source series made of ``files`` (e.g. what Slicer's DICOM database holds for a volume's instance
+    UIDs, possibly in several folders); they must be one MR series."""
+    from MedGradeCoreLib.io.dicom import _build_series, read_dicom_header
+
+    items = [(Path(f), read_dicom_header(f)) for f in files]
+    bad = [str(p) for p, ds in items if ds is None]
+    if bad or not items:
+        raise InputError(bad[0] if bad else where, "is not a DICOM image file" if bad else "no DICOM files")
+    uids = {str(ds.SeriesInstanceUID) for _, ds in items}
+    if len(uids) != 1:
+        raise InputError(where, f"the files belong to {len(uids)} series; a SEG references one series")
+    info = _build_series(uids.pop(), items, Path(where))
+    if info.modality.upper() != "MR":
+        raise InputError(where, f"series {info.label} is {info.modality or 'of no modality'}, not MR")
+    grid = read_dicom_series(info)
+    return SourceSeries([pydicom.dcmread(f, stop_before_pixels=True) for f in info.files], grid, where, info.label)
+
+
 def patient_attributes(ds: pydicom.Dataset) -> dict[str, object]:
     """The patient and study attributes of a source dataset, as highdicom's ``SOPClass`` takes them."""
     return {"patient_id": ds.get("PatientID"), "patient_name": ds.get("PatientName"),

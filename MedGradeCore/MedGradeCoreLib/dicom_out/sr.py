@@ -10,6 +10,7 @@ private scheme ``99MEDGRADE`` (declared in ``CodingSchemeIdentificationSequence`
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Mapping, Sequence
 
 import highdicom as hd
@@ -67,10 +68,13 @@ def build_report(source: SourceSeries, seg: pydicom.Dataset, lesion_volume_ml: f
     device = hd.sr.DeviceObserverIdentifyingAttributes(
         uid=generate_uid(entropy_srcs=["medgrade", segmenter.model_id, segmenter.weights_sha256]),
         name="MedGrade", manufacturer_name=MANUFACTURER, model_name=(segmenter.model_id or "manual")[:64])
-    person = hd.sr.ObserverContext(  # a corrected mask: the annotator measured it
-        observer_type=codes.DCM.Person,
-        observer_identifying_attributes=hd.sr.PersonObserverIdentifyingAttributes(name=segmenter.annotator)) \
-        if segmenter.annotator else None
+    person = None
+    if segmenter.annotator:  # a corrected mask: the annotator measured it (the name kept as given)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*unlikely to represent the intended person name")
+            person = hd.sr.ObserverContext(observer_type=codes.DCM.Person,
+                                           observer_identifying_attributes=hd.sr.PersonObserverIdentifyingAttributes(
+                                               name=segmenter.annotator))
     context = hd.sr.ObservationContext(observer_person_context=person, observer_device_context=hd.sr.ObserverContext(
         observer_type=codes.DCM.Device, observer_identifying_attributes=device))
     groups = [hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(

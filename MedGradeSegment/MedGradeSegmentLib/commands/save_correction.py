@@ -16,6 +16,9 @@ def register(subparsers) -> None:
     p.add_argument("--user", required=True, help="who corrected it")
     p.add_argument("--ai-mask", help="the AI mask to compare with (default: the case folder's segmentation)")
     p.add_argument("--note", default="")
+    from .segment import add_dicom_out_arguments
+
+    add_dicom_out_arguments(p, fractional=False)
     p.set_defaults(handler=run)
 
 
@@ -26,8 +29,16 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
 
     mask = read_image(args.mask)
     record = save_correction(args.case_dir, mask, args.user, args.ai_mask, note=args.note, source=args.mask)
+    out = record.to_dict()
+    if args.dicom_out is not False:
+        from ..dicom_export import export_correction
+
+        dicom = export_correction(args.case_dir, record.folder, args.dicom_out)
+        if dicom is not None:
+            out["dicom"] = str(dicom.folder)
+            record.warnings += dicom.warnings
     for w in record.warnings:
         print(f"warning: {w}")
     progress(1.0, f"saved version {record.version}")
-    print(json.dumps(record.to_dict(), default=str))
+    print(json.dumps(out, default=str))
     return 0

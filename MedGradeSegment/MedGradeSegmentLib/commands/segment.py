@@ -31,7 +31,18 @@ def register(subparsers) -> None:
     largest.add_argument("--no-largest-component", action="store_true", help="keep every connected component")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--models-root", help="model library folder (default: $MEDGRADE_MODELS or <cache>/models)")
+    add_dicom_out_arguments(p)
     p.set_defaults(handler=run)
+
+
+def add_dicom_out_arguments(p: argparse.ArgumentParser, fractional: bool = True) -> None:
+    """``--dicom-out`` / ``--no-dicom-out`` (default: DICOM out when the input is DICOM) and ``--dicom-fractional``."""
+    p.add_argument("--dicom-out", action=argparse.BooleanOptionalAction, default=None,
+                   help="also write DICOM SEG + SR (+ report PDF) into <output>/dicom (default: when the input is "
+                        "DICOM; a NIfTI input then gets an MR series written from its voxels, patient unknown)")
+    if fractional:
+        p.add_argument("--dicom-fractional", action="store_true",
+                       help="the DICOM SEG holds the lesion probability (FRACTIONAL) instead of the binary mask")
 
 
 def run(args: argparse.Namespace, progress: Progress) -> int:
@@ -83,10 +94,26 @@ def _run(args: argparse.Namespace, progress: Progress) -> int:
     for w in warnings[len(device.warnings):]:
         print(f"warning: {w}")
     info = write_result(result, args.output, case)
+    dicom = _dicom_out(args)
+    if dicom is not None:
+        info["dicom"] = str(dicom.folder)
+        info["warnings"] = info.get("warnings", []) + dicom.warnings
+        for w in dicom.warnings:
+            print(f"warning: {w}")
     progress(1.0, "written")
-    print(json.dumps({k: info[k] for k in ("model_id", "volume_ml", "slices_segmented", "seconds", "warnings")},
-                     default=str))
+    print(json.dumps({k: info[k] for k in ("model_id", "volume_ml", "slices_segmented", "seconds", "warnings", "dicom")
+                      if k in info}, default=str))
     return 0
+
+
+def _dicom_out(args: argparse.Namespace):
+    """SEG + SR of the result into ``<output>/dicom`` (see ``MedGradeSegmentLib.dicom_export``), or None."""
+    if args.dicom_out is False:
+        return None
+    from ..dicom_export import export_ai_result
+
+    return export_ai_result(args.output, args.output, args.dicom_out, fractional=args.dicom_fractional,
+                            case_dir=args.case)
 
 
 def _case_warnings(case_dir: Path) -> list[str]:
