@@ -97,6 +97,9 @@ class MedGradeSegmentWidget(ParameterNodePanel, ScriptedLoadableModuleWidget, VT
         self.ui.preprocessButton.connect("clicked()", self.onPreprocess)
         self.ui.segmentButton.connect("clicked()", self.onSegment)
         self.ui.saveCorrectionButton.connect("clicked()", self.onSaveCorrection)
+        exportSeg = qt.QPushButton("Export as DICOM SEG")  # issue 19: the lesion into Slicer's DICOM database
+        self.ui.saveCorrectionButton.parentWidget().layout().addWidget(exportSeg)
+        exportSeg.connect("clicked()", self.onExportDicomSeg)
         self.ui.addToCohortButton.connect("clicked()", self.onAddToCohort)
         self.ui.segmentationModelComboBox.connect("currentIndexChanged(int)", self.onModelChosen)
         self.initializeParameterNode()
@@ -179,6 +182,14 @@ class MedGradeSegmentWidget(ParameterNodePanel, ScriptedLoadableModuleWidget, VT
         slicer.util.infoDisplay(f"Saved as version {record.version} in {record.folder}\n"
                                 f"Dice with the AI mask: {dice}; volume difference: {diff}")
 
+
+    def onExportDicomSeg(self) -> None:
+        from MedGradeSegmentLib.scene_dicom_export import export_to_dicom_database
+
+        p = self._parameterNode
+        with slicer.util.tryWithErrorDisplay("Could not export the DICOM SEG", waitCursor=True):
+            uid = export_to_dicom_database(p.lesionSegmentation, slicer.dicomDatabase, getattr(p, "annotator", None))
+            self.ui.statusLabel.text = f"DICOM SEG {uid} added to the DICOM database (under the source study)"
 
     def onAddToCohort(self) -> None:
         import qt

@@ -65,6 +65,9 @@ def export_to_dicom_database(segmentation_node: Any, database: Any, annotator: s
     import shutil
     import tempfile
 
+    if segmentation_node is None:
+        raise InputError(None, "no lesion segmentation to export; segment the lesion first")
+    annotator = annotator or None  # the panel's empty annotator field: the model's result
     reference = segmentation_node.GetNodeReference("referenceImageGeometryRef")
     if reference is None:
         raise InputError(segmentation_node.GetName(), "has no reference volume; segment a DICOM-loaded volume first")
