@@ -17,7 +17,9 @@ from .fpg import fpg_weight_map, prior_on_case
 from .geometry import on_grid, working_grid
 
 GRADES = ("LGG", "HGG")
-IMAGE_KEYS = ("image", "label", "weight")
+# "prior": MIG-Net's FPG location prior of the slice (models with ``prior_input``), transformed with the image,
+# label and FPG weight map so that all four stay on one grid under every augmentation (issue 17).
+IMAGE_KEYS = ("image", "label", "weight", "prior")
 
 
 def grade_index(grade: Any) -> int:
@@ -124,18 +126,20 @@ def train_transforms(pad: int = 336, crop: int = 224, noise_std: float = 0.1, no
                      rotate: bool = True) -> Compose:
     """The thesis's recipe: pad to ``pad``, random 90-degree rotations, Gaussian noise, random crop."""
     keys = list(IMAGE_KEYS)
-    t = [SpatialPadd(keys, spatial_size=(pad, pad))]
+    t = [SpatialPadd(keys, spatial_size=(pad, pad), allow_missing_keys=True)]
     if rotate:
-        t.append(RandRotate90d(keys, prob=0.75, max_k=3))
+        t.append(RandRotate90d(keys, prob=0.75, max_k=3, allow_missing_keys=True))
     if noise_std > 0:
         t.append(RandGaussianNoised("image", prob=noise_prob, std=noise_std))
-    t += [RandSpatialCropd(keys, roi_size=(crop, crop), random_size=False), EnsureTyped(keys, track_meta=False)]
+    t += [RandSpatialCropd(keys, roi_size=(crop, crop), random_size=False, allow_missing_keys=True),
+          EnsureTyped(keys, track_meta=False, allow_missing_keys=True)]
     return Compose(t)
 
 
 def eval_transforms(divisor: int = 32) -> Compose:
     keys = list(IMAGE_KEYS)
-    return Compose([DivisiblePadd(keys, k=divisor), EnsureTyped(keys, track_meta=False)])
+    return Compose([DivisiblePadd(keys, k=divisor, allow_missing_keys=True),
+                    EnsureTyped(keys, track_meta=False, allow_missing_keys=True)])
 
 
 def slice_dataset(samples: list[dict[str, Any]], transform: Compose) -> Dataset:

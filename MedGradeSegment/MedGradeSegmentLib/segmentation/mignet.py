@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from monai.networks.nets.swin_unetr import BasicLayer, SwinTransformer
 from torch import nn
 
@@ -44,6 +45,9 @@ class MIGNetConfig:
     dual_guidance: bool = True
     iag: bool = True
     grade_branch: bool = True
+    # The location prior as an *input* that follows the image (issue 17), instead of one fixed ``alpha``
+    # parameter: see MIGNet.location_alpha.
+    prior_input: bool = False
     name: str = field(default="MIGNet")
 
     def to_dict(self) -> dict[str, Any]:
@@ -86,12 +90,27 @@ class MIGNet(nn.Module):
             self.grade_stem = dsconv_stem(bott)
             self.grade_head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2),
                                             nn.Linear(bott, cfg.grade_classes))
-        if cfg.dual_guidance:
+        if cfg.dual_guidance and cfg.prior_input:
+            # FPG map on the whole working grid (prior_size x prior_size = the brain-centred field of view that
+            # training slices and inference slices share); a buffer, so it travels with the weights.
+            n = cfg.prior_size
+            p = torch.full((n, n), 0.5) if prior is None else prior_at_feature_size(prior, (n, n))
+            self.register_buffer("prior_map", p[None, None].float().clone())
+            # the trainable part acts on the prior itself: a 3x3 conv initialised to the identity, so alpha
+            # starts as the FPG atlas (eq. 3-3) and is learned, and being a convolution it moves with the image
+            # under rotation and crop
+            self.prior_conv = nn.Conv2d(1, 1, 3, padding=1)
+            with torch.no_grad():
+                self.prior_conv.weight.zero_()
+                self.prior_conv.weight[0, 0, 1, 1] = 1.0
+                self.prior_conv.bias.zero_()
+        elif cfg.dual_guidance:
             n = max(cfg.prior_size // cfg.divisor, 1)
             if prior is None:
                 prior = torch.full((n, n), 0.5)
             # one alpha for both branches (eq. 3-3), at the feature size, every element trained
             self.alpha = nn.Parameter(prior_at_feature_size(prior, (n, n))[None, None])
+        if cfg.dual_guidance:
             self.seg_prior = LocationPrior(bott)
             if cfg.grade_branch:
                 self.grade_prior = LocationPrior(bott)
@@ -112,7 +131,30 @@ class MIGNet(nn.Module):
         self.final_expand = PatchExpand(c, c, scale=cfg.patch_size)
         self.head = nn.Conv2d(c, cfg.num_classes, 1)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def location_alpha(self, x: torch.Tensor, prior: torch.Tensor | None, size: tuple[int, int]) -> torch.Tensor:
+        """``alpha`` of the location prior at the bottleneck ``size``.
+
+        With ``prior_input`` (issue 17) the FPG map is carried through the same spatial transforms as the image
+        (training: the ``prior`` key of a sample is padded, rotated by 90 degrees and cropped with the image
+        and the label; inference: ``prior`` is None and the stored map is on the grid the slice is already on,
+        centre-padded like the slice), area-averaged to the feature size and passed through the trainable 3x3
+        conv. Choice and reason (the thesis is silent on augmentation): a fixed ``alpha`` points at the wrong
+        place on most training steps once the image is rotated and cropped, and at inference it was resized to
+        another field of view; a prior that moves with the image is right on every step and at inference.
+        Without ``prior_input`` the old fixed trainable ``alpha`` (older bundles).
+        """
+        if not self.config.prior_input:
+            return self.alpha
+        if prior is None:
+            prior = self.prior_map.expand(x.shape[0], 1, -1, -1)
+            h, w = x.shape[-2:]
+            ph, pw = h - prior.shape[-2], w - prior.shape[-1]
+            if ph or pw:  # centred pad (or crop), as predict_slices pads the slice
+                prior = F.pad(prior, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2), value=0.0)
+        prior = prior.to(x.dtype)
+        return self.prior_conv(F.interpolate(prior, size=size, mode="area"))
+
+    def forward(self, x: torch.Tensor, prior: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         cfg = self.config
         h, w = x.shape[-2:]
         if h % cfg.divisor or w % cfg.divisor:
@@ -120,15 +162,16 @@ class MIGNet(nn.Module):
         skips = self.encoder(x, normalize=True)
         s = skips[4]
         grade_logits = None
+        alpha = self.location_alpha(x, prior, tuple(s.shape[-2:])) if cfg.dual_guidance else None
         if cfg.has_stems:
             s = self.seg_stem(s)
         if cfg.grade_branch:
             g = self.grade_stem(skips[4])
             if cfg.dual_guidance:
-                g = self.grade_prior(g, self.alpha)
+                g = self.grade_prior(g, alpha)
             grade_logits = self.grade_head(g)
         if cfg.dual_guidance:
-            s = self.seg_prior(s, self.alpha)
+            s = self.seg_prior(s, alpha)
             if cfg.grade_branch:
                 s = self.semantic_reduce(torch.cat([s, g], dim=1))
         for i, level in enumerate((3, 2, 1, 0)):

@@ -143,7 +143,10 @@ def training_loss(model: nn.Module, batch: dict[str, Any], cfg: TrainConfig, arc
     y = batch["label"].to(device, non_blocking=True)[:, 0].round().long()
     w = batch["weight"].to(device, non_blocking=True)[:, 0] if uses_fpg(arch) else None
     g = torch.as_tensor(batch["grade"], device=device)
-    seg, grade_logits = model(x)
+    if arch.get("prior_input") and "prior" in batch:  # the location prior, augmented with the image (issue 17)
+        seg, grade_logits = model(x, batch["prior"].to(device, non_blocking=True))
+    else:
+        seg, grade_logits = model(x)
     seg_loss = loss_fn(seg.float(), y, w)
     terms = {"loss": seg_loss, "seg_loss": seg_loss.detach()}
     gl = grade_loss(grade_logits.float() if grade_logits is not None else None, g)

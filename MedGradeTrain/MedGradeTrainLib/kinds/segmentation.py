@@ -39,7 +39,7 @@ from ..runner.kind import ModelKind, Patient, SplitData, register_kind
 # TrainConfig fields the runner owns (the ``train``/``split`` sections of a run config).
 RUNNER_FIELDS = ("output_dir", "epochs", "final_epochs", "batch_size", "lr", "weight_decay", "folds", "seed",
                  "final_fit", "num_workers", "device", "amp", "max_steps_per_epoch", "resume")
-KIND_ONLY = ("cohort", "labels", "patients", "config_dir", "mask_version", "slice_cache")
+KIND_ONLY = ("cohort", "labels", "patients", "config_dir", "mask_version", "slice_cache", "val_max_samples")
 # TrainConfig fields that shape a case's slices (the slice cache's key)
 SLICE_FIELDS = ("sequences", "inplane_spacing", "fov_mm", "slices_per_case", "slice_selection", "slice_margin",
                 "negative_ratio", "s_neg", "s_pos")
@@ -188,8 +188,24 @@ class SegmentationKind(ModelKind):
                      else atlas_from_warped([warped[c.case_id] for c in self.cases if c.patient_id in train_patients],
                                             self.template))
         samples = self._slices(atlas, transforms)
+        if self.arch.get("prior_input") and self.arch.get("dual_guidance") and atlas is not None:
+            # MIG-Net's location prior as a sample key: the same FPG map (on the working grid, which is
+            # brain-centred and the same at inference) on every slice, so the training transforms pad, rotate
+            # and crop it with the image (issue 17); one array shared by all samples
+            import numpy as np
+
+            from MedGradeSegmentLib.segmentation.fpg import location_prior_2d
+
+            pm = location_prior_2d(atlas, int(self.arch.get("prior_size", 224)), self.cfg.fov_mm, self.template,
+                                   self.cfg.inplane_spacing).astype(np.float32)[None]
+            samples = [dict(s, prior=pm) for s in samples]
         train = [s for s in samples if s["patient_id"] in set(train_patients)]
         val = [s for s in samples if s["patient_id"] in set(val_patients)]
+        cap = int(self.settings.get("val_max_samples") or 0)
+        if cap and len(val) > cap:  # equally spaced over patients, sequences and slices: a cheaper selection
+            import numpy as np  # metric on a shared CPU (every validation patient still counts)
+
+            val = [val[i] for i in np.unique(np.linspace(0, len(val) - 1, cap).round().astype(int))]
         c = self.cfg
         ds = slice_dataset(train, train_transforms(c.pad, c.crop, c.noise_std, rotate=c.rotate))
         return SplitData(name, ds, val if val_patients else None, list(train_patients), list(val_patients),
@@ -230,8 +246,29 @@ class SegmentationKind(ModelKind):
                              getattr(self, "channels_last", False))
 
     def validate(self, model: nn.Module, split: SplitData, device: torch.device) -> dict[str, float]:
-        m = evaluate(model, split.val, str(device), self.cfg.batch_size, self.cfg.inplane_spacing or 1.0)
-        return {"val_dsc": m["dsc"], "val_hd95_mm": m["hd95_mm"]}
+        """The selection metric (issue 17): Dice pooled over every validation slice, lesion-free ones included,
+        so false positives on lesion-free slices count (as in the per-patient 3D Dice it stands for); the
+        per-slice Hausdorff distance is left to ``finish_split`` (it cost most of the validation time)."""
+        import numpy as np
+
+        from MedGradeSegmentLib.segmentation.infer import predict_slices
+
+        inter = total = 0.0
+        dsc_lesion = []
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for i, s in enumerate(split.val):
+            by_shape.setdefault(tuple(s["image"][0].shape), []).append(i)
+        for idx in by_shape.values():
+            prob = predict_slices(model, np.stack([split.val[i]["image"][0] for i in idx]), str(device),
+                                  max(self.cfg.batch_size, 16))
+            for j, i in enumerate(idx):
+                p, y = prob[j] >= 0.5, split.val[i]["label"][0] > 0
+                a, b, c = float((p & y).sum()), float(p.sum()), float(y.sum())
+                inter, total = inter + a, total + b + c
+                if c:
+                    dsc_lesion.append(2 * a / (b + c))
+        return {"val_dsc": 2 * inter / total if total else 0.0,
+                "val_dsc_lesion_slices": float(np.mean(dsc_lesion)) if dsc_lesion else math.nan}
 
     def finish_split(self, model: nn.Module, split: SplitData, device: torch.device) -> dict[str, Any]:
         sdir = self.run_dir / "splits" / split.name
@@ -242,9 +279,22 @@ class SegmentationKind(ModelKind):
                          self.cfg.inplane_spacing or 1.0)
             m["note"] = "scored on its own training slices (not a validation score)"
             return {"final_train": m}
+        fold = int(split.name[4:]) if split.name.startswith("fold") else split.name
+        if split.test_patients:
+            # a three-part split (issue 17): the validation patients chose the checkpoint and stopped training;
+            # the figures of the fold are the test patients', whom neither training nor selection saw
+            inner = self.validate(model, split, device)
+            m = {"inner_validation": {"dsc": inner["val_dsc"], **inner}, "fold": fold,
+                 "train_patients": split.train_patients,
+                 "val_patients": split.val_patients, "test_patients": split.test_patients}
+            m["per_patient"] = self.patient_metrics(model, split.test_patients, device)
+            m["per_patient_summary"] = summarise_patients(m["per_patient"])
+            m["dsc"] = m["per_patient_summary"].get("dice_3d", {}).get("mean", math.nan) \
+                if isinstance(m["per_patient_summary"].get("dice_3d"), dict) else math.nan
+            m["hd95_mm"] = math.nan
+            return m
         m = evaluate(model, split.val, str(device), self.cfg.batch_size, self.cfg.inplane_spacing or 1.0)
-        m.update({"fold": int(split.name[4:]) if split.name.startswith("fold") else split.name,
-                  "train_patients": split.train_patients, "val_patients": split.val_patients})
+        m.update({"fold": fold, "train_patients": split.train_patients, "val_patients": split.val_patients})
         m["per_patient"] = self.patient_metrics(model, split.val_patients, device)
         m["per_patient_summary"] = summarise_patients(m["per_patient"])
         return m

@@ -41,6 +41,9 @@ class SplitData:
     train_patients: list[str] = field(default_factory=list)
     val_patients: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)  # kind-specific (e.g. the fold's FPG atlas)
+    # a three-part split's held-out test patients (split file entries with "test"): never trained on, never
+    # used for selection; the kind's finish_split scores them (the validation patients pick the checkpoint)
+    test_patients: list[str] = field(default_factory=list)
 
 
 class ModelKind(ABC):

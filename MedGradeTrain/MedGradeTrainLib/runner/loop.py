@@ -210,6 +210,7 @@ class Runner:
             sdir.mkdir(parents=True, exist_ok=True)
         seed_everything(seed)
         split = self.kind.split_data(name, list(spec["train"]), list(spec["val"]))
+        split.test_patients = list(spec.get("test", []))
         model = self.kind.build_model(split).to(self.device)
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
@@ -393,6 +394,7 @@ class Runner:
         finish = self.kind.finish_split(model, split, self.device) if self.world.main else {}
         finish = broadcast(finish, self.world)
         record = {"name": name, "train_patients": list(spec["train"]), "val_patients": list(spec["val"]),
+                  "test_patients": list(spec.get("test", [])),
                   "epochs_run": len(st["history"]), "best_epoch": st["best_epoch"], "best_metric": st["best"],
                   "metric": metric, "stopped_early": st["stopped_early"], "global_step": st["global_step"],
                   "last": st["history"][-1] if st["history"] else {}, "finish": finish}

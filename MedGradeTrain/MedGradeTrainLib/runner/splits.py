@@ -95,10 +95,10 @@ def validate_split_file(data: dict[str, Any], source: str | Path | None = None,
     """Each split's train/val/test disjoint; every id a known patient (when ``known`` is given)."""
     test = list(data.get("test", []))
     for s in data.get("splits", []):
-        check_split({f"{s['name']} train": s["train"], f"{s['name']} validation": s.get("val", []), "test": test},
-                    source)
+        check_split({f"{s['name']} train": s["train"], f"{s['name']} validation": s.get("val", []),
+                     f"{s['name']} test": s.get("test", []), "test": test}, source)
         if known is not None:
-            unknown = sorted((set(s["train"]) | set(s.get("val", []))) - known)
+            unknown = sorted((set(s["train"]) | set(s.get("val", [])) | set(s.get("test", []))) - known)
             if unknown:
                 raise InputError(source, f"{s['name']}: patient(s) not in the cohort: {', '.join(unknown[:5])}")
 
@@ -109,6 +109,8 @@ def read_split_file(path: str | Path, known: set[str] | None = None) -> dict[str
         data.setdefault("test", [])
         for s in data["splits"]:
             s["train"], s["val"] = list(s["train"]), list(s.get("val", []))
+            if "test" in s:  # per-split test patients (three-part split: train / validation / test)
+                s["test"] = list(s["test"])
             s["name"] = str(s["name"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise InputError(path, f"unreadable split file ({exc})") from None
