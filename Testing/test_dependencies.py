@@ -16,8 +16,8 @@ REQS = REPO / "Resources" / "requirements.txt"
 CONS = REPO / "Resources" / "constraints.txt"
 
 
-# pyproject extras Slicer installs too: a shipped model needs them at run time (the radiomics breast model)
-SLICER_EXTRAS = ("radiomics",)
+# pyproject extras Slicer installs too: needed at run time (the radiomics breast model, the DICOM SEG export)
+SLICER_EXTRAS = ("radiomics", "dicom")  # dicom: the Segment panel exports DICOM SEG
 
 
 def _pyproject_deps(extras: tuple[str, ...] = ()) -> dict[str, Requirement]:
