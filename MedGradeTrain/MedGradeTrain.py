@@ -21,13 +21,13 @@ from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoada
 from slicer.util import VTKObservationMixin
 
 from MedGradeCoreLib.devices import DEVICE_CHOICES
-from MedGradeWidgets import pathText
-from MedGradeWidgets.dependencies_prompt import ensureDependencies
-from MedGradeWidgets.job_runner import libraryRoot, runSync
-from MedGradeWidgets.model_library_section import ModelLibrarySection
-from MedGradeWidgets.parameter_node_panel import ParameterNodePanel
 from MedGradeTrainLib import panel_support as ps
 from MedGradeTrainLib.launchers import LAUNCHERS
+from MedGradeTrainLib.panel.presenter import TrainPresenter
+from MedGradeWidgets.dependencies_prompt import ensureDependencies
+from MedGradeWidgets.job_runner import JobRunner, headlessRunner, libraryRoot, runUntilDone
+from MedGradeWidgets.model_library_section import ModelLibrarySection
+from MedGradeWidgets.parameter_node_panel import ParameterNodePanel
 
 
 class MedGradeTrain(ScriptedLoadableModule):
@@ -66,12 +66,17 @@ class MedGradeTrainParameterNode:
 
 
 class MedGradeTrainWidget(ParameterNodePanel, ScriptedLoadableModuleWidget, VTKObservationMixin):
+    """Binds the panel's widgets to :class:`TrainPresenter`; a 1 s timer follows the run while it is active."""
+
     def setup(self) -> None:
         self.loadPanelUI("UI/MedGradeTrain.ui")
         self.logic = MedGradeTrainLogic()
-        self.runner = None  # the run's own process does the work; the panel follows its progress file
-        self.reader: ps.ProgressReader | None = None
+        self.runner = JobRunner(self.ui.progressBar, self.ui.statusLabel, None,
+                                [self.ui.startButton, self.ui.resumeButton], logWidget=self.ui.logTextEdit,
+                                onFinished=lambda outcome: self.onCommandFinished())
+        self.presenter = TrainPresenter(self.runner, headlessRunner(), libraryRoot())
         self.library = ModelLibrarySection(self.ui.modelLibraryCollapsibleButton.layout())
+        self.runners = [self.runner, self.presenter.status_jobs, self.library.runner]
         self.timer = qt.QTimer()
         self.timer.setInterval(1000)
         self.timer.connect("timeout()", self.onPoll)
@@ -81,101 +86,77 @@ class MedGradeTrainWidget(ParameterNodePanel, ScriptedLoadableModuleWidget, VTKO
         self.ui.resumeButton.connect("clicked()", self.onResume)
         self.ui.refreshRetrainButton.connect("clicked()", self.onRefreshRetrain)
         self.initializeParameterNode()
-        self.follow()  # a run started before Slicer was restarted
 
     def cleanup(self) -> None:
-        self.timer.stop()  # the run itself keeps going: it is its own process
+        self.timer.stop()  # the run itself keeps going: it is its own detached process
+        self.presenter.shutdown()
         self.removeObservers()
 
-    def updateButtons(self, caller=None, event=None) -> None:
-        p = self._parameterNode
-        if p is None:
-            return
-        run = pathText(p.runFolder)
-        state = self.logic.state(run) if run else None
-        busy = state is not None and state.status in ("running", "pending", "starting")
-        self.ui.startButton.enabled = bool(run and pathText(p.cohortFolder)) and (state is None or state.status == "new")
-        self.ui.cancelButton.enabled = busy
-        self.ui.resumeButton.enabled = state is not None and state.status in ("stopped", "cancelled", "failed")
+    def setParameterNode(self, parameterNode) -> None:
+        self.presenter.params = parameterNode
+        super().setParameterNode(parameterNode)
+        if parameterNode is None:
+            self.timer.stop()  # module left or scene closed: nothing to follow
+        else:
+            self.follow()  # also a run started before Slicer was restarted
 
-    def _start(self, args: list[str], what: str) -> None:
-        if not ensureDependencies():
-            return
-        with slicer.util.tryWithErrorDisplay(f"Could not {what}", waitCursor=True):
-            job = runSync(args, timeout=120)
-            self.ui.logTextEdit.appendPlainText("\n".join(job.log))
-            self.follow()
+    def updateButtons(self, caller=None, event=None) -> None:
+        buttons = {"start": self.ui.startButton, "cancel": self.ui.cancelButton, "resume": self.ui.resumeButton}
+        for key, action in self.presenter.actions().items():
+            buttons[key].enabled, buttons[key].toolTip = action.enabled, action.reason
 
     def onStart(self) -> None:
-        p = self._parameterNode
-        self.ui.logTextEdit.clear()
-        with slicer.util.tryWithErrorDisplay("Could not prepare the run", waitCursor=True):
-            config = self.logic.writeConfig(p)
-        self._start(ps.train_args(config, pathText(p.runFolder), p.launcher, p.gpus, p.partition), "start the run")
+        if ensureDependencies():
+            self.ui.logTextEdit.clear()
+            with slicer.util.tryWithErrorDisplay("Could not start the run", waitCursor=True):
+                self.presenter.start()
+            self.updateButtons()
 
     def onResume(self) -> None:
-        p = self._parameterNode
-        self._start(ps.resume_args(pathText(p.runFolder), p.launcher, p.gpus, p.partition), "resume the run")
+        if ensureDependencies():
+            self.presenter.resume()
+            self.updateButtons()
 
     def onCancel(self) -> None:
-        with slicer.util.tryWithErrorDisplay("Could not cancel the run", waitCursor=True):
-            job = runSync(ps.cancel_args(pathText(self._parameterNode.runFolder)), timeout=60)
-            self.ui.statusLabel.text = job.log[-1] if job.log else "cancelled"
+        self.presenter.cancel()
+
+    def onCommandFinished(self) -> None:
+        self.follow()
         self.updateButtons()
 
     def follow(self) -> None:
-        run = pathText(self._parameterNode.runFolder) if self._parameterNode else ""
-        if not run:
-            return
-        self.reader = ps.ProgressReader(run)
-        self.ui.logTextEdit.clear()
-        self.onPoll()
-        self.timer.start()
+        if self.presenter.follow():
+            self.timer.start()
+            self.onPoll()
 
     def onPoll(self) -> None:
-        if self.reader is None:
-            return
-        records = self.reader.read()
-        for r in records:
+        result = self.presenter.poll()
+        for r in result.records:
             self.ui.logTextEdit.appendPlainText(json.dumps(r))
-        last = records[-1] if records else None
+        last = result.records[-1] if result.records else None
         if last is not None:
             eta = f", about {last['eta_s'] / 60:.0f} min left" if last.get("eta_s") else ""
             self.ui.progressBar.value = int(100 * (last.get("fraction") or 0))
             self.ui.statusLabel.text = f"{last.get('message', '')}{eta}"
-        if any(r.get("event") in ("epoch", "done") for r in records):
-            self.logic.showCurves(pathText(self._parameterNode.runFolder))
-        if any(r.get("event") == "done" for r in records):
+        if result.curves_changed:
+            self.logic.showCurves(self.presenter.run_folder(), self.presenter.curves())
+        if result.finished_bundle:
             self.library.refresh()  # the runner registered the bundle: Segment/Predict list it too
-        state = self.logic.state(pathText(self._parameterNode.runFolder))
-        if state.status not in ("running", "pending", "starting", "new"):
+        if not result.keep_following:
             self.timer.stop()
-        self.updateButtons()
+        if self.presenter.params is not None:
+            self.updateButtons()
 
     def onRefreshRetrain(self) -> None:
-        p = self._parameterNode
         with slicer.util.tryWithErrorDisplay("Could not read the cohort", waitCursor=True):
-            self.ui.retrainStatusLabel.text = ps.retrain_summary(pathText(p.cohortFolder), self.logic.modelInUse(p))
+            self.ui.retrainStatusLabel.text = self.presenter.retrain_summary(self.logic.modelInUse(self._parameterNode))
 
 
 class MedGradeTrainLogic(ScriptedLoadableModuleLogic):
-    """Parameter node -> the run's config; the run folder -> state and curves (plot nodes)."""
+    """The parameter node; the model a retrain replaces; training curves as plot nodes."""
 
     def getParameterNode(self) -> Any:
         return MedGradeTrainParameterNode(super().getParameterNode())
-
-    @staticmethod
-    def writeConfig(p: Any) -> str:
-        data = ps.effective_config(p.modelKind, pathText(p.configFile) or None, pathText(p.cohortFolder) or None,
-                                   pathText(p.labelsCsv) or None, p.epochs, p.batchSize, p.learningRate, p.folds,
-                                   "" if p.device == "auto" else p.device, libraryRoot())
-        return str(ps.write_requested(pathText(p.runFolder), data))
-
-    @staticmethod
-    def state(run: str) -> Any:
-        from MedGradeTrainLib.runs import run_state
-
-        return run_state(run)
 
     @staticmethod
     def modelInUse(p: Any) -> str | None:
@@ -186,7 +167,7 @@ class MedGradeTrainLogic(ScriptedLoadableModuleLogic):
         return entries[0].model_id if entries else None
 
     @staticmethod
-    def showCurves(run: str) -> None:
+    def showCurves(run: str, series: dict) -> None:
         """Loss and validation metric per epoch of every split as plot nodes (replaced on each update)."""
         from MedGradeCoreLib.scene.plots import plot_chart
 
@@ -194,18 +175,18 @@ class MedGradeTrainLogic(ScriptedLoadableModuleLogic):
         for node in list(slicer.util.getNodesByClass("vtkMRMLPlotChartNode")):
             if node.GetName() == name:
                 for i in range(node.GetNumberOfPlotSeriesNodes()):
-                    series = node.GetNthPlotSeriesNode(i)
-                    slicer.mrmlScene.RemoveNode(series.GetTableNode())
-                    slicer.mrmlScene.RemoveNode(series)
+                    plot = node.GetNthPlotSeriesNode(i)
+                    slicer.mrmlScene.RemoveNode(plot.GetTableNode())
+                    slicer.mrmlScene.RemoveNode(plot)
                 slicer.mrmlScene.RemoveNode(node)
-        series = {f"{split} {key}": xy for split, curves in ps.curves(run).items() for key, xy in curves.items()}
         if series:
             chart = plot_chart(slicer.mrmlScene, name, series, "epoch", "loss / metric")
             slicer.modules.plots.logic().ShowChartInLayout(chart)
 
 
 class MedGradeTrainTest(ScriptedLoadableModuleTest):
-    """The panel's config, the command lines it starts (accepted by the real CLI) and a curve chart."""
+    """Every kind has a default config; the panel's command lines are accepted by the real CLI (Slicer stays
+    responsive while they run); a curve chart."""
 
     def setUp(self) -> None:
         slicer.mrmlScene.Clear()
@@ -215,11 +196,14 @@ class MedGradeTrainTest(ScriptedLoadableModuleTest):
         self.test_config_and_commands()
 
     def test_config_and_commands(self) -> None:
+        for kind in ps.PANEL_KINDS:
+            self.assertIsNotNone(ps.default_config(kind), kind)
         p = MedGradeTrainLogic().getParameterNode()
         out = tempfile.mkdtemp(prefix="MedGradeTrainTest-")
         p.modelKind, p.runFolder, p.cohortFolder, p.epochs = "toy-regression", pathlib.Path(out, "run"), pathlib.Path(out), 1
-        config = MedGradeTrainLogic.writeConfig(p)
+        presenter = TrainPresenter(headlessRunner(), headlessRunner(), libraryRoot(), p)
+        config = presenter.write_config()
         self.assertEqual(json.loads(pathlib.Path(config).read_text())["train"]["epochs"], 1)
-        job = runSync(ps.train_args(config, pathText(p.runFolder), "slurm", 0, print_script=True))
-        self.assertTrue(any("MedGradeCoreLib.cli train" in line for line in job.log))
+        outcome = runUntilDone(ps.train_args(config, str(p.runFolder), "slurm", 0, print_script=True))
+        self.assertIn("MedGradeCoreLib.cli train", outcome.log)
         self.delayDisplay("Test passed")

@@ -21,7 +21,8 @@ SHARED_UI_DIR = REPO / "MedGradeCore" / "Resources" / "UI"
 SHARED_UI = SHARED_UI_DIR / "ModelLibrary.ui"
 # Files whose ``medgrade`` command lines are checked against the CLI parsers (besides the module files).
 COMMAND_LINE_FILES = (REPO / "MedGradeTrain" / "MedGradeTrainLib" / "launchers.py",
-                      REPO / "MedGradeTrain" / "MedGradeTrainLib" / "panel_support.py")
+                      REPO / "MedGradeTrain" / "MedGradeTrainLib" / "panel_support.py",
+                      *(REPO / m / f"{m}Lib" / "panel" / "presenter.py" for m in PANEL_MODULES))
 MAX_MODULE_LINES = 400  # module files stay thin: shared Qt code goes to MedGradeWidgets, work to the Libs
 
 # Widget-name suffix -> the .ui classes a widget with that name may have.

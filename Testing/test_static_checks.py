@@ -93,15 +93,16 @@ def test_command_line_files_match_the_cli():
 
 
 def test_command_line_check_fails_on_a_broken_copy(tmp_path):
-    seg = (REPO / "MedGradeSegment" / "MedGradeSegment.py").read_text()
-    bad = tmp_path / "MedGradeSegment.py"
-    bad.write_text(seg.replace('"--output", str(segment_output_dir(caseDir))', '"--out", str(segment_output_dir(caseDir))')
+    seg = (REPO / "MedGradeSegment" / "MedGradeSegmentLib" / "panel" / "presenter.py").read_text()
+    bad = tmp_path / "presenter.py"
+    bad.write_text(seg.replace('"--output", str(segment_output_dir(case_dir))', '"--out", str(segment_output_dir(case_dir))')
                    .replace('["--n4"]', '["--n4-bias"]'))
+    assert bad.read_text() != seg
     problems = sc.check_command_lines(bad)
     assert any("medgrade segment has no option --out" in p for p in problems)
     assert any("medgrade segment requires --output" in p for p in problems)
     assert any("medgrade preprocess has no option --n4-bias" in p for p in problems)
-    predict = (REPO / "MedGradePredict" / "MedGradePredict.py").read_text()
+    predict = (REPO / "MedGradePredict" / "MedGradePredictLib" / "panel" / "presenter.py").read_text()
     bad.write_text(predict.replace('"M" if p.sex == "male" else "F"', '"male" if p.sex == "male" else "F"'))
     assert any("--sex 'male' is not one of ['F', 'M']" in p for p in sc.check_command_lines(bad))
     bad.write_text("def f(x):\n    return [x, '--model', 'm']\n")
@@ -127,15 +128,15 @@ def test_cmake_check_fails_when_a_lib_file_is_not_listed_or_a_listed_file_is_mis
     module = REPO / "MedGradeSegment"
     text = (module / "CMakeLists.txt").read_text()
     dropped = tmp_path / "CMakeLists.txt"
-    dropped.write_text(text.replace("  MedGradeSegmentLib/model_library.py\n", "")
-                       .replace("  MedGradeWidgets/job_runner.py\n", ""))
+    dropped.write_text(text.replace("  MedGradeSegmentLib/scene_outputs.py\n", "")
+                       .replace("  MedGradeSegmentLib/panel/presenter.py\n", ""))
     problems = sc.check_cmake_lists(module, dropped)
-    assert any("does not list MedGradeSegmentLib/model_library.py" in p and "update_cmake_lists" in p
+    assert any("does not list MedGradeSegmentLib/scene_outputs.py" in p and "update_cmake_lists" in p
                for p in problems)
-    assert any("does not list MedGradeWidgets/job_runner.py" in p for p in problems)
+    assert any("does not list MedGradeSegmentLib/panel/presenter.py" in p for p in problems)
     extra = tmp_path / "extra.txt"
-    extra.write_text(text.replace("  MedGradeSegmentLib/model_library.py\n",
-                                  "  MedGradeSegmentLib/model_library.py\n  MedGradeSegmentLib/gone.py\n"))
+    extra.write_text(text.replace("  MedGradeSegmentLib/scene_outputs.py\n",
+                                  "  MedGradeSegmentLib/scene_outputs.py\n  MedGradeSegmentLib/gone.py\n"))
     assert any("lists MedGradeSegmentLib/gone.py, which does not exist" in p for p in sc.check_cmake_lists(module, extra))
 
 

@@ -18,6 +18,7 @@ def uiPath(name: str) -> str:
 
 
 def pathText(path: object) -> str:
-    """'' for an unset ``pathlib.Path`` parameter, else its text."""
-    text = str(path) if path is not None else ""
-    return "" if text in ("", ".") else text
+    """'' for an unset ``pathlib.Path`` parameter, else its text (``MedGradeCoreLib.panel.path_text``)."""
+    from MedGradeCoreLib.panel.state import path_text
+
+    return path_text(path)

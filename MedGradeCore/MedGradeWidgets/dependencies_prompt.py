@@ -24,12 +24,38 @@ def _slicerPackaging() -> ModuleType | None:
     return None
 
 
+def ensureTorch() -> bool:
+    """torch through the PyTorch extension's installer (it picks the build for the GPU driver), as the reference
+    extensions do: ``installTorch(askConfirmation=True, torchVersionRequirement=">=<minimum>")``."""
+    try:
+        import PyTorchUtils
+    except ModuleNotFoundError:
+        slicer.util.errorDisplay("MedGrade needs the PyTorch extension: install it from the Extensions Manager and "
+                                 "restart Slicer.", windowTitle="MedGrade needs PyTorch")
+        return False
+    torchLogic = PyTorchUtils.PyTorchUtilsLogic()
+    requirement = f">={dependencies.TORCH_MIN_VERSION}"
+    if torchLogic.torchInstalled():
+        problem = dependencies.torch_problem(torchLogic.torch.__version__)
+        if problem:  # too old: replacing a loaded torch needs the user (PyTorch Utils module) and a restart
+            slicer.util.errorDisplay(problem, windowTitle="MedGrade needs a newer PyTorch")
+            return False
+        return True
+    torch = torchLogic.installTorch(askConfirmation=True, torchVersionRequirement=requirement)
+    if torch is None:
+        slicer.util.errorDisplay(f"PyTorch ({requirement}) was not installed; MedGrade cannot run without it.",
+                                 windowTitle="MedGrade needs PyTorch")
+        return False
+    return True
+
+
 def ensureDependencies() -> bool:
     """Check (and on consent install) MedGrade's Python packages; True when everything is present."""
     plan = dependencies.check_environment()
     if plan.torch:  # first: without torch, pip would pull a build that may not match the GPU driver
-        slicer.util.errorDisplay(plan.torch, windowTitle="MedGrade needs PyTorch")
-        return False
+        if not ensureTorch():
+            return False
+        plan = dependencies.check_environment()
     for line in plan.slicer_mismatch:
         logging.warning(f"MedGrade: {line}")
     if not plan.to_install:
@@ -58,3 +84,9 @@ def ensureDependencies() -> bool:
         slicer.util.errorDisplay(left.describe(), windowTitle="MedGrade packages still missing")
         return False
     return True
+
+
+def missingDependencies() -> str:
+    """What is missing for MedGrade's work ('' when nothing): self-tests skip with this reason, never fail."""
+    plan = dependencies.check_environment()
+    return "" if plan.ok else plan.describe()

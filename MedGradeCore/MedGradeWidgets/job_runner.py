@@ -1,4 +1,6 @@
-"""Background ``medgrade`` commands for the panels: environment, progress bar, status, Cancel, errors."""
+"""Background ``medgrade`` commands in Slicer: the presenters' :class:`MedGradeCoreLib.panel.JobRunner` polled by a
+``qt.QTimer`` and shown with a progress bar, a status line, Cancel and error dialogs. Every job is cancelled
+when Slicer quits (and ends itself if Slicer crashes: ``MedGradeCoreLib.jobs.watch_parent``)."""
 
 from __future__ import annotations
 
@@ -6,14 +8,14 @@ import logging
 import os
 import shutil
 import sys
-import time
-import traceback
 from typing import Any, Callable
 
 import qt
 import slicer
 
-from MedGradeCoreLib.jobs import BackgroundJob
+from MedGradeCoreLib import jobs as core_jobs
+from MedGradeCoreLib.panel import JobOutcome, JobView
+from MedGradeCoreLib.panel import JobRunner as CoreJobRunner
 
 try:  # Slicer's translation function (Slicer >= 5.4); identity elsewhere
     from slicer.i18n import tr as _
@@ -22,6 +24,8 @@ except ImportError:  # pragma: no cover - older Slicer is refused at start-up an
         return text
 
 from . import MODULE_DIR
+
+_QUIT_HOOKED = []
 
 
 def libraryRoot() -> str:
@@ -49,103 +53,110 @@ def pythonExecutable() -> str:
     return shutil.which("PythonSlicer") or sys.executable
 
 
-def runSync(args: list[str], timeout: float = 1800) -> BackgroundJob:
-    """Run ``medgrade <args>`` to completion (self-tests); raises with the command's reason on failure."""
-    job = BackgroundJob(args, python=pythonExecutable(), env=medgradeEnvironment()).start()
-    rc = job.wait(timeout)
-    job.poll()
-    if rc != 0:
-        raise RuntimeError(f"medgrade {args[0]} failed: {job.error_message()}\n" + "\n".join(job.log))
-    return job
+def cancelAllOnQuit() -> None:
+    """Once per Slicer session: every running MedGrade job is cancelled when the application quits."""
+    if not _QUIT_HOOKED:
+        slicer.app.connect("aboutToQuit()", lambda: core_jobs.cancel_all(wait=False))
+        _QUIT_HOOKED.append(True)
 
 
-class JobRunner:
-    """Runs one ``medgrade`` command in the background: progress bar, status, Cancel, errors."""
+def headlessRunner() -> CoreJobRunner:
+    """A runner without widgets (self-tests: polled with :meth:`CoreJobRunner.wait` and ``processEvents``)."""
+    return CoreJobRunner(pythonExecutable(), medgradeEnvironment)
+
+
+def runUntilDone(args: list[str], timeout: float = 1800) -> JobOutcome:
+    """Run ``medgrade <args>`` while Slicer keeps processing events (self-tests); raises with the reason."""
+    runner = headlessRunner()
+    runner.start(args, f"medgrade {args[0]}")
+    outcome = runner.wait(timeout, idle=slicer.app.processEvents)
+    if outcome.status != "done":
+        raise RuntimeError(f"medgrade {args[0]} {outcome.status}: {outcome.message}\n{outcome.log[-5000:]}")
+    return outcome
+
+
+class _WidgetView(JobView):
+    def __init__(self, owner: "JobRunner") -> None:
+        self.o = owner
+
+    def started(self, title: str, args: list[str]) -> None:
+        o = self.o
+        if o.logWidget is not None:
+            o.logWidget.clear()
+            o.logWidget.appendPlainText("medgrade " + " ".join(args))
+        o.progressBar.value, o.progressBar.visible = 0, True
+        o.statusLabel.text = _("{title}...").format(title=title)
+        if o.cancelButton is not None:
+            o.cancelButton.enabled = True
+        for w in o.busyWidgets:
+            w.enabled = False
+
+    def progress(self, fraction: float, message: str) -> None:
+        self.o.progressBar.value = int(round(100 * fraction))
+        if message:
+            self.o.statusLabel.text = f"{self.o.title}: {message}"
+
+    def line(self, text: str) -> None:
+        logging.info(f"MedGrade: {text}")
+        if self.o.logWidget is not None:
+            self.o.logWidget.appendPlainText(text)
+
+    def finished(self, outcome: JobOutcome) -> None:
+        o = self.o
+        if outcome.status == "busy":
+            slicer.util.errorDisplay(outcome.message)
+            return
+        o.timer.stop()
+        o.progressBar.visible = False
+        if o.cancelButton is not None:
+            o.cancelButton.enabled = False
+        for w in o.busyWidgets:
+            w.enabled = True
+        elapsed = f"{int(outcome.elapsed_s) // 60}:{int(outcome.elapsed_s) % 60:02d}"
+        if outcome.status == "cancelled":
+            o.statusLabel.text = _("{title}: cancelled after {time}").format(title=outcome.title, time=elapsed)
+        elif outcome.status == "failed":
+            o.statusLabel.text = _("{title} failed after {time}").format(title=outcome.title, time=elapsed)
+            slicer.util.errorDisplay(_("{title} failed: {reason}").format(title=outcome.title, reason=outcome.message),
+                                     detailedText=outcome.log[-20000:])
+        else:
+            done = _("{title}: done in {time}").format(title=outcome.title, time=elapsed)
+            o.statusLabel.text = f"{done}. {outcome.message}" if outcome.message else done
+        if o.onFinished is not None:
+            o.onFinished(outcome)
+
+
+class JobRunner(CoreJobRunner):
+    """The presenters' job runner with a progress bar, status line, Cancel and an optional log and clock."""
 
     def __init__(self, progressBar: Any, statusLabel: Any, cancelButton: Any, busyWidgets: Any = (),
-                 logWidget: Any = None, elapsedLabel: Any = None) -> None:
+                 logWidget: Any = None, elapsedLabel: Any = None,
+                 onFinished: Callable[[JobOutcome], None] | None = None) -> None:
+        super().__init__(pythonExecutable(), medgradeEnvironment)
         self.progressBar, self.statusLabel, self.cancelButton = progressBar, statusLabel, cancelButton
         self.busyWidgets, self.logWidget, self.elapsedLabel = list(busyWidgets), logWidget, elapsedLabel
-        self.started = 0.0
-        self.job: BackgroundJob | None = None
-        self._title, self._onSuccess = "", None
+        self.onFinished = onFinished
+        self.view = _WidgetView(self)
         self.timer = qt.QTimer()
         self.timer.setInterval(200)
-        self.timer.connect("timeout()", self._poll)
-        self.cancelButton.connect("clicked()", self.cancel)
+        self.timer.connect("timeout()", self._tick)
+        if cancelButton is not None:  # None: the panel cancels otherwise (Train: the run, not this command)
+            self.cancelButton.connect("clicked()", self.onCancel)
+        cancelAllOnQuit()
 
-    @property
-    def running(self) -> bool:
-        return self.job is not None and self.job.running
+    def start(self, args: list[str], title: str, on_success: Callable[[Any], Any] | None = None) -> bool:
+        started = super().start(args, title, on_success)
+        if started:
+            self.timer.start()
+        return started
 
-    def start(self, args: list[str], title: str, onSuccess: Callable[[], str | None]) -> None:
-        """Run ``medgrade <args>`` in a background process and call ``onSuccess`` after."""
+    def onCancel(self) -> None:
         if self.running:
-            slicer.util.errorDisplay(_("{title} is still running; cancel it or wait.").format(title=self._title))
-            return
-        logging.info(f"MedGrade: medgrade {' '.join(args)}")
-        self._title, self._onSuccess = title, onSuccess
-        self.job = BackgroundJob(args, python=pythonExecutable(), env=medgradeEnvironment()).start()
-        self.started = time.monotonic()
-        if self.logWidget is not None:
-            self.logWidget.clear()
-            self.logWidget.appendPlainText("medgrade " + " ".join(args))
-        self.progressBar.value = 0
-        self.progressBar.visible = True
-        self.statusLabel.text = _("{title}...").format(title=title)
-        self.cancelButton.enabled = True
-        for w in self.busyWidgets:
-            w.enabled = False
-        self.timer.start()
+            self.statusLabel.text = _("Cancelling {title}...").format(title=self.title)
+            self.cancel()
 
-    def cancel(self) -> None:
-        if self.running:
-            self.statusLabel.text = _("Cancelling {title}...").format(title=self._title)
-            self.job.cancel()  # the whole process tree (PythonSlicer starts the interpreter as a child)
-
-    def elapsed(self) -> str:
-        seconds = int(time.monotonic() - self.started)
-        return f"{seconds // 60}:{seconds % 60:02d}"
-
-    def _drain(self) -> None:
-        for event in self.job.poll():
-            if event.kind == "progress":
-                self.progressBar.value = int(round(100 * event.fraction))
-                if event.message:
-                    self.statusLabel.text = f"{self._title}: {event.message}"
-            else:
-                logging.info(f"MedGrade: {event.message}")
-                if self.logWidget is not None:
-                    self.logWidget.appendPlainText(event.message)
-
-    def _poll(self) -> None:
-        self._drain()
+    def _tick(self) -> None:
         if self.elapsedLabel is not None:
-            self.elapsedLabel.text = _("Elapsed: {time}").format(time=self.elapsed())
-        if self.job.running:
-            return
-        self.timer.stop()
-        self.job.wait(timeout=10)
-        self._drain()
-        self.cancelButton.enabled = False
-        self.progressBar.visible = False
-        for w in self.busyWidgets:
-            w.enabled = True
-        if self.job.cancelled:
-            self.statusLabel.text = _("{title}: cancelled after {time}").format(title=self._title, time=self.elapsed())
-            return
-        if self.job.returncode != 0:
-            fullLog = "\n".join(self.job.log)
-            logging.error(f"MedGrade: {self._title} failed (exit {self.job.returncode}):\n{fullLog}")
-            self.statusLabel.text = _("{title} failed after {time}").format(title=self._title, time=self.elapsed())
-            slicer.util.errorDisplay(_("{title} failed: {reason}").format(title=self._title, reason=self.job.error_message()),
-                                     detailedText=fullLog[-20000:])
-            return
-        try:
-            summary = self._onSuccess()  # may return a one-line summary for the status line
-            done = _("{title}: done in {time}").format(title=self._title, time=self.elapsed())
-            self.statusLabel.text = f"{done}. {summary}" if isinstance(summary, str) and summary else done
-        except Exception as exc:  # noqa: BLE001 - reason shown, traceback logged
-            logging.error(traceback.format_exc())
-            slicer.util.errorDisplay(_("{title}: the result could not be loaded: {reason}").format(title=self._title, reason=exc),
-                                     detailedText=traceback.format_exc())
+            seconds = int(self.elapsed())
+            self.elapsedLabel.text = _("Elapsed: {time}").format(time=f"{seconds // 60}:{seconds % 60:02d}")
+        self.poll()

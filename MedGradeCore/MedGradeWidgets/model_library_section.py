@@ -80,7 +80,7 @@ class ModelLibrarySection:
     def onInstall(self) -> None:
         modelId = self.ui.installSourceComboBox.currentData
         if modelId:
-            self.runner.start(["models", "install", modelId], f"Installing {modelId}", self.refresh)
+            self.runner.start(["models", "install", modelId], f"Installing {modelId}", lambda job: self.refresh())
 
     def onImport(self) -> None:
         path = qt.QFileDialog.getOpenFileName(None, "Import a MedGrade model bundle", "",
@@ -89,7 +89,7 @@ class ModelLibrarySection:
             return
         if os.path.basename(path) == "manifest.json":  # a bundle folder: pick its manifest
             path = os.path.dirname(path)
-        self.runner.start(["models", "import", path], f"Importing {os.path.basename(path)}", self.refresh)
+        self.runner.start(["models", "import", path], f"Importing {os.path.basename(path)}", lambda job: self.refresh())
 
     def onRemove(self) -> None:
         entry = self.selectedEntry()
@@ -106,11 +106,15 @@ class ModelLibrarySection:
         qt.QDesktopServices.openUrl(qt.QUrl.fromLocalFile(entry.path if entry else libraryRoot()))
 
 
-def fillModelCombo(combo: Any, entries: list[model_library.LibraryEntry], current: str) -> None:
-    """Model ids of one kind into a combo box, keeping ``current`` selected when present."""
-    combo.clear()
-    for e in entries:
-        combo.addItem(f"{e.model_id} ({e.source})", e.model_id)
-    index = combo.findData(current)
-    if index >= 0:
-        combo.currentIndex = index
+def fillModelCombo(combo: Any, items: list[tuple[str, str]], current: str) -> None:
+    """(label, model id) items into a combo box without emitting selection signals, ``current`` selected
+    (the presenter has already chosen it, so a single model needs no click)."""
+    blocked = combo.blockSignals(True)
+    try:
+        combo.clear()
+        for label, model_id in items:
+            combo.addItem(label, model_id)
+        index = combo.findData(current)
+        combo.currentIndex = index if index >= 0 else (0 if items else -1)
+    finally:
+        combo.blockSignals(blocked)

@@ -2,7 +2,7 @@
 
 A widget mixes this in before ``ScriptedLoadableModuleWidget``, starts ``setup()`` with
 ``loadPanelUI("UI/<Module>.ui")``, sets ``self.logic`` (with ``getParameterNode()``) and ``self.runner``
-(a :class:`JobRunner`), defines ``updateButtons(caller=None, event=None)``, and calls
+(a :class:`JobRunner`; ``self.runners``: every runner of the panel), defines ``updateButtons(caller=None, event=None)``, and calls
 ``observeSceneClose()`` then ``initializeParameterNode()`` at the end of ``setup()``.
 """
 
@@ -46,7 +46,10 @@ class ParameterNodePanel:
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
 
     def cleanup(self) -> None:
-        self.runner.cancel()
+        """Every job this panel started ends with it (the model library's and Run all's too), without waiting."""
+        for runner in getattr(self, "runners", [self.runner]):
+            if runner is not None:
+                runner.cancel()
         self.removeObservers()
 
     def enter(self) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 
-from MedGradeCoreLib.slicer_sample_data import sample_entries
+from MedGradeCoreLib.sequence_names import guess_sequence
+from MedGradeCoreLib.slicer_sample_data import entry_for, sample_entries
 
 from . import MODULE_DIR
 
@@ -20,3 +21,16 @@ def registerSampleData() -> None:
         # checksums (SHA256 verified by Slicer) are always passed: no fallback registers a file unverified;
         # Slicer versions without them are refused at start-up (MedGradeWidgets.slicer_version)
         SampleData.SampleDataLogic.registerCustomSampleDataSource(**kwargs)
+
+
+def loadSampleCase(params: object, sample: str = "tcga-fg-6692") -> list:
+    """A bundled sample case from Sample Data, each volume selected for its sequence in ``params`` (self-tests)."""
+    import SampleData
+
+    registerSampleData()
+    nodes = SampleData.SampleDataLogic().downloadSamples(entry_for(sample).sampleName)
+    for node in nodes:
+        seq = guess_sequence(node.GetName())
+        if seq:
+            setattr(params, f"{seq}Volume", node)
+    return nodes

@@ -106,10 +106,10 @@ class RunAllSection:
             args = self.commandLine(inputPath, output)
         outputNode = self.outputSelector.currentNode()
 
-        def load() -> str:
+        def load(job) -> str:
             from MedGradePredictLib.scene_cascade import load_cascade_into_scene, place_in_layout
 
-            caseOut = caseOutputFromLog(self.runner.job.log)
+            caseOut = caseOutputFromLog(job.log)
             isSeg = self.outputNodeClass == "vtkMRMLSegmentationNode"
             loaded = load_cascade_into_scene(slicer.mrmlScene, caseOut, referenceNode,
                                              outputNode if isSeg else None, None if isSeg else outputNode,

@@ -21,3 +21,13 @@ def write_job(run_dir: Path, record: dict[str, Any]) -> None:
         old = {}
     old = old if isinstance(old, dict) else {}  # a malformed record is replaced, never fatal
     atomic_write_text(path, json.dumps({**old, **record, "updated": time.time()}, indent=1))
+
+
+def read_job(run_dir: str | Path) -> dict[str, Any]:
+    """``RUN/job.json`` as a dict (``{}`` when absent or malformed: a run folder never makes a caller fail)."""
+    path = Path(run_dir) / JOB_FILE
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}

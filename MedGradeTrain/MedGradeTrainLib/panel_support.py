@@ -16,15 +16,27 @@ from .runner.progress_log import FILE as PROGRESS_FILE
 
 PANEL_KINDS = ("segmentation", "grading", "breast-fusion", "umae-pretrain", "umae-finetune", "toy-regression")
 REQUESTED = "requested-config.json"
-# where each shipped kind reads its cohort folder and labels CSV
-COHORT_KEYS = {"segmentation": ("cohort", "labels"), "grading": ("cohort", "labels_csv")}
-REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+# where each kind reads its cohort folder and labels CSV ("a.b": nested key; a list value: the cohort as one item)
+COHORT_KEYS = {"segmentation": ("cohort", "labels"), "grading": ("cohort", "labels_csv"),
+               "breast-fusion": ("inputs", None), "umae-pretrain": ("data.root", None),
+               "umae-finetune": ("data.root", None), "toy-regression": (None, None)}
+# installed with the module (package data; CMake resources): one starting config per kind
+DEFAULT_CONFIGS = Path(__file__).resolve().with_name("default_configs")
 
 
 def default_config(kind: str) -> Path | None:
-    """The shipped tiny config of ``kind`` (a starting point when the user picks no config file)."""
-    path = REPO_CONFIGS / f"tiny-{kind}.json"
+    """The config the module ships for ``kind`` (the starting point when the user picks no config file)."""
+    path = DEFAULT_CONFIGS / f"{kind}.json"
     return path if path.is_file() else None
+
+
+def _set(kind_cfg: dict[str, Any], key: str, value: str) -> None:
+    """``kind_cfg[key] = value`` (``a.b``: nested; a list-valued key gets ``[value]``)."""
+    *parents, last = key.split(".")
+    node = kind_cfg
+    for name in parents:
+        node = node.setdefault(name, {})
+    node[last] = [value] if isinstance(node.get(last), list) else value
 
 
 def effective_config(kind: str, config: str | Path | None, cohort: str | Path | None = None,
@@ -34,7 +46,7 @@ def effective_config(kind: str, config: str | Path | None, cohort: str | Path | 
     values applied (0 / empty: keep the file's). Relative paths of the file are made absolute."""
     path = Path(config) if config else default_config(kind)
     if path is None:
-        raise InputError(None, f"choose a config file for the {kind} kind (see configs/ for examples)")
+        raise InputError(None, f"no default config for the kind {kind!r}: choose a config file (configs/ has examples)")
     data = read_config_file(path)
     k = data.get("kind") if isinstance(data.get("kind"), dict) else {"name": data.get("kind") or kind}
     k["name"] = kind
@@ -43,11 +55,13 @@ def effective_config(kind: str, config: str | Path | None, cohort: str | Path | 
         if isinstance(k.get(key), str) and k[key] and not Path(k[key]).is_absolute() and (base / k[key]).exists():
             k[key] = str((base / k[key]).resolve())
     c_key, l_key = COHORT_KEYS.get(kind, ("cohort", "labels"))
-    if cohort:
-        k[c_key] = str(cohort)
+    if cohort and c_key:
+        _set(k, c_key, str(cohort))
         k.pop("patients", None)  # a tiny config's patient subset belongs to its own cohort
-    if labels:
-        k[l_key] = str(labels)
+        if isinstance(k.get("data"), dict):
+            k["data"].pop("patients", None)
+    if labels and l_key:
+        _set(k, l_key, str(labels))
     data["kind"] = k
     train = dict(data.get("train") or {})
     for key, value in (("epochs", epochs), ("batch_size", batch_size), ("device", device)):
@@ -78,12 +92,13 @@ def write_requested(run_dir: str | Path, data: dict[str, Any]) -> Path:
 
 def train_args(config: str | Path, run_dir: str | Path, launcher: str = "local", gpus: int = 0,
                partition: str = "", print_script: bool = False) -> list[str]:
-    """``medgrade train`` as the panel starts it (local runs detached: they survive closing Slicer)."""
+    """``medgrade train`` as the panel starts it (local and torchrun runs detached: they survive closing Slicer
+    and the panel never waits on them)."""
     args = ["train", "--config", str(config), "--output", str(run_dir), "--launcher", launcher,
             "--gpus", str(int(gpus))]
     if print_script:
         args.append("--print-script")
-    elif launcher == "local":
+    elif launcher in ("local", "torchrun"):
         args.append("--detach")
     if launcher == "slurm" and partition:
         args += ["--partition", partition]
@@ -92,7 +107,7 @@ def train_args(config: str | Path, run_dir: str | Path, launcher: str = "local",
 
 def resume_args(run_dir: str | Path, launcher: str = "local", gpus: int = 0, partition: str = "") -> list[str]:
     args = ["resume", str(run_dir), "--launcher", launcher, "--gpus", str(int(gpus))]
-    if launcher == "local":
+    if launcher in ("local", "torchrun"):
         args.append("--detach")
     if launcher == "slurm" and partition:
         args += ["--partition", partition]

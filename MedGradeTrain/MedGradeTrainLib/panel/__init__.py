@@ -1,0 +1,1 @@
+"""The MedGrade Train panel's state and decisions, without Qt (the module file only binds signals)."""
