@@ -177,6 +177,17 @@ def find_model(model_id: str, root: str | Path | None = None) -> LibraryEntry:
     raise BundleError(f"model {model_id!r} is not in the library ({library_root(root)}); installed: {known}")
 
 
+def resolve_bundle(model: str | Path, root: str | Path | None = None) -> Path:
+    """The one bundle resolver: a bundle folder given as a path, else a model id looked up in the library under
+    ``root`` (``$MEDGRADE_MODELS`` ...) and then among the shipped bundles. A zip must be imported first."""
+    path = Path(model)
+    if path.is_dir():
+        return path
+    if path.suffix == ".zip":
+        raise BundleError(f"{path}: import the zip into the model library first (medgrade models import)")
+    return Path(find_model(str(model), root).path)
+
+
 def load_model_manifest(model_id: str, root: str | Path | None = None) -> tuple[Path, ModelManifest]:
     """The bundle folder and its verified manifest (refuses altered files)."""
     e = find_model(model_id, root)

@@ -42,14 +42,11 @@ def save_grading_bundle(model: GradingModel, folder: str | Path, metrics: dict[s
         return write_bundle(folder, manifest, files)
 
 
-def resolve_bundle(model: str | Path) -> Path:
-    """A bundle folder from a path or a model id in the library (installed or bundled)."""
-    p = Path(model)
-    if p.is_dir():
-        return p
-    from MedGradeCoreLib.model_library import find_model
+def resolve_bundle(model: str | Path, root: str | Path | None = None) -> Path:
+    """A bundle folder from a path or a model id in the library under ``root`` (``model_library.resolve_bundle``)."""
+    from MedGradeCoreLib.model_library import resolve_bundle as resolve
 
-    return Path(find_model(str(model)).path)
+    return resolve(model, root)
 
 
 def load_grading_bundle(model: str | Path, device: str = "auto") -> GradingModel:

@@ -34,11 +34,9 @@ def _created(value: Any) -> float:
 def model_time(model: str | Path) -> float:
     """When a model bundle (folder or library id) was created (its manifest's ``created``)."""
     from MedGradeCoreLib.bundle import read_manifest
-    from MedGradeCoreLib.model_library import find_model
+    from MedGradeCoreLib.model_library import resolve_bundle
 
-    folder = Path(model)
-    if not (folder / "manifest.json").is_file():
-        folder = Path(find_model(str(model)).path)
+    folder = resolve_bundle(model)
     created = read_manifest(folder, verify=False).created
     if not created:
         raise InputError(folder, "the model's manifest has no creation time")

@@ -83,14 +83,9 @@ class LoadedModel:
 
 def bundle_folder(model: str | Path, models_root: str | Path | None = None) -> Path:
     """A bundle folder from a path, else a model id looked up in the model library."""
-    path = Path(model)
-    if path.is_dir():
-        return path
-    if path.suffix == ".zip":
-        raise BundleError(f"{path}: import the zip into the model library first (medgrade models import)")
-    from MedGradeCoreLib.model_library import find_model
+    from MedGradeCoreLib.model_library import resolve_bundle
 
-    return Path(find_model(str(model), models_root).path)
+    return resolve_bundle(model, models_root)
 
 
 def load_segmentation_model(model: str | Path, device: str = "cpu", models_root: str | Path | None = None
