@@ -70,3 +70,16 @@ def test_no_module_file_parses_case_json():
         text = path.read_text()
         assert not re.search(r"['\"]case\.json['\"]", text), f"{path.name} names case.json itself"
         assert "json.load(" not in text or "case" not in text.split("json.load(")[1][:80], path.name
+
+
+def test_grading_result_files_are_named_with_the_same_sanitiser(tmp_path):
+    import SimpleITK as sitk
+
+    from MedGradePredictLib.predict import GradingResult
+    from MedGradePredictLib.results_io import write_results
+
+    result = GradingResult("Müller 1/..", "ki67 level", "ki67", "high", "low", "high", 0.7, "near", [1], [1], [0.7],
+                           [10.0], "m", "0" * 64, heatmap=sitk.Image(4, 4, 2, sitk.sitkFloat32))
+    write_results([result], tmp_path / "out")
+    [heat] = (tmp_path / "out" / "heatmaps").iterdir()
+    assert heat.name == f"{cf.sanitise_patient_id('Müller 1/..')}__{cf.sanitise_patient_id('ki67 level')}.nii.gz"

@@ -4,22 +4,18 @@ from __future__ import annotations
 
 import csv
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 import SimpleITK as sitk
 
+from MedGradeCoreLib.case_folder import sanitise_patient_id
 from MedGradeCoreLib.errors import InputError
 from MedGradeCoreLib.outputs import write_image
 
 from .predict import GradingResult
 
 CSV_NAME, JSON_NAME, HEAT_DIR = "predictions.csv", "predictions.json", "heatmaps"
-
-
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
 
 
 def write_results(results: list[GradingResult], output: str | Path, errors: dict[str, str] | None = None,
@@ -43,7 +39,7 @@ def _write(out: Path, results: list[GradingResult], errors: dict[str, str] | Non
     for r in results:
         rec = r.to_dict()
         if r.heatmap is not None:
-            rel = f"{HEAT_DIR}/{_safe(r.patient_id)}__{_safe(r.task)}.nii.gz"
+            rel = f"{HEAT_DIR}/{sanitise_patient_id(r.patient_id)}__{sanitise_patient_id(r.task, 'task')}.nii.gz"
             (out / HEAT_DIR).mkdir(exist_ok=True)
             write_image(r.heatmap, out / rel)
             rec["heatmap"] = rel
