@@ -69,14 +69,21 @@ def _matches(path: Path, sha256: str) -> bool:
     return _verified[key] == sha256
 
 
-def fetch_file(f: SampleFile, mirrors: list[str | Path] | None = None, progress: Progress | None = None) -> Path:
+def local_file(f: SampleFile, mirrors: list[str | Path] | None = None) -> Path | None:
+    """``f`` from a mirror or the cache when a copy with its sha256 is there (never downloads)."""
     for root in mirror_dirs(mirrors):
         p = root / f.path
         if p.is_file() and _matches(p, f.sha256):
             return p
     cached = cache_dir() / "sample-data" / f.path
-    if cached.is_file() and _matches(cached, f.sha256):
-        return cached
+    return cached if cached.is_file() and _matches(cached, f.sha256) else None
+
+
+def fetch_file(f: SampleFile, mirrors: list[str | Path] | None = None, progress: Progress | None = None) -> Path:
+    local = local_file(f, mirrors)
+    if local is not None:
+        return local
+    cached = cache_dir() / "sample-data" / f.path
     if not f.url:
         raise InputError(f.path, "not found in any sample-data mirror and it has no public download URL; "
                                  "set MEDGRADE_SAMPLE_MIRROR to a folder that holds it")

@@ -24,11 +24,22 @@ def registerSampleData() -> None:
 
 
 def loadSampleCase(params: object, sample: str = "tcga-fg-6692") -> list:
-    """A bundled sample case from Sample Data, each volume selected for its sequence in ``params`` (self-tests)."""
+    """A bundled sample case, each volume selected for its sequence in ``params`` (self-tests). Verified local
+    copies (``$MEDGRADE_SAMPLE_MIRROR``, MedGrade's cache) are loaded without any network; otherwise Sample Data
+    downloads the registry's URLs and checks their sha256."""
     import SampleData
+    import slicer
 
-    registerSampleData()
-    nodes = SampleData.SampleDataLogic().downloadSamples(entry_for(sample).sampleName)
+    from MedGradeCoreLib.sample_data import dataset_files, local_file
+
+    entry = entry_for(sample)
+    files = [f for f in dataset_files(sample) if f"SHA256:{f.sha256}" in entry.checksums]
+    local = [local_file(f) for f in files]
+    if files and all(local) and set(entry.loadFileTypes) == {"VolumeFile"}:
+        nodes = [slicer.util.loadVolume(str(path), {"name": name}) for path, name in zip(local, entry.nodeNames)]
+    else:
+        registerSampleData()
+        nodes = SampleData.SampleDataLogic().downloadSamples(entry.sampleName)
     for node in nodes:
         seq = guess_sequence(node.GetName())
         if seq:
