@@ -14,7 +14,8 @@ import pytest
 import SimpleITK as sitk
 
 from MedGradeCoreLib.cli import main as medgrade
-from MedGradeTrainLib.cohort import check_cohort, export_cohort
+from MedGradeTrainLib.cohort import check_cohort
+from MedGradeTrainLib.cohort_export import export_cohort
 
 CASES = {"TCGA_CS_4941": ("TCGA_CS_4941_19960909", "G3", "CS"), "TCGA_CS_4944": ("TCGA_CS_4944_20010208", "G2", "CS"),
          "TCGA_DU_5853": ("TCGA_DU_5853_19950823", "G2", "DU")}

@@ -18,7 +18,8 @@ import SimpleITK as sitk
 
 from MedGradeCoreLib.cli import main
 from MedGradeCoreLib.errors import InputError
-from MedGradeTrainLib.cohort import check_cohort, export_cohort
+from MedGradeTrainLib.cohort import check_cohort
+from MedGradeTrainLib.cohort_export import export_cohort
 
 DATA = Path(os.environ.get("MEDGRADE_SAMPLE_MIRROR") or Path(__file__).resolve().parents[2] / "shared" / "data")
 SECRETS = ("998877", "Hartmann", "Smith", "1961-04-02", "Jane")

@@ -5,7 +5,7 @@ BraTS / research-client / plain volume folders) + a CSV of labels and clinical c
 mask on another grid, bad spacing), label balance per class and per site, duplicate patients (one patient
 id in two folders; identical images under two ids), a given split file with a patient in two parts, and
 which cases carry corrected masks and which version training uses (the newest by default).
-:func:`export_cohort` (``medgrade cohort export``) writes a shareable copy without identifiers.
+:func:`MedGradeTrainLib.cohort_export.export_cohort` (``medgrade cohort export``) writes a shareable copy without identifiers.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from MedGradeCoreLib.case_folder import is_case_folder, read_case_info
 from MedGradeCoreLib.errors import InputError
 from MedGradeCoreLib.hashing import sha256_file
 
-from .cohort_export import export_cohort  # noqa: F401  (``medgrade cohort export``; re-exported)
 
 
 @dataclass

@@ -57,7 +57,7 @@ def check(args: argparse.Namespace, progress: Progress) -> int:
 
 
 def export(args: argparse.Namespace, progress: Progress) -> int:
-    from ..cohort import export_cohort
+    from ..cohort_export import export_cohort
 
     r = export_cohort(args.cohort, args.output, args.labels, args.mapping, args.label_column, args.site_column,
                       config=args.config, columns=args.columns)
