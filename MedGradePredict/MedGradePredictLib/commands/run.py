@@ -8,6 +8,7 @@ import json
 import sys
 
 from MedGradeSegmentLib.commands.preprocess import add_brain_extraction_arguments, brain_extraction_settings
+from MedGradeSegmentLib.commands.segment import add_dicom_out_arguments
 from MedGradeCoreLib.errors import InputError, MedGradeError
 from MedGradeCoreLib.progress import Progress
 
@@ -18,6 +19,12 @@ def register(subparsers) -> None:
     p.add_argument("case", help="a case (file or folder medgrade reads, or a preprocessed case folder) "
                                 "or a folder of case folders")
     p.add_argument("--output", "-o", required=True, help="folder receiving one sub-folder per case")
+    add_cascade_arguments(p)
+    p.set_defaults(handler=run)
+
+
+def add_cascade_arguments(p: argparse.ArgumentParser) -> None:
+    """The cascade's options (models, device, preprocessing, clinical data, outputs), shared with ``pacs``."""
     p.add_argument("--seg-model", default=None, help="segmentation model id or bundle folder "
                                                      "(default: the shipped demonstrator)")
     p.add_argument("--model", action="append", default=None,
@@ -41,8 +48,8 @@ def register(subparsers) -> None:
     p.add_argument("--no-scene", dest="scene", action="store_false", help="do not write the Slicer scene")
     p.add_argument("--no-report", dest="report", action="store_false", help="do not write the patient report")
     p.add_argument("--force", action="store_true", help="rerun every stage even when up to date")
+    add_dicom_out_arguments(p)
     p.add_argument("--models-root", help="model library folder (default: $MEDGRADE_MODELS or <cache>/models)")
-    p.set_defaults(handler=run)
 
 
 def findings_of(args: argparse.Namespace) -> dict[str, str]:
@@ -69,7 +76,8 @@ def settings_of(args: argparse.Namespace) -> "CascadeSettings":  # noqa: F821
                            device=args.device, fusion=args.fusion, sequences=args.sequences,
                            patient_id=args.patient_id, clinical=clinical, findings=findings_of(args),
                            clinical_csv=args.clinical, models_root=args.models_root, scene=args.scene,
-                           report=args.report, force=args.force)
+                           report=args.report, force=args.force, dicom_out=args.dicom_out,
+                           dicom_fractional=args.dicom_fractional)
 
 
 def run(args: argparse.Namespace, progress: Progress) -> int:
