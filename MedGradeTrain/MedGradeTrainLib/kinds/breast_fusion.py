@@ -49,6 +49,7 @@ DEFAULTS: dict[str, Any] = {"inputs": [], "task": "pathology", "branches": [{"mo
 @register_kind
 class BreastFusionKind(ModelKind):
     name = FUSION_KIND
+    classifies = True
     metric, metric_mode = "val_auc", "max"
     train_defaults = {"epochs": 8, "batch_size": 32, "optimizer": {"name": "AdamW", "lr": 2e-3, "weight_decay": 1e-4},
                       "amp": False, "channels_last": False}

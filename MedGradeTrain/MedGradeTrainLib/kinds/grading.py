@@ -90,6 +90,7 @@ def grading_config(settings: dict[str, Any]) -> TrainConfig:
 @register_kind
 class GradingKind(ModelKind):
     name = "grading"
+    classifies = True
     metric, metric_mode = "val_loss", "min"
     train_defaults = {"epochs": 20, "batch_size": 16, "optimizer": {"name": "AdamW", "lr": 4e-5, "weight_decay": 1e-4},
                       "scheduler": {"name": "CosineAnnealingLR"}, "restore_best": False}

@@ -1,6 +1,7 @@
 """Atomic, verified checkpoints: written to a temporary file, fsync'd, renamed, then their sha256 recorded
 beside them. A checkpoint without a matching sha256 (killed mid-write, truncated, altered) is refused with
-a message naming it, and the previous one is used."""
+a message naming it, and the previous one is used (when none verifies, the warning says the split starts
+over)."""
 
 from __future__ import annotations
 
@@ -56,12 +57,17 @@ def checkpoints(folder: Path) -> list[Path]:
 
 
 def latest_valid(folder: Path, warn: Callable[[str], None] = print) -> dict[str, Any] | None:
-    """The newest checkpoint that verifies; each refused one is reported through ``warn``."""
-    for path in checkpoints(folder):
+    """The newest checkpoint that verifies; each refused one is reported through ``warn``, and so is a
+    folder where none verifies (the split then starts again from its first step: said, not implied)."""
+    found = checkpoints(folder)
+    for i, path in enumerate(found):
         try:
             state = load_verified(path)
         except InputError as exc:
-            warn(f"warning: {exc}; using the previous checkpoint")
+            more = i + 1 < len(found)
+            warn(f"warning: {exc}; " + ("using the previous checkpoint" if more else
+                                        f"no checkpoint of {folder} verifies ({len(found)} refused): this split "
+                                        "starts again from its first step"))
             continue
         state["_path"] = str(path)
         return state

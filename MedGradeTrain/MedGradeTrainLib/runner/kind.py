@@ -6,7 +6,8 @@ seeds, checkpoints and resume, progress lines, DDP and the final bundle's regist
 owns only what is specific to it: which patients there are, the data sets of one split, the model, the
 loss of one batch, the validation metrics and the bundle writer. No kind keeps a training loop of its own.
 
-A kind is registered by name (``register_kind``) and built from the ``kind`` section of a run config.
+A kind is registered by name (``register_kind``) and built from the ``kind`` section of a run config; a
+config loads only shipped kinds and ``medgrade.kinds`` entry points (:func:`get_kind`).
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ class ModelKind(ABC):
     # Optional: the kind's defaults for the config's ``train`` section (the user's values override them).
     train_defaults: ClassVar[dict[str, Any]] = {}
     collate_fn: ClassVar[Any] = None  # optional DataLoader collate function (None: torch's default)
+    # a classifier: its training set needs two classes, and a fold validated on one class is not scored
+    classifies: ClassVar[bool] = False
 
     def __init__(self, settings: dict[str, Any], run_dir: Path):
         self.settings = settings
@@ -99,7 +102,8 @@ class ModelKind(ABC):
 KINDS: dict[str, type[ModelKind]] = {}
 
 
-# Kinds shipped with MedGrade: imported on first use (a plugin kind names its module in the config).
+# Kinds shipped with MedGrade: imported on first use (a plugin package registers a ``medgrade.kinds`` entry
+# point ``name = "package.module"``; a config cannot name any other module).
 KIND_MODULES: dict[str, str] = {"segmentation": "MedGradeTrainLib.kinds.segmentation",
                                 "grading": "MedGradeTrainLib.kinds.grading",
                                 "toy-regression": "MedGradeTrainLib.kinds.toy",
@@ -114,20 +118,45 @@ def register_kind(cls: type[ModelKind]) -> type[ModelKind]:
     return cls
 
 
+def registered_kind_modules() -> dict[str, str]:
+    """Kind name -> module for the shipped kinds and the ``medgrade.kinds`` entry points of installed
+    packages: the only modules a run config can have imported (a config file must not run arbitrary code)."""
+    from importlib.metadata import entry_points
+
+    mods = dict(KIND_MODULES)
+    try:
+        for ep in entry_points(group="medgrade.kinds"):
+            mods.setdefault(ep.name, ep.value.split(":")[0])
+    except Exception:  # noqa: BLE001 - broken package metadata: the shipped kinds still load
+        pass
+    return mods
+
+
 def get_kind(name: str, module: str | None = None, source: str = "config") -> type[ModelKind]:
-    """The registered kind ``name`` (importing ``module`` or the shipped kind's module first)."""
+    """The registered kind ``name``: one defined in this process, else imported from its registered module
+    (shipped, or a ``medgrade.kinds`` entry point). ``module`` may only repeat that registered module."""
     import importlib
 
     from MedGradeCoreLib.errors import InputError
 
-    for mod in (module, KIND_MODULES.get(name)):
-        if mod and name not in KINDS:
-            try:
-                importlib.import_module(mod)
-            except ModuleNotFoundError as exc:
-                raise InputError(source, f"model kind module {mod!r} cannot be imported ({exc})") from None
+    if not isinstance(name, str) or not name:
+        raise InputError(source, f"kind.name must be a kind's name (text), got {name!r}"[:200])
+    if module is not None and not isinstance(module, str):
+        raise InputError(source, f"kind.module must be text, got {module!r}"[:200])
+    if name in KINDS and module is None:
+        return KINDS[name]
+    registered = registered_kind_modules()
+    if module is not None and module != registered.get(name):
+        raise InputError(source, f"kind.module {module!r} is not the registered module of kind {name!r}; only "
+                                 "shipped kinds and kinds registered as 'medgrade.kinds' entry points load by name")
+    mod = registered.get(name)
+    if mod and name not in KINDS:
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as exc:
+            raise InputError(source, f"model kind module {mod!r} cannot be imported ({exc})") from None
     if name not in KINDS:
-        known = sorted(set(KINDS) | set(KIND_MODULES))
-        raise InputError(source, f"unknown model kind {name!r} (known: {', '.join(known)}; a plugin kind "
-                                 "names its module as kind.module)")
+        known = sorted(set(KINDS) | set(registered))
+        raise InputError(source, f"unknown model kind {name!r} (known: {', '.join(known)}; a plugin package "
+                                 "registers its kind as a 'medgrade.kinds' entry point)")
     return KINDS[name]

@@ -31,11 +31,11 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from MedGradeCoreLib.devices import choose_device
-from MedGradeCoreLib.errors import InputError
+from MedGradeCoreLib.errors import InputError, MedGradeError
 from MedGradeCoreLib.progress import Progress
 
 from . import checkpoint as ckpt
-from .config import load_config, resolve_config
+from .config import check_device_available, load_config, resolve_config
 from .distributed import (ResumableBatchSampler, SeededDataset, World, all_reduce_sum, barrier, broadcast,
                           init_world, shutdown)
 from .kind import ModelKind, SplitData, get_kind
@@ -187,6 +187,17 @@ class Runner:
             ckpt.atomic_write_text(path, json.dumps(data, indent=1, default=str))
         all_train = sorted(known - set(data["test"]))
         plan = [dict(s) for s in data["splits"]]
+        self._one_class_val: dict[str, str] = {}
+        if getattr(self.kind, "classifies", False):
+            label = {p.patient_id: p.label for p in patients}
+            classes = sorted({str(label[p]) for p in all_train if label.get(p) is not None})
+            if len(classes) == 1:  # (a kind that exposes no patient labels is not judged here)
+                raise InputError(self.run_dir, f"every training patient is of class {classes[0]!r} (1 class): a "
+                                               f"{self.kind.name} model needs at least two classes to learn anything")
+            for s in plan:
+                val = sorted({str(label[p]) for p in s["val"] if label.get(p) is not None})
+                if len(val) == 1:
+                    self._one_class_val[s["name"]] = f"its validation patients are all {', '.join(val) or 'unlabelled'}"
         if self.cfg["final_fit"] or not plan:
             plan.append({"name": "final", "train": all_train, "val": []})
         self.plan = plan
@@ -314,6 +325,11 @@ class Runner:
                 with sync:
                     with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
                         terms = self.kind.training_step(net, batch, self.device)
+                    if not torch.isfinite(terms["loss"].detach()).all():
+                        raise MedGradeError(f"{self.run_dir}: the loss is {float(terms['loss'].detach())} at {name} "
+                                            f"epoch {epoch + 1} batch {b + 1}: training diverged (lower "
+                                            f"train.optimizer.lr, now {opt.param_groups[0]['lr']:g}, or set "
+                                            "train.clip_grad_norm); resume after fixing it")
                     scaler.scale(terms["loss"] / accum).backward()
                 for k, v in terms.items():
                     st["sums"][k] = st["sums"].get(k, 0.0) + float(v.detach())
@@ -454,14 +470,16 @@ class Runner:
     def _finish(self, records: list[dict[str, Any]], models: dict[str, Any], split_file: dict[str, Any]) -> RunResult:
         metric, mode = self.kind.metric, self.kind.metric_mode
         folds = [r for r in records if r["name"] != "final"]
-        vals = [r["best_metric"] for r in folds if r["best_metric"] is not None]
+        unscored = getattr(self, "_one_class_val", {})
+        vals = [r["best_metric"] for r in folds if r["best_metric"] is not None and r["name"] not in unscored]
         summary: dict[str, Any] = {"run_id": self.run_id, "kind": self.kind.name, "metric": metric,
                                    "metric_mode": mode, "device": str(self.device), "world_size": self.world.size,
                                    "seed": self.cfg["seed"], "splits": [{k: r[k] for k in (
                                        "name", "best_metric", "best_epoch", "epochs_run", "stopped_early")}
                                        for r in records],
                                    "metric_mean": float(np.mean(vals)) if vals else None,
-                                   "metric_sd": float(np.std(vals, ddof=1)) if len(vals) > 1 else None}
+                                   "metric_sd": float(np.std(vals, ddof=1)) if len(vals) > 1 else None,
+                                   "unscored_splits": {k: f"not scored: {v}" for k, v in unscored.items()}}
         if "final" in models:
             chosen = "final"
         else:
@@ -480,6 +498,10 @@ class Runner:
             tmp = self.run_dir / "bundle.partial"
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir()
+            bad = [k for k, v in model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
+            if bad:
+                raise MedGradeError(f"{self.run_dir}: the final model has non-finite weights ({', '.join(bad[:3])}); "
+                                    "no bundle is written or registered")
             written = self.kind.write_bundle(model, split, tmp, summary)
             final = self.run_dir / "bundle"
             shutil.rmtree(final, ignore_errors=True)
@@ -512,8 +534,17 @@ def run_training(config: dict[str, Any] | str | Path | None, run_dir: str | Path
     (resume only): ``{"train": {"epochs": N}}`` extends a run; splits that ended at the old length (not by
     early stopping) continue from their last checkpoint."""
     run_dir = Path(run_dir)
-    recorded = run_dir / CONFIG_FILE
     main = int(os.environ.get("RANK", "0")) == 0
+    from MedGradeCoreLib.outputs import OutputLock
+
+    # one trainer per run folder: a second `train --output` or a `resume` of a running run is refused
+    with OutputLock(run_dir) if main else contextlib.nullcontext():
+        return _run_training(config, run_dir, main, resume, kind, progress, stdout, prefixed, run_name, overrides)
+
+
+def _run_training(config, run_dir: Path, main: bool, resume: bool, kind, progress, stdout, prefixed, run_name,
+                  overrides) -> RunResult:
+    recorded = run_dir / CONFIG_FILE
     if resume:
         if not recorded.is_file():
             raise InputError(run_dir, "not a run folder (no config.json); start it with 'medgrade train'")
@@ -536,6 +567,8 @@ def run_training(config: dict[str, Any] | str | Path | None, run_dir: str | Path
             cfg = resolve_config(data, "config", None, getattr(cls, "train_defaults", None))
         if run_name:
             cfg["run_name"] = run_name
+        check_device_available(str(cfg["train"]["device"]), str(config) if isinstance(config, (str, Path))
+                               else "config")
         if main:
             run_dir.mkdir(parents=True, exist_ok=True)
             ckpt.atomic_write_text(recorded, json.dumps(cfg, indent=1, default=str))
