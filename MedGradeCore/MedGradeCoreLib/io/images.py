@@ -15,6 +15,7 @@ from MedGradeCoreLib.io.nifti import check_memory, check_nifti
 
 VOLUME_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
 MIN_VOXELS = 1000  # fewer voxels than a 10x10x10 block is not a scan (a damaged header, a stray file)
+MAX_2D_PIXELS = 1 << 28  # 16384²: no photo, ultrasound, mammogram or slice is larger (a PNG/JPEG bomb is)
 
 
 def volume_suffix(path: str | Path) -> str | None:
@@ -152,6 +153,44 @@ def read_image(path: str | Path) -> sitk.Image:
         raise InputError(path, f"cannot be read as an image; the file is truncated, corrupt or not "
                                f"a {volume_suffix(path)} file ({reason[:160]})") from None
     return validate_image(image, path)
+
+
+def read_image_file(path: str | Path) -> sitk.Image:
+    """Any image file SimpleITK reads (PNG/JPEG/BMP/TIFF, DICOM, volumes), its declared size checked against
+    :data:`MAX_2D_PIXELS` and the free memory *before* decoding (a 2 MB PNG can declare 50000×50000)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "image file not found")
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError as exc:
+        raise InputError(path, f"unreadable image ({_last_line(exc)})") from None
+    check_declared_size(path, reader)
+    try:
+        return reader.Execute()
+    except RuntimeError as exc:
+        raise InputError(path, f"unreadable image ({_last_line(exc)})") from None
+    except MemoryError:
+        raise InputError(path, "not enough memory to decode the image") from None
+
+
+def check_declared_size(path: str | Path, reader: sitk.ImageFileReader, n_files: int = 1) -> None:
+    """Refuse (before decoding) a header declaring more pixels than any image, or than the free memory."""
+    size = tuple(int(s) for s in reader.GetSize())
+    flat = len(size) == 2 or (len(size) == 3 and size[2] == 1)
+    pixels = float(np.prod([float(s) for s in size[:2]]))
+    if flat and pixels > MAX_2D_PIXELS:
+        raise InputError(path, f"its header declares {size[0]}×{size[1]} pixels ({pixels:.3g}), more than any medical "
+                               "image; refused before decoding (a decompression bomb or a damaged header)")
+    shape = (*size, n_files) if n_files > 1 else size
+    check_memory(path, shape, _bytes_per_voxel(reader) * max(reader.GetNumberOfComponents(), 1))
+
+
+def _last_line(exc: Exception) -> str:
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    return (lines[-1] if lines else type(exc).__name__)[:160]
 
 
 def check_not_blank(image: sitk.Image, source: str | Path) -> sitk.Image:

@@ -31,7 +31,7 @@ from MedGradeCoreLib.case import Case
 from MedGradeCoreLib.errors import InputError
 from MedGradeCoreLib.sequence_names import guess_sequence, is_lesion_mask_name, normalise_name
 from MedGradeCoreLib.io.clinical_csv import upsert_csv_row
-from MedGradeCoreLib.io.images import validate_image
+from MedGradeCoreLib.io.images import check_declared_size, validate_image
 from MedGradeCoreLib.io.items import Found, FoundImage
 
 SLICE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -84,8 +84,9 @@ def read_slice_folder(folder: str | Path, geometry: dict | None = None) -> sitk.
         reader.SetFileName(str(f))
         try:
             reader.ReadImageInformation()
-        except RuntimeError:
+        except (RuntimeError, OverflowError):
             raise InputError(f, "cannot be read as an image (truncated or corrupt)") from None
+        check_declared_size(f, reader, len(files))  # before decoding: a PNG bomb is refused here
         sizes.setdefault(reader.GetSize()[:2], f)
     if len(sizes) > 1:
         (s1, f1), (s2, f2) = list(sizes.items())[:2]

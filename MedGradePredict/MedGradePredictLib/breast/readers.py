@@ -77,10 +77,9 @@ def read_breast_image(path: str | Path) -> tuple[sitk.Image, bool]:
     suffix = _suffix(p)
     if not suffix:
         raise InputError(p, "not an image file MedGrade reads (PNG/JPEG/BMP/TIFF, DICOM, NRRD/NIfTI/MHA)")
-    try:
-        image = sitk.ReadImage(str(p))
-    except RuntimeError as exc:
-        raise InputError(p, f"unreadable image ({str(exc).strip().splitlines()[-1]})") from None
+    from MedGradeCoreLib.io.images import read_image_file
+
+    image = read_image_file(p)  # the declared size is checked before decoding (PNG/JPEG bombs)
     known = suffix in VOLUME_SUFFIXES
     if suffix in DICOM_SUFFIXES:
         flat = image.GetDimension() == 2 or image.GetSize()[2] == 1

@@ -187,10 +187,9 @@ class ImageCache:
         if path not in self._cache:
             import SimpleITK as sitk
 
-            try:
-                img = sitk.ReadImage(str(path))
-            except RuntimeError as exc:
-                raise InputError(path, f"unreadable image ({str(exc).strip().splitlines()[-1]})") from exc
+            from MedGradeCoreLib.io.images import read_image_file
+
+            img = read_image_file(path)  # declared size checked before decoding
             a = sitk.GetArrayFromImage(img)
             if img.GetDimension() == 2:
                 a = a[None] if a.ndim == 2 else np.moveaxis(a, -1, 0)
