@@ -26,7 +26,7 @@ from typing import Any
 
 from MedGradeCoreLib.bundle import (MANIFEST_NAME, bundle_sha256, check_model_id, check_zip, ModelManifest, read_manifest,
                      remove_tree, unzip_bundle)
-from MedGradeCoreLib.errors import BundleError
+from MedGradeCoreLib.errors import BundleError, MedGradeError
 from MedGradeCoreLib.hashing import sha256_file
 from MedGradeCoreLib.progress import Progress
 from MedGradeCoreLib.resources import resource_file
@@ -347,19 +347,61 @@ def _copy_folder_bundle(path: Path, manifest: ModelManifest, root: Path) -> Path
     return final
 
 
+def bundle_kind_loaders() -> dict[str, str]:
+    """Model kind -> ``"module:function"`` loader, as the Lib packages declare them (``BUNDLE_KINDS`` of their
+    ``commands`` package; the core names none)."""
+    from .command_packages import command_modules
+
+    out: dict[str, str] = {}
+    for mod in command_modules():
+        out.update(getattr(mod, "BUNDLE_KINDS", {}) or {})
+    return out
+
+
+def check_bundle_kind(folder: Path, manifest: ModelManifest) -> None:
+    """Load the bundle with its kind's loader: an unknown kind, or files that do not fit the kind the manifest
+    claims (a breast model relabelled ``grading``), are refused."""
+    import importlib
+
+    loaders = bundle_kind_loaders()
+    target = loaders.get(manifest.kind)
+    if target is None:
+        raise BundleError(f"{folder}: unknown model kind {manifest.kind!r} (this MedGrade loads "
+                          f"{', '.join(sorted(loaders)) or 'none'})")
+    module, func = target.split(":")
+    try:
+        getattr(importlib.import_module(module), func)(folder, device="cpu")
+    except MedGradeError as exc:
+        raise BundleError(f"{folder}: not a usable {manifest.kind!r} model: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - a loader failing in any way means the bundle is not accepted
+        raise BundleError(f"{folder}: not a usable {manifest.kind!r} model ({type(exc).__name__}: "
+                          f"{' '.join(str(exc).split())[:200]})") from None
+
+
+def _checked_install(folder: Path, manifest: ModelManifest) -> Path:
+    """``folder`` just installed: kept only when its kind's loader accepts it."""
+    try:
+        check_bundle_kind(folder, manifest)
+    except BaseException:
+        remove_tree(folder)
+        raise
+    return folder
+
+
 def import_bundle(path: str | Path, root: str | Path | None = None) -> LibraryEntry:
-    """Install a bundle from a local zip or folder (offline machines). Verified before it is listed;
-    a refused import leaves nothing in the library."""
+    """Install a bundle from a local zip or folder (offline machines). Verified, and loaded by its kind's
+    loader, before it is listed; a refused import leaves nothing in the library."""
     path, root = Path(path), library_root(root)
     if path.is_dir():
         manifest = read_manifest(path, verify=True)
         existing = _already_installed(root, manifest.model_id, bundle_sha256(path))
-        folder = existing or _copy_folder_bundle(path, manifest, root)
+        folder = existing or _checked_install(_copy_folder_bundle(path, manifest, root), manifest)
         return library_entry(folder, "installed")
     if not path.is_file():
         raise BundleError(f"{path}: no such file or folder")
     manifest, manifest_sha = _zip_manifest(path)
-    folder = _already_installed(root, manifest.model_id, manifest_sha) or unzip_bundle(path, root)
+    folder = _already_installed(root, manifest.model_id, manifest_sha) or _checked_install(unzip_bundle(path, root),
+                                                                                          manifest)
     return library_entry(folder, "installed")
 
 

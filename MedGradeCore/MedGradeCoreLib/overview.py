@@ -33,6 +33,7 @@ def render_overview(images: dict[str, sitk.Image], out_png: str | Path, masks: d
     import matplotlib
 
     matplotlib.use("Agg")
+    matplotlib.rcParams["text.parse_math"] = False  # names and titles are text, never mathtext ("$")
     import matplotlib.pyplot as plt
 
     masks = masks or {}

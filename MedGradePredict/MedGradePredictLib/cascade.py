@@ -73,6 +73,7 @@ class StageRecord:
     seconds: float = 0.0
     note: str = ""
     cpu_seconds: float = 0.0  # process CPU time (all threads) of the stage
+    outputs: dict[str, str] = field(default_factory=dict)  # output (relative path) -> digest of its content
 
 
 @dataclass
@@ -193,26 +194,43 @@ class _Stages:
         self.folder, self.force = folder, force
         path = folder / STATE
         try:
-            self.previous = json.loads(path.read_text()).get("stages", {}) if path.is_file() else {}
-        except ValueError:
+            data = json.loads(path.read_text()) if path.is_file() else {}
+            stages = data.get("stages", {}) if isinstance(data, dict) else {}
+            # a malformed cascade.json (or stage record) only means the stages run again
+            self.previous = {k: v for k, v in stages.items() if isinstance(v, dict)} if isinstance(stages, dict) else {}
+        except (OSError, ValueError):
             self.previous = {}
         self.records: list[StageRecord] = []
 
-    def up_to_date(self, name: str, key: str, outputs: list[Path]) -> bool:
+    def _digests(self, paths: list[Path]) -> dict[str, str]:
+        return {(str(p.relative_to(self.folder)) if p.is_relative_to(self.folder) else str(p)): input_key(p)
+                for p in paths if p.exists()}
+
+    def up_to_date(self, name: str, key: str, outputs: list[Path], owned: list[Path] | None = None) -> bool:
+        """Same key, every output there, and every owned output holding the content recorded when the stage
+        ran (a deleted or altered intermediate makes the stage run again)."""
         old = self.previous.get(name, {})
-        return not self.force and old.get("key") == key and all(p.exists() for p in outputs)
+        if self.force or old.get("key") != key or not all(p.exists() for p in outputs):
+            return False
+        recorded = old.get("outputs")
+        wanted = owned if owned is not None else outputs
+        return isinstance(recorded, dict) and bool(recorded) and self._digests(wanted) == recorded
 
     def run(self, name: str, key: str, outputs: list[Path], work: Callable[[], str | None],
-            progress: Progress) -> bool:
-        if self.up_to_date(name, key, outputs):
-            self.records.append(StageRecord(name, key, False, 0.0, "up to date"))
+            progress: Progress, owned: list[Path] | None = None) -> bool:
+        """Run ``work`` unless the stage is up to date. ``outputs``: files the stage must leave; ``owned``:
+        files and folders it writes whole (default ``outputs``), whose content digests are recorded."""
+        if self.up_to_date(name, key, outputs, owned):
+            self.records.append(StageRecord(name, key, False, 0.0, "up to date",
+                                            outputs=dict(self.previous[name]["outputs"])))
             progress(1.0, f"{name}: up to date")
             return False
         progress(0.0, name)
         start, cpu = time.perf_counter(), time.process_time()
         note = work() or ""
         self.records.append(StageRecord(name, key, True, round(time.perf_counter() - start, 3), note,
-                                        round(time.process_time() - cpu, 3)))
+                                        round(time.process_time() - cpu, 3),
+                                        self._digests(owned if owned is not None else outputs)))
         self.save()  # a later failure keeps the finished stages
         return True
 
@@ -278,7 +296,7 @@ def _run_case(path: Path, folder: Path, settings: CascadeSettings, progress: Pro
             write_preprocessed(result, folder, name="preprocessed")
             return f"brain extraction: {result.brain_extraction.get('method')}"
 
-        stages.run("preprocess", pre_key, [case_file(pre_dir)], preprocess, progress.sub(0.02, 0.45))
+        stages.run("preprocess", pre_key, [case_file(pre_dir)], preprocess, progress.sub(0.02, 0.45), [pre_dir])
     # 2. segment (on the brain + margin search mask)
     seg_dir = folder / "segmentation"
     seg_entry = _library_entry(settings.seg_model, settings.models_root)  # the bundle's manifest sha256:
@@ -294,7 +312,7 @@ def _run_case(path: Path, folder: Path, settings: CascadeSettings, progress: Pro
         info = write_result(result, seg_dir, c)  # staged and renamed by write_result itself
         return f"lesion {info['volume_ml']:.1f} ml"
 
-    stages.run("segment", seg_key, [seg_dir / MASK_NAME], segment, progress.sub(0.45, 0.6))
+    stages.run("segment", seg_key, [seg_dir / MASK_NAME], segment, progress.sub(0.45, 0.6), [seg_dir])
     lesion = sitk.Cast(sitk.ReadImage(str(seg_dir / MASK_NAME)), sitk.sitkUInt8)
     # 3. grading slices on the new mask + grade with each matching model
     c = case.preprocessed(pre_dir)
@@ -315,7 +333,7 @@ def _run_case(path: Path, folder: Path, settings: CascadeSettings, progress: Pro
             return None
 
         try:
-            stages.run("scene", all_keys, [scene_file], scene, progress.sub(0.85, 0.9))
+            stages.run("scene", all_keys, [scene_file], scene, progress.sub(0.85, 0.9), [folder / "scene"])
             files["scene"] = str(scene_file)
         except ImportError as exc:  # slicer-core absent (pip install medgrade[scene]); inside Slicer it is there
             warnings.append(f"scene not written: {exc}")
@@ -330,7 +348,8 @@ def _run_case(path: Path, folder: Path, settings: CascadeSettings, progress: Pro
             return None if out.get("pdf") else "no PDF renderer"
 
         stages.run("report", _hash(all_keys, warnings, settings.findings), [report_html], report,
-                   progress.sub(0.9, 1.0))
+                   progress.sub(0.9, 1.0), [report_html, folder / "report.json", folder / "report.pdf",
+                                            folder / "report_files"])
         files["report"] = str(report_html)
         if (folder / "report.pdf").is_file():
             files["report_pdf"] = str(folder / "report.pdf")
@@ -367,7 +386,7 @@ def _grade_stage(stages: _Stages, entry: Any, case: Any, lesion: sitk.Image, seg
         write_results([result], out)  # staged and renamed by write_results itself
         return f"{result.predicted_level} p={result.probability:.3f}"
 
-    stages.run(f"grade:{entry.model_id}", key, [out / "predictions.json"], grade, progress)
+    stages.run(f"grade:{entry.model_id}", key, [out / "predictions.json"], grade, progress, [out])
     results, _ = read_results(out)
     return results
 

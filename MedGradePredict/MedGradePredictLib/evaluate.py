@@ -241,6 +241,7 @@ def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
+    matplotlib.rcParams["text.parse_math"] = False  # names and titles are text, never mathtext ("$")
     import matplotlib.pyplot as plt
 
     return plt

@@ -160,6 +160,11 @@ def _pdf(path: Path, data: dict[str, Any], pictures: list[tuple[str, Path]]) -> 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    with matplotlib.rc_context({"text.parse_math": False}):  # text is text: "$" in a finding is no mathtext
+        _pdf_page(plt, path, data, pictures)
+
+
+def _pdf_page(plt: Any, path: Path, data: dict[str, Any], pictures: list[tuple[str, Path]]) -> None:
     fig = plt.figure(figsize=(8.27, 11.69))
     fig.text(0.05, 0.97, f"MedGrade — patient {data['patient_id']}", fontsize=14, weight="bold")
     fig.text(0.05, 0.955, data["disclaimer"], fontsize=7, color="#a00")
@@ -197,10 +202,17 @@ def write_report(folder: Path, case: Any, lesion: sitk.Image, grades: list[Any],
     data = report_data(case, lesion, grades, entries, stages, warnings, settings)
     pictures = _pictures(files, case, lesion, grades)
     out = {"html": folder / "report.html", "pdf": folder / "report.pdf", "json": folder / "report.json"}
-    for key, write in (("html", lambda p: p.write_text(_html(data, pictures), encoding="utf-8")),
-                       ("pdf", lambda p: _pdf(p, data, pictures)),
-                       ("json", lambda p: p.write_text(json.dumps(data, indent=1, default=str)))):
-        tmp = out[key].with_name(out[key].name + ".partial")
-        write(tmp)
-        os.replace(tmp, out[key])
+    writers = (("html", lambda p: p.write_text(_html(data, pictures), encoding="utf-8")),
+               ("pdf", lambda p: _pdf(p, data, pictures)),
+               ("json", lambda p: p.write_text(json.dumps(data, indent=1, default=str))))
+    tmps = {key: out[key].with_name(f".{out[key].name}.partial") for key, _ in writers}
+    try:  # every file written first, then all renamed: a failed report leaves the previous one whole
+        for key, write in writers:
+            write(tmps[key])
+    except BaseException:
+        for tmp in tmps.values():
+            tmp.unlink(missing_ok=True)
+        raise
+    for key in ("pdf", "json", "html"):  # the HTML (the stage's marker) last
+        os.replace(tmps[key], out[key])
     return out

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shlex
 import sys
 import time
@@ -40,6 +41,8 @@ def split_argv(argv: list[str]) -> tuple[list[str], dict[str, str]]:
             if i + 1 >= len(argv):
                 raise InputError(None, f"{a} needs a value")
             opts[OPTIONS[a]] = argv[i + 1]
+            if a == "--slurm-gpus" and not re.fullmatch(r"[0-9]{1,2}", argv[i + 1]):
+                raise InputError(None, f"--slurm-gpus needs a number of GPUs (0-99), got {argv[i + 1]!r}")
             i += 1
         else:
             rest.append(a)
@@ -126,7 +129,9 @@ def gather(command: str, output: Path, cases: list[Path]) -> dict:
     done, missing = [], []
     for c in cases:
         target = output / c.name
-        ok = target.is_dir() and any(target.iterdir())
+        # done: the case folder holds a committed output (a hidden or .partial folder is an unfinished one)
+        ok = target.is_dir() and any(not p.name.startswith(".") and ".partial" not in p.name
+                                     for p in target.iterdir())
         (done if ok else missing).append(c.name)
     result = {"command": command, "cases": len(cases), "succeeded": done, "failed": missing}
     if command == "predict":

@@ -62,8 +62,10 @@ def slurm_train_script(args: list[str], job_name: str, gpus: int = 1, nodes: int
     if nodes > 1 or gpus > 1:
         lines.append('MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)')
         cmd = torchrun_command(args, gpus, nodes, endpoint="MASTER")
-        quoted = " ".join(shlex.quote(a) for a in cmd).replace("--rdzv-endpoint=MASTER", '--rdzv-endpoint="$MASTER_ADDR:29500"')
-        lines.append("srun " + quoted)
+        # only the endpoint element gets the shell variable; every other element (user paths too) is quoted
+        endpoint = cmd.index("--rdzv-endpoint=MASTER")
+        quoted = [shlex.quote(a) if i != endpoint else '--rdzv-endpoint="$MASTER_ADDR:29500"' for i, a in enumerate(cmd)]
+        lines.append("srun " + " ".join(quoted))
     else:
         lines.append(" ".join(shlex.quote(a) for a in medgrade_command(args)))
     return "\n".join(lines) + "\n"

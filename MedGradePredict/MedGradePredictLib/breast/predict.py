@@ -10,13 +10,14 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+import SimpleITK as sitk
 import torch
 
 from MedGradeCoreLib.bundle import ModelManifest, load_state_dict
 from MedGradeCoreLib.hashing import sha256_file
 from MedGradeCoreLib.errors import BundleError, InputError
 
-from .case import BreastCase, encode_label
+from .case import BreastCase, BreastImage, encode_label
 from .fusion_data import FusionDataset, make_samples, predict_dataset
 from .fusion_net import BranchSpec, LateFusionNet
 from .radiomics_features import RadiomicsSettings, feature_rows
@@ -36,6 +37,24 @@ def _row(pid: str, case_id: str, patient_id: str, classes: Sequence[str], prob: 
     return row
 
 
+MIN_SIDE_PX = 16  # smaller than a 16×16 crop is no lesion image (a thumbnail, a stray icon)
+
+
+def check_gradable(image: BreastImage) -> None:
+    """Refuse what no model can grade: a tiny image, a blank one (every pixel one value), an empty ROI."""
+    size = image.image.GetSize()
+    if min(size[:2]) < MIN_SIDE_PX:
+        raise InputError(image.source, f"image of {'×'.join(map(str, size))} pixels is too small to grade "
+                                       f"(at least {MIN_SIDE_PX}×{MIN_SIDE_PX})")
+    arr = sitk.GetArrayViewFromImage(image.image)
+    if float(np.min(arr)) == float(np.max(arr)):
+        raise InputError(image.source, f"every pixel has the same value ({float(np.min(arr)):g}): a blank image")
+    roi = image.roi_array()
+    if roi is not None and int(np.count_nonzero(roi)) < 4:
+        raise InputError(image.source, "the lesion ROI is empty (no lesion drawn)" if not roi.any() else
+                         f"the lesion ROI has only {int(np.count_nonzero(roi))} pixels; at least 4 are needed")
+
+
 class RadiomicsPredictor:
     def __init__(self, model: RadiomicsModel, settings: RadiomicsSettings, manifest: ModelManifest, folder: Path):
         self.model, self.settings, self.manifest, self.folder = model, settings, manifest, folder
@@ -46,6 +65,9 @@ class RadiomicsPredictor:
         usable = [c for c in cases if c.modality(self.modality)]
         if not usable:
             raise InputError(None, f"no case has the {self.modality.upper()} images this model needs")
+        for c in usable:
+            for image in c.modality(self.modality).values():
+                check_gradable(image)
         rows = feature_rows(usable, self.modality, self.settings, progress)
         X = model_matrix(self.model, rows)
         prob = self.model.predict_proba(X)
@@ -79,6 +101,10 @@ class FusionPredictor:
         return cls(net.to(dev), branches, manifest, dev)
 
     def predict(self, cases: Sequence[BreastCase], progress=None) -> list[dict[str, Any]]:
+        for c in cases:  # what the radiomics model refuses, the deep model refuses too (no confident nonsense)
+            for b in self.branches:
+                for image in c.modality(b.modality).values():
+                    check_gradable(image)
         samples = make_samples(cases, self.branches, self.manifest.task.get("name"))
         if not samples:
             raise InputError(None, f"no case has any of the modalities this model needs "

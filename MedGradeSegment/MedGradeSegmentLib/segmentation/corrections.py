@@ -28,6 +28,7 @@ MASK_NAME = "lesion_mask.nii.gz"
 RECORD_NAME = "correction.json"
 AI_RESULT = "segmentation.json"
 _VERSION = re.compile(r"^v(\d{4,})$")
+_MAX_CLAIMS = 1000
 
 
 @dataclass
@@ -146,8 +147,10 @@ def save_correction(case_dir: str | Path, corrected: sitk.Image, user: str | Non
         try:
             tmp.mkdir()
             write_image(binary, str(tmp / MASK_NAME))
-            while True:  # renaming onto a free vNNNN claims it atomically, even with two annotators at once
-                version = (versions(case_dir) or [0])[-1] + 1
+            # renaming onto a free vNNNN claims it atomically, even with two annotators at once; any entry named
+            # like a version (a stray file too) is taken, and the search is bounded
+            version = max((int(m.group(1)) for p in root.iterdir() if (m := _VERSION.match(p.name))), default=0) + 1
+            for _ in range(_MAX_CLAIMS):
                 folder = root / f"v{version:04d}"
                 record = CorrectionRecord(
                     version=version, folder=str(folder), user=user or getpass.getuser(), created=created,
@@ -156,12 +159,16 @@ def save_correction(case_dir: str | Path, corrected: sitk.Image, user: str | Non
                     volume_difference_ml=(v_c - v_ai) if v_ai is not None else None, note=note,
                     warnings=warnings)
                 (tmp / RECORD_NAME).write_text(json.dumps(record.to_dict(), indent=2))
-                if not folder.exists():
+                if not os.path.lexists(folder):
                     try:
                         os.rename(tmp, folder)
                         break
                     except OSError:  # another annotator took this number first
                         pass
+                version += 1
+            else:
+                raise InputError(root, f"no free version number after {_MAX_CLAIMS} tries (is something "
+                                       "creating entries there?)")
         except (OSError, RuntimeError) as exc:
             raise write_error(root / "next version", exc) from None
     return record

@@ -6,6 +6,15 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
+# Model-bundle kinds this package loads: ``models import`` has each bundle loaded by its kind's loader
+# (``"module:function"``, called as ``function(folder, device="cpu")``) before it is accepted.
+BUNDLE_KINDS = {
+    "toy-regression": "MedGradeTrainLib.bundle_checks:check_trained_bundle",
+    "umae-pretrain": "MedGradeTrainLib.bundle_checks:check_trained_bundle",
+    "umae-finetune": "MedGradeTrainLib.bundle_checks:check_trained_bundle",
+    "umae-classifier": "MedGradeTrainLib.bundle_checks:check_trained_bundle",
+}
+
 
 def register(subparsers) -> None:
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
