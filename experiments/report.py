@@ -18,19 +18,30 @@ def _f(d: dict | None, key: str, digits: int = 3) -> str:
 
 
 def seg(results: Path) -> None:
-    print("| model | 3D Dice (mean ± SD) | median | slice DSC, all slices | max HD (mm) | HD95 (mm) | s/epoch | patients |")
-    print("|---|---|---|---|---|---|---|---|")
+    """The segmentation CV table (seg_cv.py): per-patient 3D Dice with its bootstrap 95% CI, same folds."""
+    print("| model | parameters | 3D Dice (mean ± SD) [95% CI] | median | per fold | slice DSC, all slices | "
+          "max HD (mm) | HD95 (mm) | optimiser steps per fold | wall (min) | patients |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    hw = None
     for m in ("mignet", "unet", "swin"):
         p = results / "seg_cv" / m / "summary.json"
         if not p.is_file():
-            print(f"| {m} | not run | | | | | | |")
             continue
         d = json.loads(p.read_text())
+        hw = d.get("hardware", hw)
         pp = d.get("per_patient") or {}
-        med = (pp.get("dice_3d") or {}).get("median")
-        secs = d.get("seconds_per_epoch", {}).get("mean")
-        print(f"| {m} | {_f(pp, 'dice_3d')} | {med:.3f} | {_f(pp, 'slice_dsc_all')} | {_f(pp, 'hd_max_mm', 1)} | "
-              f"{_f(pp, 'hd95_mm', 1)} | {secs:.0f} | {pp.get('n_patients')} |")
+        dice = pp.get("dice_3d") or {}
+        ci = dice.get("ci95_bootstrap") or [float("nan")] * 2
+        folds = " / ".join(f"{(f['per_patient_summary'] or {}).get('dice_3d', {}).get('mean', float('nan')):.2f}"
+                           for f in d.get("folds", []))
+        cum = [int(s.get("global_step") or 0) for s in d.get("splits", [])]  # the runner counts over folds
+        steps = " / ".join(str(b - a) for a, b in zip([0] + cum, cum))
+        print(f"| {m} | {d.get('parameters', 'n/a'):,} | {_f(pp, 'dice_3d')} [{ci[0]:.3f}, {ci[1]:.3f}] | "
+              f"{dice.get('median', float('nan')):.3f} | {folds} | {_f(pp, 'slice_dsc_all')} | "
+              f"{_f(pp, 'hd_max_mm', 1)} | {_f(pp, 'hd95_mm', 1)} | {steps} | "
+              f"{d.get('wall_seconds', float('nan')) / 60:.0f} | {pp.get('n_patients')} |")
+    if hw:
+        print(f"\nHardware: {hw}.")
 
 
 def grade(results: Path) -> None:

@@ -9,8 +9,9 @@ MIG-Net takes the FPG location prior as an input that follows the augmentation (
 Inference segments every sequence the patient really has (FLAIR, T1c) and keeps the complete union. Metrics
 per patient over the whole volume (false positives count): 3D Dice (95% CI: bootstrap over patients), slice
 DSC over all slices, max HD and HD95 (mm, estimated geometry). Training goes through the runner
-(MedGradeTrainLib.runner, kind ``segmentation``). Hardware: shared 2-core CPU, no GPU (``--threads 2``);
-3 folds, not 5, because 5 did not fit the ~100-minute CPU budget (see ``settings`` in each summary).
+(MedGradeTrainLib.runner, kind ``segmentation``). Hardware: shared 2-core CPU, no GPU (``--threads 1``: on
+the shared machine one torch thread ran faster than two); 3 folds, not 5, because 5 did not fit the
+~100-minute CPU budget (see ``settings`` in each summary).
 
     nice -n 5 python experiments/seg_cv.py --pre /work/cache-train/lgg-pre --out experiments/results/seg_cv \
         --models mignet unet
@@ -49,7 +50,8 @@ def run_config(arch: dict, cases, split_file: Path, args) -> dict:
             "architecture": arch, "sequences": SEQUENCES, "template": TEMPLATE, "atlas_affine": False,
             "atlas_shrink": [8, 4], "inplane_spacing": SPACING, "fov_mm": FOV, "pad": args.crop + 16,
             "crop": args.crop, "slice_selection": "brain", "negative_ratio": args.negative_ratio,
-            "dice_weight": args.dice_weight, "val_max_samples": args.val_max_samples, "grade_weight": 0.3, "largest_component": False, "slice_cache": False}
+            "dice_weight": args.dice_weight, "val_max_samples": args.val_max_samples, "grade_weight": 0.3,
+            "largest_component": False, "slice_cache": False}
     # Model selection (issue 17): the checkpoint kept is the best one on the inner validation patients
     # (restore_best), the learning rate halves after 2 epochs without improvement, training stops after
     # ``patience`` such epochs; ``epochs`` x ``steps`` only bounds it.

@@ -49,7 +49,8 @@ def train_seg(pre, args, results: Path, out: Path) -> Path:
 
     arch = seg_cv.architecture("mignet", args.embed, args.crop)
     ns = argparse.Namespace(crop=args.crop, negative_ratio=1.0, seed=args.seed, folds=3, epochs=args.epochs,
-                            batch=16, steps=args.steps, lr=args.lr, patience=args.patience, dice_weight=1.0)
+                            batch=16, steps=args.steps, lr=args.lr, patience=args.patience, dice_weight=1.0,
+                            val_max_samples=300)
     cfg = seg_cv.run_config(arch, pre, Path("unused"), ns)
     cfg["kind"].update(model_id=SEG_ID, trained_on=DATA.format(n=len(pre)), description=(
         "MIG-Net (Swin-UNet backbone, FPG-weighted cross-entropy + Dice term, location prior as an input that "
