@@ -51,9 +51,16 @@ class PreprocessConfig:
     reg_brain_mask: bool = True            # restrict the metric to the (dilated) reference brain mask
     reg_mask_dilate_mm: float = 25.0       # dilation: the skull and scalp outline carry T1c-vs-T2 alignment
     reg_seed: int = 42                     # seed of the metric's random voxel sampling (recorded in case.json)
-    reg_threads: int = 1                   # ITK threads of the registration metric: 1 gives bit-identical results
+    reg_threads: int = 1                   # ITK threads of *one* registration's metric: 1 gives bit-identical results
                                            # run to run; >1 (0 = all cores) is faster but ITK's multi-threaded
                                            # Mattes MI sums in a varying order (last-digit differences)
+    reg_workers: int = 0                   # registrations (sequences, starts, flip checks) run side by side, each on
+                                           # reg_threads ITK threads: every core in use, still bit-identical; 0 = all cores
+    reg_skip_same_grid: bool = False       # a sequence on exactly the reference's grid is taken as co-registered
+                                           # upstream (BraTS space): not registered, the reason recorded. Off by
+                                           # default: TCGA-FG-6692's T1 shares T1c's grid, yet the patient turned
+                                           # ~8 deg between them (skipping it: brain surface 2.1 mm off)
+    reg_cross_starts: bool = True          # each sequence's coarse level is also run from the others' results
     check_sequences: bool = True           # warn when a sequence's contrast or left-right orientation looks wrong
     # resampling, normalisation, slices
     spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)

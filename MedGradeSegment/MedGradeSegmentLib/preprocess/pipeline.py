@@ -19,7 +19,6 @@ from .config import PreprocessConfig
 from .normalize import zscore
 from .orient import orient, to_float
 from .quality import QualityReport, volume_ml, weak_registrations
-from .registration import register
 from .resample import footprint_overlap, reference_grid, resample_image, resample_mask
 from .skullstrip import skull_strip, threshold_mask
 from .slices import sample_slices
@@ -144,10 +143,7 @@ def preprocess_case(case: Case, config: PreprocessConfig | None = None, progress
                                                  "grades brain lesions")
     transforms: dict[str, sitk.Transform] = {}
     with stage("registration") as p:
-        others = [s for s in images if s != ref]
-        for i, seq in enumerate(others):
-            transforms[seq] = _register_one(case, images, ref, seq, brain, config, quality,
-                                            p.sub(i / len(others), (i + 1) / len(others)), transforms)
+        transforms = _register_all(case, images, ref, brain, config, quality, p)
         quality.warnings += weak_registrations(quality.registration, config.weak_metric_ratio)
     with stage("resample"):
         grid = reference_grid(images[ref], config.spacing)
@@ -183,34 +179,42 @@ def preprocess_case(case: Case, config: PreprocessConfig | None = None, progress
                             search_mask=search_grid, brain_extraction=extraction)
 
 
-def _register_one(case: Case, images: dict[str, sitk.Image], ref: str, seq: str, brain: sitk.Image,
-                  config: PreprocessConfig, quality: QualityReport, progress: Progress,
-                  done: dict[str, sitk.Transform]) -> sitk.Transform:
-    """Register ``seq`` to ``ref`` (or keep the scanner frame) and record metric and overlap; the rigid
-    results of the sequences ``done`` before are extra coarse starts (patient motion is often shared)."""
-    if config.reg_init == "scanner" and footprint_overlap(images[seq], brain) == 0.0:
-        raise InputError(_source(case, seq), f"does not overlap the reference sequence {ref} "
-                                             f"({_source(case, ref)}) at all: no common field of view")
-    metric = float("nan")
-    transform: sitk.Transform = sitk.Euler3DTransform()
+def _register_all(case: Case, images: dict[str, sitk.Image], ref: str, brain: sitk.Image, config: PreprocessConfig,
+                  quality: QualityReport, progress: Progress) -> dict[str, sitk.Transform]:
+    """Register every sequence to ``ref`` (or keep the scanner frame) side by side (:mod:`.coregister`) and
+    record metric, overlap and any skip reason per sequence."""
+    from .coregister import SequenceRegistration, coregister
+
+    others = [s for s in images if s != ref]
+    if config.reg_init == "scanner":
+        for seq in others:
+            if footprint_overlap(images[seq], brain) == 0.0:
+                raise InputError(_source(case, seq), f"does not overlap the reference sequence {ref} "
+                                                     f"({_source(case, ref)}) at all: no common field of view")
     if config.register:
         mask = dilated(brain, config.reg_mask_dilate_mm) if config.reg_brain_mask else None
-        extra = [t for t in done.values() if isinstance(t, sitk.Euler3DTransform)]
-        try:
-            result = register(images[ref], images[seq], config, mask, progress, extra)
-        except RuntimeError as exc:
-            reason = str(exc).strip().splitlines()[-1][:200]
-            raise InputError(_source(case, seq), f"registration to {ref} failed: {reason}") from None
-        transform, metric = result.transform, result.metric
-        if config.check_sequences:
-            from .consistency import flip_warning
 
-            if (flipped := flip_warning(seq, ref, images[ref], images[seq], brain, config)):  # brain: not dilated
-                quality.warnings.append(flipped)
-    overlap = footprint_overlap(images[seq], brain, transform)
-    if overlap == 0.0:
-        raise InputError(_source(case, seq), f"does not overlap the reference sequence {ref} after registration")
-    if overlap < config.min_overlap:
-        quality.warnings.append(f"{seq}: covers only {overlap:.0%} of the brain in {ref}")
-    quality.registration[seq] = {"metric": round(metric, 5), "overlap": round(overlap, 4)}
-    return transform
+        def failed(seq: str, exc: RuntimeError) -> Exception:
+            reason = str(exc).strip().splitlines()[-1][:200]
+            return InputError(_source(case, seq), f"registration to {ref} failed: {reason}")
+
+        done = coregister(ref, images, mask, brain, config, progress, failed)
+    else:
+        done = {seq: SequenceRegistration(sitk.Euler3DTransform(), skipped="registration off") for seq in others}
+    transforms: dict[str, sitk.Transform] = {}
+    for seq in others:
+        result = done[seq]
+        if result.flip_warning:
+            quality.warnings.append(result.flip_warning)
+        overlap = footprint_overlap(images[seq], brain, result.transform)
+        if overlap == 0.0:
+            raise InputError(_source(case, seq), f"does not overlap the reference sequence {ref} after registration")
+        if overlap < config.min_overlap:
+            quality.warnings.append(f"{seq}: covers only {overlap:.0%} of the brain in {ref}")
+        quality.registration[seq] = {"metric": round(result.metric, 5), "overlap": round(overlap, 4)}
+        if result.skipped:
+            quality.registration[seq]["skipped"] = result.skipped
+        elif result.start != "own":
+            quality.registration[seq]["start"] = result.start
+        transforms[seq] = result.transform
+    return transforms

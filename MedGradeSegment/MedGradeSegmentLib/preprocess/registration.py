@@ -36,6 +36,7 @@ class Registration:
     metric: float
     iterations: int
     stop: str
+    coarse_metric: float = float("nan")  # the metric at the coarsest level, where starts are compared
 
 
 @dataclass
@@ -179,7 +180,57 @@ def register(fixed: sitk.Image, moving: sitk.Image, config: PreprocessConfig | N
     """
     config = config or PreprocessConfig()
     with itk_threads(config.reg_threads):
-        return _register(fixed, moving, config, fixed_mask, progress, extra_starts)
+        problem = RegistrationProblem(fixed, moving, config, fixed_mask)
+        n = len(problem.levels)
+        share = 0.5 if config.affine else 1.0
+        coarse_part = share * (0.5 if n > 1 else 1.0)
+        coarse = problem.coarse(problem.starts(extra_starts), progress.sub(0.0, coarse_part) if progress else None)
+        return problem.finish(coarse, progress.sub(coarse_part, 1.0) if progress else None)
+
+
+class RegistrationProblem:
+    """One moving image against the reference: the pyramid built once, then the coarse level from any starts
+    (:meth:`coarse`) and the finer levels (+ affine) from a coarse result (:meth:`finish`). Each call runs on the
+    calling thread with ITK's global thread count (one: bit-identical), so several problems or starts can run
+    side by side on a thread pool (:mod:`.coregister`)."""
+
+    def __init__(self, fixed: sitk.Image, moving: sitk.Image, config: PreprocessConfig,
+                 fixed_mask: sitk.Image | None = None):
+        self.config = config
+        self.fixed = sitk.Cast(fixed, sitk.sitkFloat32)
+        self.moving = sitk.Cast(moving, sitk.sitkFloat32)
+        mask = sitk.Cast(fixed_mask, sitk.sitkUInt8) if fixed_mask is not None else None
+        self.levels = _levels(self.fixed, self.moving, mask, config)
+
+    def starts(self, extra: Sequence[sitk.Euler3DTransform] = ()) -> list[sitk.Euler3DTransform]:
+        """The scanner-frame start (+-``reg_start_deg``) then ``extra`` ones."""
+        base = initial_rigid(self.fixed, self.moving, self.config.reg_init)
+        return rigid_starts(base, self.config.reg_start_deg, extra)
+
+    def coarse(self, starts: list[sitk.Euler3DTransform], progress: Progress | None = None) -> Registration:
+        """The best (lowest metric; the first on ties) of ``starts`` optimised at the coarsest level."""
+        return _best_start(self.config, self.levels[0], starts, progress)
+
+    def finish(self, coarse: Registration, progress: Progress | None = None) -> Registration:
+        """The finer rigid levels from ``coarse``, then the affine pyramid when ``config.affine``."""
+        n = len(self.levels)
+        share = 0.5 if self.config.affine else 1.0
+        coarse_part = share * (0.5 if n > 1 else 1.0)  # of the whole registration, as in :func:`register`
+        rigid_part = (share - coarse_part) / (1.0 - coarse_part) if coarse_part < 1.0 else 1.0
+        rigid = _pyramid(self.config, self.levels[1:], coarse.transform,
+                         progress.sub(0.0, rigid_part) if progress else None, "rigid registration", 1) \
+            if n > 1 else coarse
+        rigid.coarse_metric = coarse.metric
+        if not self.config.affine:
+            return rigid
+        affine = sitk.AffineTransform(3)
+        affine.SetCenter(rigid.transform.GetCenter())
+        affine.SetMatrix(rigid.transform.GetMatrix())
+        affine.SetTranslation(rigid.transform.GetTranslation())
+        out = _pyramid(self.config, self.levels, affine, progress.sub(rigid_part, 1.0) if progress else None,
+                       "affine registration")
+        out.coarse_metric = coarse.metric
+        return out
 
 
 @contextmanager
@@ -196,26 +247,3 @@ def itk_threads(n: int) -> Iterator[None]:
         yield
     finally:
         sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(before)
-
-
-def _register(fixed: sitk.Image, moving: sitk.Image, config: PreprocessConfig, fixed_mask: sitk.Image | None,
-              progress: Progress | None, extra_starts: Sequence[sitk.Euler3DTransform]) -> Registration:
-    fixed = sitk.Cast(fixed, sitk.sitkFloat32)
-    moving = sitk.Cast(moving, sitk.sitkFloat32)
-    mask = sitk.Cast(fixed_mask, sitk.sitkUInt8) if fixed_mask is not None else None
-    levels = _levels(fixed, moving, mask, config)
-    starts = rigid_starts(initial_rigid(fixed, moving, config.reg_init), config.reg_start_deg, extra_starts)
-    share = 0.5 if config.affine else 1.0
-    n = len(levels)
-    coarse_part = share * (0.5 if n > 1 else 1.0)
-    coarse = _best_start(config, levels[0], starts, progress.sub(0.0, coarse_part) if progress else None)
-    rigid = _pyramid(config, levels[1:], coarse.transform,
-                     progress.sub(coarse_part, share) if progress else None, "rigid registration", 1) \
-        if n > 1 else coarse
-    if not config.affine:
-        return rigid
-    affine = sitk.AffineTransform(3)
-    affine.SetCenter(rigid.transform.GetCenter())
-    affine.SetMatrix(rigid.transform.GetMatrix())
-    affine.SetTranslation(rigid.transform.GetTranslation())
-    return _pyramid(config, levels, affine, progress.sub(0.5, 1.0) if progress else None, "affine registration")
