@@ -32,16 +32,19 @@ def claim(run_dir: Path, n_gpus: int) -> str | None:
 
 def main(argv: list[str]) -> int:
     run_dir, n_gpus, args = Path(argv[0]), int(argv[1]), argv[argv.index("--") + 1:]
+    from MedGradeCoreLib.jobs import medgrade_command
     from MedGradeCoreLib.processes import identity
 
+    trainer = medgrade_command(args)
+
     # the recorded identity also names the trainer this process becomes (exec keeps pid and start time)
-    process = identity(os.getpid(), [[sys.executable, "-m", "MedGradeCoreLib.cli", *args]])
+    process = identity(os.getpid(), [trainer])
     write_job(run_dir, {"status": "queued", "pid": os.getpid(), "pgid": os.getpgid(0), "gpu": None,
                         "process": process})
     while (gpu := claim(run_dir, n_gpus)) is None:
         time.sleep(POLL_S)
     env = dict(os.environ, CUDA_VISIBLE_DEVICES=gpu)
-    os.execve(sys.executable, [sys.executable, "-m", "MedGradeCoreLib.cli", *args], env)
+    os.execve(trainer[0], trainer, env)
     return 0  # not reached
 
 
