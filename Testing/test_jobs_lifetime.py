@@ -89,3 +89,24 @@ def test_one_command_builder():
     assert BackgroundJob(args, python="py").command() == jobs.medgrade_command([*args, "--progress-json"], "py")
     assert launchers.medgrade_command is jobs.medgrade_command
     assert launchers.torchrun_command(args, 2)[-len(args) - 2:] == ["-m", jobs.CLI_MODULE, *args]
+
+
+def test_one_portable_tree_signal_refuses_pids_that_name_many_processes():
+    import pytest as _pytest
+
+    from MedGradeCoreLib import processes
+
+    for pid in (-1, 0, 1):
+        with _pytest.raises(ValueError, match="refusing"):
+            jobs.signal_tree(pid)
+        with _pytest.raises(ValueError, match="refusing"):
+            processes._signal(pid, 15, group=True)  # the record-verified stop goes through the same layer
+
+
+def test_signal_tree_ends_a_group_it_leads(tmp_path):
+    script = tmp_path / "stubborn.py"
+    script.write_text(STUBBORN)
+    job = BackgroundJob([]).start([sys.executable, str(script)])
+    _wait_ready(job)
+    jobs.signal_tree(job._proc.pid, force=True)
+    assert _gone(job, 10.0)

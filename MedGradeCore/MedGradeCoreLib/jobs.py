@@ -193,15 +193,46 @@ def kill_tree(proc: subprocess.Popen, grace_s: float = 5.0, wait: bool = True) -
     return None
 
 
+def _taskkill(pid: int, force: bool) -> None:
+    """Windows: ``taskkill /T`` on ``pid``'s tree (``/F``: forced), no console window."""
+    flags = getattr(subprocess, "CREATE_NO_WINDOW", 0x08000000)
+    subprocess.run(["taskkill", "/PID", str(pid), "/T", *(["/F"] if force else [])], capture_output=True,
+                   creationflags=flags)
+
+
+def _killpg(pgid: int, force: bool) -> None:
+    """POSIX: SIGTERM (``force``: SIGKILL) to process group ``pgid``; gone already is fine."""
+    try:
+        os.killpg(pgid, signal.SIGKILL if force else signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+
+
+def signal_tree(pid: int, force: bool = False, group: bool = True) -> None:
+    """The one portable signal to a process and what it started: Windows ``taskkill /T`` (``/F`` when
+    ``force``); POSIX SIGTERM/SIGKILL to its group when it leads one (and ``group``), else to it alone.
+    Pids <= 1 are refused (``-1``: every process; ``0``: the caller's group; ``1``: init)."""
+    if pid <= 1:
+        raise ValueError(f"refusing to signal pid {pid}")
+    if sys.platform == "win32":
+        _taskkill(pid, force)
+        return
+    try:
+        if group and os.getpgid(pid) == pid:  # only the leader's own group (started with a new session)
+            _killpg(pid, force)
+        else:
+            os.kill(pid, signal.SIGKILL if force else signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+
+
 def _kill_tree_now(proc: subprocess.Popen, grace_s: float) -> None:
     if sys.platform == "win32":
-        flags = getattr(subprocess, "CREATE_NO_WINDOW", 0x08000000)
-        subprocess.run(["taskkill", "/PID", str(proc.pid), "/T"], capture_output=True, creationflags=flags)
+        _taskkill(proc.pid, force=False)
         try:
             proc.wait(grace_s)
         except subprocess.TimeoutExpired:
-            subprocess.run(["taskkill", "/PID", str(proc.pid), "/T", "/F"], capture_output=True,
-                           creationflags=flags)
+            _taskkill(proc.pid, force=True)
             proc.wait()
         return
     pgid = proc.pid
@@ -217,19 +248,13 @@ def _kill_tree_now(proc: subprocess.Popen, grace_s: float) -> None:
             proc.kill()
             proc.wait()
         return
-    try:
-        os.killpg(pgid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
+    _killpg(pgid, force=False)
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline and _group_alive(pgid):
         proc.poll()  # reap the leader so that only live members count
         time.sleep(0.05)
     if _group_alive(pgid):
-        try:
-            os.killpg(pgid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        _killpg(pgid, force=True)
         deadline = time.monotonic() + 5.0  # SIGKILL is delivered asynchronously: wait until none is left
         while time.monotonic() < deadline and _group_alive(pgid):
             proc.poll()
@@ -265,11 +290,10 @@ def _end_own_tree() -> None:
     """This job's whole tree: its own session's group when it was started as one (never a shell's job
     group), else this process alone."""
     if sys.platform == "win32":
-        flags = getattr(subprocess, "CREATE_NO_WINDOW", 0x08000000)
-        subprocess.run(["taskkill", "/PID", str(os.getpid()), "/T", "/F"], capture_output=True, creationflags=flags)
+        _taskkill(os.getpid(), force=True)
         os._exit(1)
     if os.getsid(0) == os.getpgrp():  # BackgroundJob's new session: the group is the job's alone
-        os.killpg(os.getpgrp(), signal.SIGTERM)
+        _killpg(os.getpgrp(), force=False)
     else:
         os.kill(os.getpid(), signal.SIGTERM)
 

@@ -87,22 +87,10 @@ def verified(record: Any) -> int | None:
 
 
 def _signal(pid: int, sig: int, group: bool) -> None:
-    if pid <= 1:
-        raise ValueError(f"refusing to signal pid {pid}")
-    if sys.platform == "win32":  # no process groups: taskkill the tree
-        import subprocess
+    """Through the one portable tree signal (``MedGradeCoreLib.jobs.signal_tree``)."""
+    from MedGradeCoreLib.jobs import signal_tree
 
-        flags = getattr(subprocess, "CREATE_NO_WINDOW", 0x08000000)
-        force = ["/F"] if sig != signal.SIGTERM else []
-        subprocess.run(["taskkill", "/PID", str(pid), "/T", *force], capture_output=True, creationflags=flags)
-        return
-    try:
-        if group and os.getpgid(pid) == pid:  # only the leader's own group (started with a new session)
-            os.killpg(pid, sig)
-        else:
-            os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
+    signal_tree(pid, force=sig != signal.SIGTERM, group=group)
 
 
 def stop_verified(records: list[Any], grace_s: float = 10.0) -> tuple[list[int], list[str]]:
