@@ -46,7 +46,7 @@ def case_dir(tmp_path_factory) -> Path:
         img = sitk.ReadImage(str(files[BRATS + f"{name}_bet.nii.gz"]))
         sitk.WriteImage(img[:, :, 60:110], str(raw / f"{seq}.nii.gz"))
     out = tmp_path_factory.mktemp("pre")
-    # as MedGradeSegmentLogic.preprocessArgs builds it (skull stripping off: the inputs are stripped)
+    # as SegmentPresenter.preprocess_args builds it (skull stripping off: the inputs are stripped)
     assert main(["preprocess", str(raw), "--output", str(out), "--reference", "t1c", "--spacing", "1",
                  "--slices", "20", "--patient-id", PATIENT, "--no-skull-strip"]) == 0
     return out / PATIENT
@@ -54,7 +54,7 @@ def case_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def segmented(case_dir) -> Path:
-    """``medgrade segment`` as MedGradeSegmentLogic.segmentArgs builds it: output in <case>/segmentation."""
+    """``medgrade segment`` as SegmentPresenter.segment_args builds it: output in <case>/segmentation."""
     out = segment_output_dir(case_dir)
     assert main(["segment", str(case_dir), "--model", _segmentation_model(), "--output", str(out),
                  "--device", "cpu"]) == 0
