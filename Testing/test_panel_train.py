@@ -137,3 +137,24 @@ def test_leaving_the_panel_ends_its_commands(tmp_path):
     presenter.shutdown()
     assert time.monotonic() - t0 < 0.5 and presenter.reader is None
     assert presenter.jobs.wait(timeout=30).status == "cancelled"
+
+
+def test_a_torchrun_start_detaches_and_cancel_runs_in_the_background(tmp_path):
+    from MedGradeTrainLib.job_record import read_job
+
+    p = TrainParameters(modelKind="toy-regression", runFolder=tmp_path / "run", epochs=500, launcher="torchrun",
+                        device="cpu")
+    presenter = _presenter(p)
+    assert presenter.start()
+    outcome = presenter.jobs.wait(timeout=60)  # the launch command ends at once: the run is detached
+    assert outcome.status == "done", outcome.message + outcome.log
+    assert read_job(p.runFolder)["launcher"] == "torchrun" and outcome.elapsed_s < 30
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and presenter.status() not in ("running",):
+        time.sleep(0.5)
+    assert presenter.status() == "running" and presenter.actions()["cancel"].enabled
+    t0 = time.monotonic()
+    assert presenter.cancel()
+    assert time.monotonic() - t0 < 1.0  # `medgrade cancel` runs in the background
+    assert presenter.jobs.wait(timeout=60).status == "done"
+    assert presenter.status() in ("cancelled", "stopped") and presenter.actions()["resume"].enabled
