@@ -178,3 +178,20 @@ def test_symlinks_leaving_the_cohort_are_reported_not_followed(tmp_path):
     assert rows["rootfs"]["images"] == {} and "t2" not in rows["good"]["images"]
     with pytest.raises(InputError, match="symlink"):
         export_cohort(root, tmp_path / "E")
+
+
+def test_cohort_readers_and_slurm_arrays_do_not_follow_symlinks_out(tmp_path):
+    from MedGradeCoreLib.io.loader import iter_cohort
+    from MedGradeTrainLib.cohort_jobs import cohort_cases
+
+    root = tmp_path / "cohort"
+    (root / "good").mkdir(parents=True)
+    _volume(root / "good" / "t1.nii.gz")
+    (root / "rootfs").symlink_to("/")
+    t0 = time.monotonic()
+    out = list(iter_cohort(root))
+    assert time.monotonic() - t0 < 10
+    errors = [str(e) for e in out if isinstance(e, InputError) and "rootfs" in str(e)]
+    assert len(out) == 2 and errors and "symlink leaving the cohort" in errors[0]
+    with pytest.raises(InputError, match="symlink leaving the cohort"):
+        cohort_cases(root)

@@ -30,14 +30,12 @@ from MedGradeCoreLib.errors import InputError
 what, files = sys.argv[2], sys.argv[3:]
 if what == "image":
     from MedGradePredictLib.breast.readers import read_breast_image
-    from MedGradeCoreLib.io.images import read_image_file
 else:
     from MedGradeTrainLib.runner.config import read_config_file, resolve_config
 for f in files:
     try:
         if what == "image":
-            read_image_file(f)
-            vol, _ = read_breast_image(f)
+            vol, _ = read_breast_image(f)  # the reader of PNG/JPEG ultrasound and mammography files
             out = f"image {vol.GetSize()}"
         else:
             cfg = resolve_config(read_config_file(f), f)
