@@ -12,7 +12,7 @@ from MedGradeCoreLib.progress import Progress
 def register(subparsers) -> None:
     p = subparsers.add_parser("resume", help="resume a training run from its last checkpoint", description=__doc__)
     p.add_argument("run", help="run folder written by 'medgrade train'")
-    p.add_argument("--launcher", choices=("local", "torchrun", "slurm"), default="local")
+    p.add_argument("--launcher", choices=("local", "torchrun", "slurm", "flower"), default="local")
     p.add_argument("--gpus", type=int, default=0)
     p.add_argument("--nodes", type=int, default=1)
     p.add_argument("--partition")

@@ -110,10 +110,18 @@ class Coordinator:
 
     def __init__(self, fed: dict[str, Any], run_dir: str | Path, resume: bool = False, capture: bool = False,
                  log=print):
-        self.fed, self.run_dir, self.resume, self.capture, self.log = fed, Path(run_dir), resume, capture, log
+        self.fed, self.run_dir, self.resume, self.capture, self._log = fed, Path(run_dir), resume, capture, log
         self.fdir = self.run_dir / FED_DIR
         self.cdir = self.fdir / "checkpoints"
         self.last_metrics: dict[str, Any] = {}
+
+    def log(self, message: str) -> None:
+        """To Flower's log (streamed by ``flwr run``) and to ``federated/logs/coordinator.log`` at once (a
+        SuperLink killed mid-run cuts the stream, never the file)."""
+        self._log(message)
+        (self.fdir / "logs").mkdir(parents=True, exist_ok=True)
+        with open(self.fdir / "logs" / "coordinator.log", "a") as f:
+            f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {message}\n")
 
     def fit_config(self, server_round: int) -> dict[str, Any]:
         """What every site gets with the global model: the model/training settings, the round, the seeds."""
@@ -176,7 +184,11 @@ class Coordinator:
                 workflow(watched, legacy)
                 seconds = time.perf_counter() - t0
                 params = compat.arrayrecord_to_parameters(legacy.state.array_records[MAIN_PARAMS_RECORD], keep_input=True)
-                arrays = parameters_to_ndarrays(params)
+                # back to the model's dtypes (SecAgg+ de-quantises to float64): what the next round sends
+                arrays = [np.asarray(a, dtype=t.numpy().dtype) for a, t in zip(parameters_to_ndarrays(params),
+                                                                               template.values())]
+                legacy.state.array_records[MAIN_PARAMS_RECORD] = compat.parameters_to_arrayrecord(
+                    ndarrays_to_parameters(arrays), keep_input=True)
                 traffic = watched.round_summary()
                 rec = {"round": rnd, "seconds": round(seconds, 3), **traffic, "metrics": self.last_metrics}
                 for node in traffic["dropped"]:

@@ -11,10 +11,12 @@ from typing import Any, Iterable
 
 
 def message_bytes(msg) -> int:
-    """Bytes of a message's records as Flower counts them (arrays, metrics, configs)."""
+    """Serialized size of a message's records (arrays, metrics, configs) as they go on the wire."""
+    from flwr.common.serde import recorddict_to_proto
+
     if not msg.has_content():
         return 0
-    return int(sum(record.count_bytes() for record in msg.content.values()))
+    return len(recorddict_to_proto(msg.content).SerializeToString())
 
 
 class WatchedGrid:
@@ -55,9 +57,23 @@ class WatchedGrid:
             self.answered.add(node)
             self.received[node] = self.received.get(node, 0) + message_bytes(r)
             if self.capture is not None:
-                with open(self.capture, "ab") as f:
-                    f.write(recorddict_to_proto(r.content).SerializeToString())
+                self._capture(node, r, recorddict_to_proto(r.content).SerializeToString())
         return replies
+
+    def _capture(self, node: str, reply, raw: bytes) -> None:
+        """The reply as received (length-prefixed serialized records) and what it held (record kinds, each
+        array's size in bytes, metric and config keys) as one JSON line."""
+        import json
+
+        with open(self.capture, "ab") as f:
+            f.write(len(raw).to_bytes(8, "big") + raw)
+        c = reply.content
+        line = {"node": node, "type": reply.metadata.message_type,
+                "arrays": {k: [len(a.data) for a in rec.values()] for k, rec in c.array_records.items()},
+                "metrics": {k: sorted(rec.keys()) for k, rec in c.metric_records.items()},
+                "configs": {k: sorted(rec.keys()) for k, rec in c.config_records.items()}}
+        with open(self.capture.with_suffix(".jsonl"), "a") as f:
+            f.write(json.dumps(line) + "\n")
 
     def round_summary(self) -> dict[str, Any]:
         return {"asked": len(self.asked), "replied": len(self.answered), "errors": self.errors,
