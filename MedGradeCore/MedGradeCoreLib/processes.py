@@ -5,8 +5,9 @@ so a bare pid is never enough to signal. At launch :func:`identity` records the 
 boot) and its command line; :func:`verified` re-reads both and signals only when they match. Pids <= 1
 (``-1``: every process the user can reach; ``0``: the caller's group; ``1``: init) are never signalled.
 
-Linux reads ``/proc``; other systems use ``psutil`` when it is installed (Windows, macOS). Where neither is
-available no identity can be proven and nothing is signalled (the caller reports that).
+Linux reads ``/proc``; other systems use ``psutil`` when it is installed; Windows without it reads the
+creation time and executable path through kernel32 (ctypes; the recorded "command line" is then that path).
+Where no identity can be proven nothing is signalled (the caller reports that).
 """
 
 from __future__ import annotations
@@ -50,12 +51,42 @@ def _read_psutil(pid: int) -> tuple[str, str, str] | None:
         return None
 
 
+def _read_windows(pid: int) -> tuple[str, str, str] | None:
+    """Windows without psutil: creation time and executable path through kernel32 (ctypes)."""
+    import ctypes
+    from ctypes import wintypes
+
+    k32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined]
+    handle = k32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+    if not handle:
+        return None
+    try:
+        times = [wintypes.FILETIME() for _ in range(4)]
+        if not k32.GetProcessTimes(handle, *(ctypes.byref(t) for t in times)):
+            return None
+        code = wintypes.DWORD()
+        k32.GetExitCodeProcess(handle, ctypes.byref(code))
+        buf = ctypes.create_unicode_buffer(32768)
+        size = wintypes.DWORD(len(buf))
+        k32.QueryFullProcessImageNameW(handle, 0, buf, ctypes.byref(size))
+        start = (times[0].dwHighDateTime << 32) | times[0].dwLowDateTime
+        return str(start), buf.value, "R" if code.value == 259 else "Z"  # 259: STILL_ACTIVE
+    finally:
+        k32.CloseHandle(handle)
+
+
 def _read(pid: int) -> tuple[str, str, str] | None:
     if pid <= 1:
         return None
     if sys.platform.startswith("linux") and os.path.isdir("/proc"):
         return _read_proc(pid)
-    return _read_psutil(pid)
+    got = _read_psutil(pid)
+    if got is None and sys.platform == "win32":
+        try:
+            import psutil  # noqa: F401
+        except ImportError:
+            return _read_windows(pid)
+    return got
 
 
 def identity(pid: int, also_cmdlines: list[list[str]] | None = None) -> dict[str, Any]:
