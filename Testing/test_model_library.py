@@ -17,6 +17,13 @@ from MedGradeCoreLib.hashing import sha256_file
 from MedGradeCoreLib.progress import Progress
 
 
+@pytest.fixture(autouse=True)
+def _transport_only(monkeypatch):
+    """These tests are about transport and the library's files, with a synthetic bundle no kind's loader
+    loads; the kind check itself is tested in test_safety_outputs.py."""
+    monkeypatch.setattr(ml, "check_bundle_kind", lambda folder, manifest: None)
+
+
 @pytest.fixture
 def bundle_zip(tmp_path: Path) -> Path:
     weights = tmp_path / "w.bin"

@@ -50,9 +50,16 @@ def test_models_import_refuses_a_bundle_its_kind_cannot_load(tmp_path, capsys, c
 def test_models_import_accepts_a_bundle_that_loads(tmp_path):
     from MedGradeCoreLib.model_library import import_bundle
 
+    from MedGradeCoreLib.bundle import zip_bundle
+
     entry = import_bundle(_relabelled(tmp_path, "breast-us-fusion-busbra-busi", model_id="fusion-copy"),
                           tmp_path / "lib")
     assert entry.model_id == "fusion-copy" and Path(entry.path).is_dir()
+    bad = zip_bundle(_relabelled(tmp_path / "z", "breast-us-fusion-busbra-busi", model_id="zipped", kind="grading",
+                                 inputs=["t1c", "flair"]), tmp_path / "bad.zip")
+    with pytest.raises(BundleError, match="not a usable 'grading' model"):
+        import_bundle(bad, tmp_path / "lib")
+    assert sorted(p.name for p in (tmp_path / "lib").iterdir()) == ["fusion-copy"]  # the refused zip left nothing
 
 
 # --- 6 and 14: a stage is up to date only with all its outputs as recorded; a report commits whole ------

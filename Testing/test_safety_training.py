@@ -201,11 +201,14 @@ def test_one_trainer_per_run_folder(tmp_path):
         while time.time() < deadline and not any(run.glob("splits/*/checkpoints/step-*.pt")) and first.poll() is None:
             time.sleep(0.2)
         assert first.poll() is None, first.stderr.read() if first.stderr else ""
-        for argv in (["train", "--config", str(path), "--output", str(run)], ["resume", str(run)]):
+        job_before = (run / "job.json").read_text() if (run / "job.json").exists() else None
+        for argv in (["train", "--config", str(path), "--output", str(run)], ["resume", str(run)],
+                     ["resume", str(run), "--detach"]):
             out = subprocess.run([sys.executable, "-m", "MedGradeCoreLib.cli", *argv], capture_output=True,
                                  text=True, env=env, timeout=120)
             assert out.returncode == 2 and "in use by process" in out.stderr, out.stderr
         assert first.poll() is None, "a second trainer disturbed the first"
+        assert ((run / "job.json").read_text() if (run / "job.json").exists() else None) == job_before
     finally:
         first.terminate()
         first.wait(60)

@@ -118,6 +118,9 @@ def launch_training(args, resume: bool = False) -> int:
     if args.print_script:
         print(" ".join(shlex.quote(a) for a in cmd))
         return 0
+    from .runs import check_not_running
+
+    check_not_running(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, MEDGRADE_LAUNCHER=args.launcher)
     proc = subprocess.Popen(cmd, env=env, start_new_session=True)  # `medgrade cancel` stops the whole group

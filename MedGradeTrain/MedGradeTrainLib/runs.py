@@ -117,6 +117,15 @@ def list_runs(root: str | Path | None = None) -> list[RunState]:
     return [run_state(d) for d in dirs]
 
 
+def check_not_running(run_dir: Path) -> None:
+    """Refuse to launch into a run folder whose trainer holds its lock (before ``job.json`` is touched)."""
+    from MedGradeCoreLib.outputs import OutputLock
+
+    if run_dir.exists():
+        with OutputLock(run_dir):  # held by a running trainer: InputError naming its pid
+            pass
+
+
 def launch_detached(args: list[str], run_dir: Path, n_gpus: int = 0, command: list[str] | None = None,
                     launcher: str = "local") -> int:
     """Start ``medgrade ARGS`` (or ``command``, e.g. its torchrun form) as its own session (it outlives the
@@ -124,6 +133,7 @@ def launch_detached(args: list[str], run_dir: Path, n_gpus: int = 0, command: li
     :mod:`.gpu_queue`: it waits for a GPU no other running local job of the runs folder holds, then takes it."""
     from MedGradeCoreLib.jobs import medgrade_command
 
+    check_not_running(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, MEDGRADE_LAUNCHER=launcher, PYTHONUNBUFFERED="1")
     cmd = command or medgrade_command(args)
