@@ -5,6 +5,7 @@ a duplicated patient, a patient in two parts of a split, label balance per site,
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 import shutil
 from pathlib import Path
@@ -108,7 +109,12 @@ def test_cohort_export_drops_identifiers(cohort, tmp_path):
     assert sorted(p.name for p in share.iterdir()) == ["P0001", "P0002", "P0003", "README.txt", "labels.csv"]
     rows = list(csv.DictReader((share / "labels.csv").open()))
     assert set(rows[0]) == {"id", "patient", "grade", "site", "age"}  # no names, ids, dates
-    everything = "".join(p.read_bytes().decode("latin-1") for p in share.rglob("*") if p.is_file())
+    # the raw bytes (a gzip header names the file it compressed) and, for .gz files, what they hold (a NIfTI
+    # header's descrip / aux_file text is compressed: a grep of the raw bytes cannot see it)
+    files = [p for p in share.rglob("*") if p.is_file()]
+    contents = [p.read_bytes() for p in files] + [gzip.decompress(p.read_bytes()) for p in files if p.suffix == ".gz"]
+    assert any(p.suffix == ".gz" for p in files)
+    everything = "".join(b.decode("latin-1") for b in contents)
     for secret in ("TCGA", "Doe", "2001-02-08", "19960909"):
         assert secret not in everything
     mapping = Path(r["mapping"])

@@ -75,6 +75,23 @@ def test_bootstrap_ci_contains_point_and_is_seeded():
     dlo, dhi = a["auc_ci95_delong"]
     assert dlo <= a["auc"] <= dhi
     assert binary_metrics(y, p, n_boot=400, seed=1)["auc_ci95"] == a["auc_ci95"]
+    assert binary_metrics(y, p, n_boot=400, seed=2)["auc_ci95"] != a["auc_ci95"]  # the seed is used
+
+
+def test_bootstrap_ci_is_a_percentile_interval_not_a_wald_one():
+    """Ten negatives and nine positives tied at 0.5, one positive at 1.0: AUC = (10 + 90 / 2) / 100 = 0.55.
+    A resample without that one positive (probability (19/20)^20 = 36 %) has AUC exactly 0.5, so the
+    percentile interval's lower end is 0.5 and the interval is lopsided; a Wald interval (point +- 1.96 SE,
+    DeLong's here) is symmetric and reaches below 0.5."""
+    y = np.array([1] * 10 + [0] * 10)
+    p = np.full(20, 0.5)
+    p[0] = 1.0
+    m = binary_metrics(y, p, n_boot=2000, seed=1)
+    assert m["auc"] == pytest.approx(0.55)
+    lo, hi = m["auc_ci95"]
+    assert lo == 0.5 and hi - m["auc"] > 2 * (m["auc"] - lo), (lo, hi)
+    dlo, dhi = m["auc_ci95_delong"]  # the Wald-type interval beside it, for contrast
+    assert dlo < 0.47 and dhi - m["auc"] == pytest.approx(m["auc"] - dlo)
 
 
 def test_multiclass_equals_sklearn_ovr_macro_and_quadratic_kappa():

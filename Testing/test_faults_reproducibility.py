@@ -4,12 +4,21 @@ bit-identical images, masks and transforms, and the seed and thread setting are 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
+import pytest
 import SimpleITK as sitk
 
 from MedGradeCoreLib.case import Case
 from MedGradeSegmentLib.preprocess import PreprocessConfig, preprocess_case, write_preprocessed
+
+LIBS = Path(__file__).resolve().parents[1]
+ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(str(LIBS / m) for m in
+                                                   ("MedGradeSegment", "MedGradePredict", "MedGradeTrain")))
 
 
 def _case(sample) -> Case:
@@ -43,3 +52,50 @@ def test_same_case_twice_gives_bit_identical_outputs(sample, tmp_path):
     assert first["lesion_mask"].any() and first["brain_mask"].any()
     info = json.loads((write_preprocessed(result, tmp_path) / "case.json").read_text())
     assert info["parameters"]["reg_seed"] == 42 and info["parameters"]["reg_threads"] == 1
+
+
+def _written(folder: Path) -> dict[str, object]:
+    """Every image (array + geometry) and every transform file of a preprocessed case folder."""
+    out: dict[str, object] = {}
+    for p in sorted(folder.rglob("*")):
+        if p.name.endswith((".nii.gz", ".nrrd")):
+            image = sitk.ReadImage(str(p))
+            out[str(p.relative_to(folder))] = (sitk.GetArrayFromImage(image), image.GetOrigin(),
+                                                image.GetSpacing(), image.GetDirection())
+        elif p.is_file() and p.parent.name == "transforms":
+            out[str(p.relative_to(folder))] = p.read_bytes()
+    return out
+
+
+def _same(a: object, b: object) -> bool:
+    if isinstance(a, bytes):
+        return a == b
+    return np.array_equal(a[0], b[0]) and a[1:] == b[1:]  # type: ignore[index]
+
+
+@pytest.mark.slow  # two deepbet runs: ~40 s on 2 quiet cores
+def test_two_processes_with_skull_stripping_give_bit_identical_outputs(sample, tmp_path):
+    """`medgrade preprocess` in two separate processes (other hash seeds, fresh thread pools and RNG states)
+    with the deep skull stripper on: the same bytes of every image, mask and transform."""
+    raw = tmp_path / "raw" / "TCGA-FG-6692"
+    raw.mkdir(parents=True)
+    case = _case(sample)
+    for seq, image in case.images.items():
+        sitk.WriteImage(image, str(raw / f"{seq}.nii.gz"))
+    sitk.WriteImage(case.mask, str(raw / "lesion_mask.nii.gz"))
+    outputs = []
+    for run, hash_seed in ((1, "1"), (2, "2")):
+        out = tmp_path / f"out{run}"
+        proc = subprocess.run([sys.executable, "-m", "MedGradeCoreLib.cli", "preprocess", str(raw), "--output",
+                               str(out), "--brain-extraction", "deepbet", "--brain-device", "cpu", "--spacing", "2",
+                               "--slices", "5"], capture_output=True, text=True, timeout=600,
+                              env=dict(ENV, PYTHONHASHSEED=hash_seed))
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        outputs.append(_written(out / "TCGA-FG-6692"))
+    first, second = outputs
+    assert first.keys() == second.keys() and any(k.startswith("transforms") for k in first)
+    assert {"brain_mask.nii.gz", "lesion_mask.nii.gz", "t1c.nii.gz", "t2.nii.gz"} <= set(first)
+    different = [k for k in first if not _same(first[k], second[k])]
+    assert not different, f"differ between two processes: {different}"
+    info = json.loads((tmp_path / "out1" / "TCGA-FG-6692" / "case.json").read_text())
+    assert info["brain_extraction"]["method"] == "deepbet" and info["parameters"]["skull_strip"] is True

@@ -45,8 +45,16 @@ def test_location_prior_uses_the_same_field_of_view(sample):
     atlas = sitk.Cast(template > 0, sitk.sitkFloat32) * 0.0
     atlas[100:120, 60:80, 70:90] = 1.0  # a lesion blob (index x, y, z)
     prior = location_prior_2d(atlas, 128, fov_mm=256.0, template=template, inplane_spacing=2.0)
-    grid = working_grid(atlas, 2.0, 256.0, sitk.Cast(template != 0, sitk.sitkUInt8))
-    expected = on_grid(atlas, grid).max(axis=0)
+    # expected by hand, not with the product's grid helpers: the field of view is 128 px of 2 mm centred on
+    # the bounding box of the template's brain; this template is 1 mm, axis-aligned (index = mm)
+    assert template.GetDirection() == (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
+    assert template.GetSpacing() == (1.0, 1.0, 1.0)
+    ys, xs = np.nonzero((sitk.GetArrayFromImage(template) != 0).any(axis=0))
+    cx, cy = (xs.min() + xs.max()) / 2, (ys.min() + ys.max()) / 2
+    px, py = cx + 2 * (np.arange(128) - 63.5), cy + 2 * (np.arange(128) - 63.5)  # template index of each pixel
+    assert np.allclose(px, np.round(px)) and np.allclose(py, np.round(py))  # on voxel centres: no partial values
+    expected = (((py >= 60) & (py <= 79))[:, None] & ((px >= 100) & (px <= 119))[None, :]).astype(float)
+    assert expected.sum() == 100  # the 20 x 20 mm blob is 10 x 10 pixels
     assert prior.shape == (128, 128) and np.allclose(prior, expected, atol=1e-4)
 
 
