@@ -77,6 +77,7 @@ def loaded_inputs(slicer_app, tmp_path):
     return nodes
 
 
+@pytest.mark.slow  # a real preprocess (deep brain extraction off, co-registration on) and segment of a 50-slice slab
 def test_preprocess_and_segment_land_in_the_views_and_the_segment_editor(slicer_app, loaded_inputs, tmp_path):
     scene = slicer_app.scene
     views = slice_views(scene)
