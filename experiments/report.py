@@ -35,7 +35,7 @@ def seg(results: Path) -> None:
         folds = " / ".join(f"{(f['per_patient_summary'] or {}).get('dice_3d', {}).get('mean', float('nan')):.2f}"
                            for f in d.get("folds", []))
         cum = [int(s.get("global_step") or 0) for s in d.get("splits", [])]  # the runner counts over folds
-        steps = " / ".join(str(b - a) for a, b in zip([0] + cum, cum))
+        steps = " / ".join(map(str, d.get("optimizer_steps_per_fold") or [b - a for a, b in zip([0] + cum, cum)]))
         print(f"| {m} | {d.get('parameters', 'n/a'):,} | {_f(pp, 'dice_3d')} [{ci[0]:.3f}, {ci[1]:.3f}] | "
               f"{dice.get('median', float('nan')):.3f} | {folds} | {_f(pp, 'slice_dsc_all')} | "
               f"{_f(pp, 'hd_max_mm', 1)} | {_f(pp, 'hd95_mm', 1)} | {steps} | "

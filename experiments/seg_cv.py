@@ -102,6 +102,9 @@ def main() -> None:
     ap.add_argument("--crop", type=int, default=96)
     ap.add_argument("--negative-ratio", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--only-folds", type=int, nargs="+", help="train these folds only (0-based)")
+    ap.add_argument("--collect", action="store_true",
+                    help="no training: the summaries from the folds the run folders have finished")
     # 1 thread: on the shared 2-core machine (load average 15-20 from other work) two torch threads ran
     # 7x slower than one (OpenMP threads waiting on each other); measured 14:32 UTC, 32 slices 14.3 s vs 2.0 s
     ap.add_argument("--threads", type=int, default=1)
@@ -121,25 +124,47 @@ def main() -> None:
         arch = architecture(name, args.embed, args.crop, args.unet_width)
         run_dir = out / "runs" / name
         t0 = time.perf_counter()
-        res = run_training(run_config(arch, cases, out / "folds.json", args), run_dir, stdout=None)
-        folds_out = res.summary.get("folds", [])
-        epochs = [h for s in res.splits for h in [s.get("last", {})] if h]
-        secs = [h.get("seconds") for h in epochs if h.get("seconds") is not None]
-        patients = [r for f in folds_out for r in f.get("per_patient", [])]
-        pp = res.summary.get("per_patient") or {}
-        if pp.get("dice_3d"):
-            pp["dice_3d"]["ci95_bootstrap"] = bootstrap_ci([r["dice_3d"] for r in patients], seed=args.seed)
-        n_params = sum(p.numel() for p in res.model.parameters())
-        save_json(out / name / "summary.json", {
-            "model": name, "architecture": arch, "parameters": n_params, "settings": vars(args), "per_patient": pp,
-            "hardware": hardware(), "seconds_per_epoch": mean_sd(secs), "wall_seconds": time.perf_counter() - t0,
-            "splits": [{k: s.get(k) for k in ("name", "best_epoch", "best_metric", "epochs_run", "stopped_early",
-                                               "global_step")} for s in res.splits],
+        if not args.collect:
+            chosen = dict(split, splits=[s for k, s in enumerate(split["splits"])
+                                         if args.only_folds is None or k in args.only_folds])
+            save_json(out / "runs" / f"{name}-folds.json", chosen)
+            run_training(run_config(arch, cases, out / "runs" / f"{name}-folds.json", args), run_dir, stdout=None)
+        summary = collect(name, arch, run_dir, args)
+        summary["wall_seconds_this_call"] = time.perf_counter() - t0
+        save_json(out / name / "summary.json", summary)
+        print(name, "dice3d", summary["per_patient"].get("dice_3d"), flush=True)
+
+
+def collect(name: str, arch: dict, run_dir: Path, args) -> dict:
+    """The model's summary from the folds its run folder has finished (``splits/fold*/result.json``): pooled
+    per-patient metrics of the test patients with a bootstrap CI, per fold, the budget actually used."""
+    import json
+
+    from MedGradeSegmentLib.segmentation.baselines import build_model
+    from MedGradeSegmentLib.segmentation.metrics import summarise_patients
+
+    records = [json.loads(p.read_text()) for p in sorted((run_dir / "splits").glob("fold*/result.json"))]
+    folds_out = [r["finish"] for r in records]
+    patients = [row for f in folds_out for row in f.get("per_patient", [])]
+    pp = summarise_patients(patients) if patients else {}
+    if pp.get("dice_3d"):
+        pp["dice_3d"]["ci95_bootstrap"] = bootstrap_ci([r["dice_3d"] for r in patients], seed=args.seed)
+    epochs = [json.loads(x) for r in records
+              for x in (run_dir / "splits" / r["name"] / "metrics.jsonl").read_text().splitlines()]
+    secs = [e["seconds"] for e in epochs]
+    prev, steps = 0, []
+    for r in records:  # the runner counts optimiser steps over the folds of a run
+        steps.append(int(r["global_step"]) - prev)
+        prev = int(r["global_step"])
+    return {"model": name, "architecture": arch, "parameters": sum(p.numel() for p in build_model(arch).parameters()),
+            "settings": vars(args), "per_patient": pp, "hardware": hardware(),
+            "folds_run": [r["name"] for r in records], "seconds_per_epoch": mean_sd(secs),
+            "wall_seconds": float(sum(secs)), "optimizer_steps_per_fold": steps,
+            "splits": [{k: r.get(k) for k in ("name", "best_epoch", "best_metric", "epochs_run", "stopped_early",
+                                               "global_step")} for r in records],
             "folds": [{"fold": f.get("fold"), "per_patient_summary": f.get("per_patient_summary"),
                        "inner_validation_dsc": (f.get("inner_validation") or {}).get("dsc")} for f in folds_out],
-            "patients": patients, "run_dir": str(run_dir)})
-        print(name, "dice3d", pp.get("dice_3d"), flush=True)
-
+            "patients": patients, "run_dir": str(run_dir)}
 
 if __name__ == "__main__":
     main()
