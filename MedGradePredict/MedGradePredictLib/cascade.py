@@ -124,10 +124,14 @@ def _seg_model(model: str, device: str, root: str | None) -> Any:
 
 
 def _library_entry(model: str, root: str | None) -> Any:
-    """The library entry of a model id or bundle folder (its ``sha256`` covers every file of the bundle)."""
-    from MedGradeCoreLib.model_library import library_entry, find_model
+    """The library entry of a model id (its FP32 ONNX export when one is installed: onnx_models.fast_variant) or
+    bundle folder (as it is); its ``sha256`` covers every file of the bundle."""
+    from MedGradeCoreLib.model_library import library_entry, find_model, list_models
+    from MedGradeCoreLib.onnx_models import fast_variant
 
-    return library_entry(Path(model), "path") if Path(model).is_dir() else find_model(model, root)
+    if Path(model).is_dir():
+        return library_entry(Path(model), "path")
+    return fast_variant(find_model(model, root), list_models(root))
 
 
 @lru_cache(maxsize=16)
@@ -150,7 +154,7 @@ def grading_entries(settings: CascadeSettings, sequences: list[str]) -> tuple[li
 
                 entries.append(library_entry(Path(m), "path"))
             else:
-                entries.append(find_model(m, settings.models_root))
+                entries.append(_library_entry(m, settings.models_root))
         return entries, []
     usable, warnings = [], []
     for e in list_models(settings.models_root, kind="grading"):
@@ -158,6 +162,9 @@ def grading_entries(settings: CascadeSettings, sequences: list[str]) -> tuple[li
             warnings.append(f"grading model {e.model_id} skipped: {e.error}")
         elif set(e.inputs) <= set(sequences):
             usable.append(e)
+    from MedGradeCoreLib.onnx_models import prefer_exports
+
+    usable = prefer_exports(usable)  # a model with an FP32 ONNX export runs as that export (once)
     if not usable:
         warnings.append("no installed grading model matches this case's sequences "
                         f"({', '.join(sequences)}); install one with `medgrade models install`")
@@ -305,7 +312,7 @@ def _run_case(path: Path, folder: Path, settings: CascadeSettings, progress: Pro
     def segment() -> str:
         from MedGradeSegmentLib.segmentation.segment_case import segment_case
 
-        seg = _seg_model(settings.seg_model, device, settings.models_root)  # verified, loaded once per process
+        seg = _seg_model(seg_entry.path, device, settings.models_root)  # verified, loaded once per process
         c = case.preprocessed(pre_dir)
         result = segment_case(c, seg, c.meta.get("search_mask", c.meta.get("brain_mask")), device,
                               settings.keep_largest, progress=progress.sub(0.45, 0.6))

@@ -10,7 +10,10 @@ from torch import nn
 @torch.no_grad()
 def run_network(net: nn.Module, arrays: dict[str, np.ndarray], meta: np.ndarray | None = None,
                 device: str | torch.device = "cpu", batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """``(probabilities of the positive class [N], features [N, F])`` with the network in eval mode."""
+    """``(probabilities of the positive class [N], features [N, F])`` with the network in eval mode (an ONNX
+    Runtime network, :class:`.onnx_runtime.OnnxGradingNet`, runs itself)."""
+    if hasattr(net, "session"):
+        return net.run(arrays, meta, batch_size)
     net.eval()
     n = len(next(iter(arrays.values())))
     probs, feats = [], []

@@ -40,6 +40,13 @@ def gradcam_maps(model: GradingModel, inputs: SliceInputs, positions: list[int],
     if s.architecture.get("n_meta"):
         vec = network_meta(clinical_vector(clinical or {}, cols)[None], cols)
         meta = torch.from_numpy(vec).to(model.device)
+    if hasattr(model.net, "session"):  # ONNX: the graph gives Grad-CAM before upsampling; MONAI's own post-processing
+        from monai.visualize.class_activation_maps import default_normalizer, default_upsampler
+
+        raw = torch.from_numpy(model.net.cam({q: inputs.arrays[q][positions] for q in s.sequences},
+                                             meta.expand(len(positions), -1).numpy() if meta is not None else None))
+        maps = default_normalizer(default_upsampler(inputs.arrays[s.sequences[0]].shape[2:])(raw))
+        return np.asarray(maps)[:, 0].astype(np.float32)
     x = torch.cat([torch.from_numpy(inputs.arrays[q][positions]) for q in s.sequences], 1).to(model.device)
     wrapper = _StackedInput(model.net, s.sequences, x.shape[1] // len(s.sequences), meta).eval()
     layer = TARGET_LAYERS[s.architecture["name"]].format(seq=s.sequences[0])

@@ -16,7 +16,6 @@ from MedGradeCoreLib.errors import BundleError
 
 from .head_lgbm import load_head, save_head
 from .model import GradingModel, GradingSettings
-from .networks import build_network
 
 WEIGHTS = "network.safetensors"
 HEAD = "head_lightgbm.txt"
@@ -59,12 +58,21 @@ def load_grading_bundle(model: str | Path, device: str = "auto") -> GradingModel
     task = {k: v for k, v in manifest.task.items() if k != "classes"}
     settings = GradingSettings.from_dict(dict(pre, task=task, architecture=manifest.architecture,
                                               sequences=list(manifest.inputs)))
+    booster = load_head(folder / HEAD) if HEAD in manifest.files else None
+    from MedGradeCoreLib.onnx_models import ONNX_FILE, is_onnx
+
+    if is_onnx(manifest):  # ONNX Runtime on the CPU
+        from .onnx_runtime import OnnxGradingNet
+
+        net = OnnxGradingNet(folder / ONNX_FILE, settings.sequences, bool(settings.architecture.get("n_meta")))
+        return GradingModel(net, settings, booster, manifest.model_id, manifest.files[ONNX_FILE], "cpu")
+    from .networks import build_network
+
     net = build_network(settings.architecture)
     try:
         net.load_state_dict(load_state_dict(folder / WEIGHTS))
     except RuntimeError as exc:
         raise BundleError(f"{folder / WEIGHTS}: weights do not fit the architecture in the manifest ({exc})") from None
-    booster = load_head(folder / HEAD) if HEAD in manifest.files else None
     dev = choose_device(device, manifest.min_gpu_memory_mb).device
     return GradingModel(net, settings, booster, manifest.model_id, manifest.files[WEIGHTS], dev)
 

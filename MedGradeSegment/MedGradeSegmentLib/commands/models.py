@@ -1,4 +1,4 @@
-"""``medgrade models list|install|import|remove|path``: the model library from the command line."""
+"""``medgrade models list|install|import|remove|path|export``: the model library from the command line."""
 
 from __future__ import annotations
 
@@ -28,6 +28,13 @@ def register(subparsers) -> None:
     rm.add_argument("model_id")
     pa = sub.add_parser("path", help="print the library folder, or one bundle's folder")
     pa.add_argument("model_id", nargs="?")
+    ex = sub.add_parser("export", help="export a segmentation or grading bundle to ONNX (+ INT8) as a new bundle")
+    ex.add_argument("model", help="model id or bundle folder")
+    ex.add_argument("--onnx", action="store_true", required=True, help="export to ONNX (the only format)")
+    ex.add_argument("--int8", nargs="?", const="dynamic", choices=("dynamic", "static"),
+                    help="INT8 quantisation: dynamic (default) or static (calibrated on --calibration)")
+    ex.add_argument("--calibration", help="preprocessed case or cohort folder (static INT8 calibration slices)")
+    ex.add_argument("--out", help="write the bundle here instead of the library (<id>-onnx[-int8-<mode>])")
     p.set_defaults(handler=run)
 
 
@@ -68,6 +75,14 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     elif action == "remove":
         folder = ml.remove_model(args.model_id, args.root)
         print(f"removed {args.model_id} ({folder})")
+        return 0
+    elif action == "export":
+        from MedGradeCoreLib.onnx_models import export_bundle
+
+        if args.int8 == "static" and not args.calibration:
+            raise BundleError(f"{args.model}: --int8 static needs --calibration (a preprocessed cohort folder)")
+        folder = export_bundle(args.model, args.root, args.int8, args.out, args.calibration)
+        print(f"exported {args.model} to {folder}")
         return 0
     else:
         print(ml.find_model(args.model_id, args.root).path if args.model_id else ml.library_root(args.root))

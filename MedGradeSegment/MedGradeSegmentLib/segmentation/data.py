@@ -14,7 +14,7 @@ from monai.transforms import (Compose, DivisiblePadd, EnsureTyped, RandGaussianN
                               RandSpatialCropd, SpatialPadd)
 
 from .fpg import fpg_weight_map, prior_on_case
-from .geometry import on_grid, working_grid
+from .geometry import on_grid, working_grid, zscore  # zscore: numpy only, used by the torch-free ONNX path
 
 GRADES = ("LGG", "HGG")
 # "prior": MIG-Net's FPG location prior of the slice (models with ``prior_input``), transformed with the image,
@@ -32,16 +32,6 @@ def grade_index(grade: Any) -> int:
         return -1
     g = str(grade).strip().upper()
     return {"LGG": 0, "LOW": 0, "0": 0, "G2": 0, "HGG": 1, "HIGH": 1, "1": 1, "G3": 1, "G4": 1}.get(g, -1)
-
-
-def zscore(volume: np.ndarray, brain: np.ndarray | None = None) -> np.ndarray:
-    """Z-score inside the brain (non-zero voxels when no mask is given); zero outside."""
-    inside = brain if brain is not None else volume != 0
-    if not inside.any():
-        return np.zeros_like(volume, dtype=np.float32)
-    v = volume[inside]
-    out = (volume - v.mean()) / max(float(v.std()), 1e-6)
-    return np.where(inside, out, 0.0).astype(np.float32)
 
 
 @dataclass

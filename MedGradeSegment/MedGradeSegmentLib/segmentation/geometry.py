@@ -63,3 +63,13 @@ def on_grid(image: sitk.Image, grid: sitk.Image, label: bool = False) -> np.ndar
     out = sitk.Resample(image, grid, sitk.Transform(), interp, 0.0,
                         sitk.sitkUInt8 if label else sitk.sitkFloat32)
     return sitk.GetArrayFromImage(out)
+
+
+def zscore(volume: np.ndarray, brain: np.ndarray | None = None) -> np.ndarray:
+    """Z-score inside the brain (non-zero voxels when no mask is given); zero outside."""
+    inside = brain if brain is not None else volume != 0
+    if not inside.any():
+        return np.zeros_like(volume, dtype=np.float32)
+    v = volume[inside]
+    out = (volume - v.mean()) / max(float(v.std()), 1e-6)
+    return np.where(inside, out, 0.0).astype(np.float32)

@@ -13,47 +13,70 @@ from typing import Any, Sequence
 
 import numpy as np
 import SimpleITK as sitk
-import torch
-import torch.nn.functional as F
-from torch import nn
 
 from MedGradeCoreLib.errors import InputError
 from ..preprocess.quality import volume_ml
 from MedGradeCoreLib.progress import Progress
-from .baselines import input_divisor
-from .data import zscore
-from .geometry import on_grid, working_grid
+from .geometry import on_grid, working_grid, zscore
+
+# torch is imported inside the torch path only: an ONNX model (onnx_runtime.OnnxSegmenter) segments without it
 
 
 def amp_context(device: str, enabled: bool = True) -> Any:
     """Mixed precision on CUDA (float16 autocast); a no-op elsewhere."""
+    import torch
+
     if enabled and str(device).startswith("cuda"):
         return torch.autocast("cuda", dtype=torch.float16)
     return torch.autocast("cpu", enabled=False)
 
 
-@torch.no_grad()
-def predict_slices(model: nn.Module, slices: np.ndarray, device: str, batch_size: int = 8, amp: bool = True,
+def predict_slices(model: Any, slices: np.ndarray, device: str, batch_size: int = 8, amp: bool = True,
                    progress: Progress | None = None) -> np.ndarray:
     """Lesion probability of each 2D slice (``(N, H, W)`` -> ``(N, H, W)`` float32).
 
-    Slices are zero-padded (centred) to a multiple of the model's divisor and cropped back.
+    Slices are zero-padded (centred) to a multiple of the model's divisor and cropped back. ``model`` is a torch
+    module or an ONNX Runtime model (``predict_padded``: the same, without torch).
     """
+    if hasattr(model, "predict_padded"):
+        return _predict_onnx(model, slices, batch_size, progress)
+    import torch
+    import torch.nn.functional as F
+
+    from .baselines import input_divisor
+
     model.eval()
     n, h, w = slices.shape
     k = input_divisor(model)
     ph, pw = (-h) % k, (-w) % k
     pad = (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2)
     out = np.zeros((n, h, w), np.float32)
+    with torch.no_grad():
+        for start in range(0, n, batch_size):
+            if progress is not None:
+                progress(start / n, f"slices {start}-{min(start + batch_size, n)} of {n}")
+            x = torch.from_numpy(np.ascontiguousarray(slices[start:start + batch_size], np.float32))[:, None]
+            x = F.pad(x, pad).to(device)
+            with amp_context(device, amp):
+                logits = model(x)[0]
+            prob = torch.softmax(logits.float(), dim=1)[:, 1, pad[2]:pad[2] + h, pad[0]:pad[0] + w]
+            out[start:start + len(x)] = prob.cpu().numpy()
+    return out
+
+
+def _predict_onnx(model: Any, slices: np.ndarray, batch_size: int, progress: Progress | None) -> np.ndarray:
+    """:func:`predict_slices` with an ONNX Runtime model (numpy padding, same centring)."""
+    n, h, w = slices.shape
+    k = model.divisor
+    ph, pw = (-h) % k, (-w) % k
+    out = np.zeros((n, h, w), np.float32)
     for start in range(0, n, batch_size):
         if progress is not None:
             progress(start / n, f"slices {start}-{min(start + batch_size, n)} of {n}")
-        x = torch.from_numpy(np.ascontiguousarray(slices[start:start + batch_size], np.float32))[:, None]
-        x = F.pad(x, pad).to(device)
-        with amp_context(device, amp):
-            logits = model(x)[0]
-        prob = torch.softmax(logits.float(), dim=1)[:, 1, pad[2]:pad[2] + h, pad[0]:pad[0] + w]
-        out[start:start + len(x)] = prob.cpu().numpy()
+        x = np.pad(np.asarray(slices[start:start + batch_size], np.float32),
+                   ((0, 0), (ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2)))[:, None]
+        prob = model.predict_padded(np.ascontiguousarray(x))
+        out[start:start + len(x)] = prob[:, ph // 2:ph // 2 + h, pw // 2:pw // 2 + w]
     return out
 
 
@@ -75,7 +98,7 @@ class SegmentationResult:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def segment_images(model: nn.Module, images: dict[str, sitk.Image], sequences: Sequence[str],
+def segment_images(model: Any, images: dict[str, sitk.Image], sequences: Sequence[str],
                    reference: str | None = None, output_geometry: sitk.Image | None = None,
                    threshold: float = 0.5, keep_largest: bool = False, inplane_spacing: float | None = 1.0,
                    brain_mask: sitk.Image | None = None, device: str = "cpu", batch_size: int = 8,

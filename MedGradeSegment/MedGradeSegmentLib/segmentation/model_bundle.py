@@ -9,13 +9,11 @@ from pathlib import Path
 from typing import Any, TYPE_CHECKING
 
 import SimpleITK as sitk
-from torch import nn
 
 from MedGradeCoreLib.bundle import ModelManifest, load_state_dict, read_manifest, save_state_dict, write_bundle
 from MedGradeCoreLib.errors import BundleError
 from MedGradeCoreLib.hashing import sha256_file
 from MedGradeCoreLib.progress import Progress
-from .baselines import build_model
 from .geometry import FOV_CENTRE, ORIENTATION
 from .infer import SegmentationResult, segment_images
 
@@ -64,9 +62,10 @@ def write_model_bundle(folder: str | Path, result: "TrainResult", cfg: "TrainCon
 
 @dataclass
 class LoadedModel:
-    """A verified bundle turned into a model ready for inference."""
+    """A verified bundle turned into a model ready for inference (a torch module, or an ONNX Runtime session
+    wrapper for an ONNX export: then torch is never imported)."""
 
-    model: nn.Module
+    model: Any
     manifest: ModelManifest
     folder: Path
     weights_sha256: str
@@ -95,8 +94,18 @@ def load_segmentation_model(model: str | Path, device: str = "cpu", models_root:
     manifest = read_manifest(folder, verify=True)
     if manifest.kind != KIND:
         raise BundleError(f"{folder}: a {manifest.kind!r} model, not a segmentation model")
+    from MedGradeCoreLib.onnx_models import ONNX_FILE, is_onnx
+
+    if is_onnx(manifest):
+        from .onnx_runtime import OnnxSegmenter
+
+        atlas = sitk.ReadImage(str(folder / ATLAS)) if ATLAS in manifest.files else None
+        return LoadedModel(OnnxSegmenter(folder / ONNX_FILE, int(manifest.architecture.get("divisor", 32))),
+                           manifest, folder, manifest.files[ONNX_FILE], atlas)
     if WEIGHTS not in manifest.files:
         raise BundleError(f"{folder}: the manifest lists no {WEIGHTS}")
+    from .baselines import build_model
+
     net = build_model(manifest.architecture)
     try:
         net.load_state_dict(load_state_dict(folder / WEIGHTS), strict=True)
