@@ -38,9 +38,9 @@ def main() -> None:
     args = ap.parse_args()
     run, cv = Path(args.run), Path(args.cv)
     config = json.loads((run / "config.json").read_text())
-    run_summary = json.loads((run / "summary.json").read_text())
-    fold = run_summary["bundle_from"]
     cvsum = json.loads((cv / args.model / "summary.json").read_text())
+    # the fold whose inner-validation Dice (the runner's best_metric) is highest; test figures play no part
+    fold = max(cvsum["splits"], key=lambda r: r["best_metric"] if r["best_metric"] is not None else -1)["name"]
     base = json.loads((cv / "unet" / "summary.json").read_text()) if (cv / "unet" / "summary.json").is_file() else None
     s = cvsum["settings"]
     own = [f for f in cvsum["folds"] if f"fold{f['fold']}" == fold][0]
@@ -57,7 +57,8 @@ def main() -> None:
         f"early stopping (patience {s['patience']}), the best-validation checkpoint kept. These weights: "
         f"{fold} of the {s['folds']}-fold patient CV (the fold with the best inner-validation Dice; its test "
         f"patients per-patient 3D Dice {own['per_patient_summary']['dice_3d']['mean']:.3f}); the CV figure of "
-        f"the recipe on all 78 patients: per-patient 3D Dice {d3['mean']:.3f} (95% CI {d3['ci95_bootstrap'][0]:.3f}-"
+        f"the recipe ({', '.join(cvsum['folds_run'])} of {s['folds']} folds: the test patients of those folds, "
+        f"n = {d3['n']}): per-patient 3D Dice {d3['mean']:.3f} (95% CI {d3['ci95_bootstrap'][0]:.3f}-"
         f"{d3['ci95_bootstrap'][1]:.3f}), metrics.summary.cross_validation. Hardware: {cvsum['hardware']}. "
         "Limits: one data set (5 TCGA institutions), 128x128 in-plane (half the source resolution), estimated "
         "geometry, a few hundred optimiser steps on a shared CPU (far below the thesis's GPU recipe)."))
@@ -75,11 +76,14 @@ def main() -> None:
                "shipped_fold": fold, "shipped_fold_test": own,
                "training_patients": len(record["train_patients"]), "validation_patients": len(record["val_patients"]),
                "training": {"best_epoch": record["best_epoch"], "epochs_run": record["epochs_run"],
-                            "stopped_early": record["stopped_early"], "optimizer_steps": record["global_step"],
+                            "stopped_early": record["stopped_early"],
+                            "optimizer_steps": cvsum["optimizer_steps_per_fold"][cvsum["folds_run"].index(fold)],
                             "inner_validation_dsc": record["best_metric"], "hardware": cvsum["hardware"],
-                            "wall_seconds_all_folds": cvsum["wall_seconds"]},
+                            "training_seconds_all_folds": cvsum["wall_seconds"],
+                            "folds_run": cvsum.get("folds_run")},
                "data": ("glioma-lgg-tcga, 78 patients, 5 institutions; 3-fold patient-level CV stratified by grade x "
-                        "institution (experiments/results/seg_cv/folds.json), test patients only")}
+                        "institution (experiments/results/seg_cv/folds.json), test patients only; folds run: "
+                        + ", ".join(cvsum["folds_run"]))}
     result = TrainResult(model.eval(), kind.arch, atlas, [], summary, run)
     dest = Path(args.out) / SEG_ID
     tmp = Path(args.out) / (SEG_ID + ".partial")
