@@ -212,3 +212,14 @@ def test_one_trainer_per_run_folder(tmp_path):
     finally:
         first.terminate()
         first.wait(60)
+
+
+def test_resume_refuses_a_recorded_gpu_that_is_not_there(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    cfg = load_config(_cfg(tmp_path))
+    cfg["train"]["device"] = "cuda:99"
+    (run / "config.json").write_text(json.dumps(cfg))
+    assert main(["resume", str(run)]) == 2
+    assert "train.device 'cuda:99'" in capsys.readouterr().err
+    assert sorted(p.name for p in run.iterdir()) == ["config.json"]

@@ -551,6 +551,7 @@ def _run_training(config, run_dir: Path, main: bool, resume: bool, kind, progres
         cfg = json.loads(recorded.read_text())
         for section, values in (overrides or {}).items():
             cfg[section].update({k: v for k, v in values.items() if v is not None})
+        check_device_available(str(cfg["train"]["device"]), str(recorded))  # a resume never falls back either
         if overrides and main:
             ckpt.atomic_write_text(recorded, json.dumps(cfg, indent=1, default=str))
     else:
