@@ -187,7 +187,8 @@ def launch_from_args(args, resume_run: bool = False) -> int:
     """``medgrade train --launcher flower`` (and ``resume --launcher flower``)."""
     if resume_run:
         bundle = resume(args.output, getattr(args, "superlink", None))
-    else:
-        bundle = launch(args.config, args.output, getattr(args, "superlink", None))
+    else:  # a TLS SuperLink: the CA certificate the flwr CLI verifies it with
+        bundle = launch(args.config, args.output, getattr(args, "superlink", None),
+                        root_certificates=os.environ.get("MEDGRADE_FLOWER_CA") or None)
     print(json.dumps({"run_dir": str(Path(args.output).resolve()), "bundle": str(bundle)}), file=sys.stderr)
     return 0
