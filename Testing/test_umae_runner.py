@@ -6,6 +6,7 @@ starts from exactly those encoder weights, trains on patient-level folds and rep
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -62,7 +63,13 @@ def test_finetune_starts_from_the_encoder_and_trains(pretrained: Path, tmp_path:
     summary = json.loads((run / "summary.json").read_text())
     assert summary["pooled"]["n"] == 9 and summary["pooled"]["auc_ci95"] is not None
     hist = _history(run, "fold0")
-    assert len(hist) == 2 and all(h["train_loss"] == h["train_loss"] for h in hist)
+    assert len(hist) == 2 and all(math.isfinite(h["train_loss"]) for h in hist)
+    # it trained: the fine-tuned encoder moved away from the pre-trained one (it is not frozen or reloaded)
+    tuned = load_state_dict(run / "bundle" / "tiny-ft" / "model.safetensors")
+    encoder = [k for k in weights if k.startswith("encoder.") and weights[k].is_floating_point()]
+    assert encoder and set(encoder) <= set(tuned)
+    moved = [k for k in encoder if not torch.equal(tuned[k], weights[k])]
+    assert len(moved) >= 0.5 * len(encoder), f"only {len(moved)} of {len(encoder)} encoder tensors changed"
     manifest = read_manifest(run / "bundle" / "tiny-ft")
     assert manifest.kind == "umae-classifier" and manifest.architecture["pretrained_from"] == "tiny-umae-breakhis"
     # a config of another kind is refused with a clear message
