@@ -17,6 +17,7 @@ sequence and start, never inside a sum, and the results are combined in a fixed 
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from typing import Callable
 
@@ -125,7 +126,8 @@ class _Workers:
         self.n, self.state, self.progress, self.pool, self.done, self.total = n, state, progress, None, 0, 0
 
     def __enter__(self) -> "_Workers":
-        if self.n > 1:
+        # inside Slicer's embedded Python (no plain interpreter to start workers from) the work stays in-process
+        if self.n > 1 and "slicer" not in sys.modules:
             import multiprocessing
 
             ctx = multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
