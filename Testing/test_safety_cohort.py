@@ -180,7 +180,7 @@ def test_symlinks_leaving_the_cohort_are_reported_not_followed(tmp_path):
         export_cohort(root, tmp_path / "E")
 
 
-def test_cohort_readers_and_slurm_arrays_do_not_follow_symlinks_out(tmp_path):
+def test_cohort_readers_and_slurm_arrays_do_not_walk_up_through_symlinks(tmp_path):
     from MedGradeCoreLib.io.loader import iter_cohort
     from MedGradeTrainLib.cohort_jobs import cohort_cases
 
@@ -188,10 +188,17 @@ def test_cohort_readers_and_slurm_arrays_do_not_follow_symlinks_out(tmp_path):
     (root / "good").mkdir(parents=True)
     _volume(root / "good" / "t1.nii.gz")
     (root / "rootfs").symlink_to("/")
+    (root / "parent").symlink_to(tmp_path)
     t0 = time.monotonic()
     out = list(iter_cohort(root))
     assert time.monotonic() - t0 < 10
-    errors = [str(e) for e in out if isinstance(e, InputError) and "rootfs" in str(e)]
-    assert len(out) == 2 and errors and "symlink leaving the cohort" in errors[0]
-    with pytest.raises(InputError, match="symlink leaving the cohort"):
+    errors = [str(e) for e in out if isinstance(e, InputError) and ("rootfs" in str(e) or "parent" in str(e))]
+    assert len(out) == 3 and len(errors) == 2 and all("symlink to an enclosing folder" in e for e in errors)
+    with pytest.raises(InputError, match="symlink to an enclosing folder"):
         cohort_cases(root)
+    (root / "rootfs").unlink()
+    (root / "parent").unlink()
+    elsewhere = tmp_path / "elsewhere-case"
+    elsewhere.mkdir()
+    (root / "linked").symlink_to(elsewhere)  # a cohort of links to cases stored elsewhere is fine here
+    assert [c.name for c in cohort_cases(root)] == ["good", "linked"]

@@ -52,9 +52,9 @@ def split_argv(argv: list[str]) -> tuple[list[str], dict[str, str]]:
 
 def cohort_cases(cohort: Path) -> list[Path]:
     cases = sorted(d for d in cohort.iterdir() if d.is_dir() and not d.name.startswith("."))
-    for d in cases:  # a task never runs on a folder outside the cohort (a symlink to /)
-        if d.is_symlink() and cohort.resolve() not in d.resolve().parents:
-            raise InputError(d, f"symlink leaving the cohort (-> {d.resolve()}): not followed; remove it")
+    for d in cases:  # a task never runs on an enclosing folder (a symlink to / or up the tree)
+        if d.is_symlink() and (d.resolve() == cohort.resolve() or d.resolve() in cohort.resolve().parents):
+            raise InputError(d, f"symlink to an enclosing folder (-> {d.resolve()}): not followed; remove it")
     if not cases:
         raise InputError(cohort, "no case folders in the cohort folder")
     return cases

@@ -190,8 +190,8 @@ def iter_cohort(folder: str | Path, clinical_csv: str | Path | Table | None = No
     for sub in sorted((d for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")),
                       key=lambda d: d.name):
         top, real = folder.resolve(), sub.resolve()
-        if sub.is_symlink() and top not in real.parents:  # reported, never followed (a link to / is no case)
-            yield InputError(sub, f"symlink leaving the cohort (-> {real}): not followed")
+        if sub.is_symlink() and (real == top or real in top.parents):  # a link to / or up the tree: no case
+            yield InputError(sub, f"symlink to an enclosing folder (-> {real}): not followed")
             continue
         try:
             yield load_case(sub, sequences, clinical, labels, reference=reference, allow_gaps=allow_gaps)
