@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 import SimpleITK as sitk
@@ -109,8 +107,8 @@ def test_mignet_overfits_one_real_slice(sample):
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
     loss_fn = FPGLoss(dice_weight=1.0)
     dice = DiceMetric(include_background=False)
-    start, best = time.time(), 0.0
-    for step in range(300):
+    best = 0.0
+    for step in range(300):  # bounded by steps, not by wall time: a busy CPU trains as far, only slower
         model.train()
         seg, grade = model(xt)
         loss = loss_fn(seg, yt, w) + grade_loss(grade, torch.tensor([1]))
@@ -125,6 +123,6 @@ def test_mignet_overfits_one_real_slice(sample):
             dice(torch.nn.functional.one_hot(pred[:, 0], 2).permute(0, 3, 1, 2),
                  torch.nn.functional.one_hot(yt, 2).permute(0, 3, 1, 2))
             best = float(dice.aggregate())
-            if best >= 0.9 or time.time() - start > 60:
+            if best >= 0.9:
                 break
     assert best >= 0.9, f"DSC {best:.3f} after {step + 1} steps"
