@@ -73,7 +73,7 @@ def _same(a: object, b: object) -> bool:
     return np.array_equal(a[0], b[0]) and a[1:] == b[1:]  # type: ignore[index]
 
 
-@pytest.mark.slow  # two deepbet runs: ~40 s on 2 quiet cores
+@pytest.mark.slow  # two deepbet runs: 192 s measured beside other engineers' jobs (load 18 on 2 cores)
 def test_two_processes_with_skull_stripping_give_bit_identical_outputs(sample, tmp_path):
     """`medgrade preprocess` in two separate processes (other hash seeds, fresh thread pools and RNG states)
     with the deep skull stripper on: the same bytes of every image, mask and transform."""
