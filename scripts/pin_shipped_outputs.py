@@ -3,7 +3,7 @@
 (what test_grade_end_to_end, test_cascade and test_glioma_cohort_e2e compare with). Run it after a shipped
 bundle was retrained or replaced, review the diff, commit it with the bundle:
 
-    python scripts/pin_shipped_outputs.py                 # every section (a few minutes on 2 cores)
+    python scripts/pin_shipped_outputs.py                 # every section (32 min measured on 2 busy cores)
     python scripts/pin_shipped_outputs.py --only cascade  # one section: grade, cascade, cohort
 
 The runs are the tests' own (Testing/shipped_outputs.py); the tolerances in the file are kept.
