@@ -7,8 +7,8 @@ library builds), and the runs that produce them are defined once, here, for the 
 WHEN A SHIPPED MODEL IS RETRAINED (a new bundle in MedGradeSegmentLib/bundled_models or
 MedGradePredictLib/bundled_models): its weights sha256 no longer matches the pinned one and the tests say so.
 Re-measure with ``python scripts/pin_shipped_outputs.py`` (32 min on 2 busy cores; ``--only``: one part),
-review the diff of Testing/shipped_model_outputs.json (a grade that flipped, a probability that moved far, is a finding to
-report, not only a number to accept) and commit it with the new bundle.
+review the diff of Testing/shipped_model_outputs.json (a grade that flipped, a probability that moved far,
+is a finding to report, not only a number to accept) and commit it with the new bundle.
 """
 
 from __future__ import annotations
