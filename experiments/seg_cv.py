@@ -103,6 +103,7 @@ def main() -> None:
     ap.add_argument("--negative-ratio", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--only-folds", type=int, nargs="+", help="train these folds only (0-based)")
+    ap.add_argument("--resume", action="store_true", help="continue the models' run folders (e.g. after a kill)")
     ap.add_argument("--collect", action="store_true",
                     help="no training: the summaries from the folds the run folders have finished")
     # 1 thread: on the shared 2-core machine (load average 15-20 from other work) two torch threads ran
@@ -124,7 +125,9 @@ def main() -> None:
         arch = architecture(name, args.embed, args.crop, args.unet_width)
         run_dir = out / "runs" / name
         t0 = time.perf_counter()
-        if not args.collect:
+        if args.resume and (run_dir / "config.json").is_file():  # finished folds are read back, the rest goes on
+            run_training(None, run_dir, resume=True, stdout=None)
+        elif not args.collect:
             chosen = dict(split, splits=[s for k, s in enumerate(split["splits"])
                                          if args.only_folds is None or k in args.only_folds])
             save_json(out / "runs" / f"{name}-folds.json", chosen)
@@ -153,9 +156,10 @@ def collect(name: str, arch: dict, run_dir: Path, args) -> dict:
               for x in (run_dir / "splits" / r["name"] / "metrics.jsonl").read_text().splitlines()]
     secs = [e["seconds"] for e in epochs]
     prev, steps = 0, []
-    for r in records:  # the runner counts optimiser steps over the folds of a run
-        steps.append(int(r["global_step"]) - prev)
-        prev = int(r["global_step"])
+    for r in records:  # the runner counts optimiser steps over the folds of a run (a fold run alone restarts)
+        g = int(r["global_step"])
+        steps.append(g - prev if g > prev else g)
+        prev = g
     return {"model": name, "architecture": arch, "parameters": sum(p.numel() for p in build_model(arch).parameters()),
             "settings": vars(args), "per_patient": pp, "hardware": hardware(),
             "folds_run": [r["name"] for r in records], "seconds_per_epoch": mean_sd(secs),
