@@ -23,7 +23,9 @@ from MedGradeCoreLib.cli import main as medgrade
 import shipped_outputs as so
 
 PATIENTS = so.COHORT_PATIENTS
-DICE_FLOOR = 0.5  # measured 0.728 / 0.539 / 0.616 with mignet-lgg-flair-t1c-v1 (deepbet preprocessing); per patient
+DICE_FLOOR = 0.25  # per patient; measured 0.397 / 0.304 / 0.442 with the issue-17 weights (CV fold 2: TCGA_HT_7692
+# trained on, TCGA_CS_4942 its validation patient, TCGA_HT_8107 a test patient; deepbet preprocessing). The earlier
+# weights gave 0.728 / 0.539 / 0.616 after training on all three; the CV Dice of the recipe is 0.489 (manifest)
 
 
 @pytest.fixture(scope="module")
