@@ -113,7 +113,7 @@ def test_mignet_prior_input_same_grid_at_inference():
     with torch.no_grad():
         a, _ = net(x)  # inference: the stored prior, on the slice's own grid
         b, _ = net(x, prior.expand(2, 1, 64, 64))  # training: the augmented prior given with the image
-        alpha = net.location_alpha(x, None, (2, 2))
+        alpha = net.location_alpha(x, None)
     assert torch.allclose(a, b, atol=1e-6)
     # the trainable part starts as the identity on the area-averaged atlas (eq. 3-3's initialisation)
     expect = torch.nn.functional.interpolate(prior[None, None], size=(2, 2), mode="area")
@@ -121,7 +121,7 @@ def test_mignet_prior_input_same_grid_at_inference():
     # a rotated prior gives a rotated alpha (it moves with the image)
     rot = torch.rot90(prior, 1, (0, 1))
     with torch.no_grad():
-        alpha_r = net.location_alpha(x, rot.expand(2, 1, 64, 64), (2, 2))
+        alpha_r = net.location_alpha(x, rot.expand(2, 1, 64, 64))
     assert torch.allclose(alpha_r, torch.rot90(expect, 1, (2, 3)).expand(2, 1, 2, 2), atol=1e-6)
     sd = net.state_dict()
     assert "prior_map" in sd and "alpha" not in sd

@@ -131,8 +131,8 @@ class MIGNet(nn.Module):
         self.final_expand = PatchExpand(c, c, scale=cfg.patch_size)
         self.head = nn.Conv2d(c, cfg.num_classes, 1)
 
-    def location_alpha(self, x: torch.Tensor, prior: torch.Tensor | None, size: tuple[int, int]) -> torch.Tensor:
-        """``alpha`` of the location prior at the bottleneck ``size``.
+    def location_alpha(self, x: torch.Tensor, prior: torch.Tensor | None) -> torch.Tensor:
+        """``alpha`` of the location prior at the bottleneck size (``x``'s size / ``divisor``).
 
         With ``prior_input`` (issue 17) the FPG map is carried through the same spatial transforms as the image
         (training: the ``prior`` key of a sample is padded, rotated by 90 degrees and cropped with the image
@@ -147,12 +147,14 @@ class MIGNet(nn.Module):
             return self.alpha
         if prior is None:
             prior = self.prior_map.expand(x.shape[0], 1, -1, -1)
-            h, w = x.shape[-2:]
-            ph, pw = h - prior.shape[-2], w - prior.shape[-1]
-            if ph or pw:  # centred pad (or crop), as predict_slices pads the slice
-                prior = F.pad(prior, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2), value=0.0)
+            ph, pw = x.shape[-2] - prior.shape[-2], x.shape[-1] - prior.shape[-1]
+            # centred pad, as predict_slices pads the slice (always applied, also by 0, so that an ONNX trace
+            # keeps it for every input size)
+            prior = F.pad(prior, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2), value=0.0)
         prior = prior.to(x.dtype)
-        return self.prior_conv(F.interpolate(prior, size=size, mode="area"))
+        # area averaging to the bottleneck (input size / divisor): an average pool with a constant kernel, which
+        # ONNX exports for any input size (interpolate(mode="area") to a traced size does not)
+        return self.prior_conv(F.avg_pool2d(prior, self.config.divisor))
 
     def forward(self, x: torch.Tensor, prior: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         cfg = self.config
@@ -162,7 +164,7 @@ class MIGNet(nn.Module):
         skips = self.encoder(x, normalize=True)
         s = skips[4]
         grade_logits = None
-        alpha = self.location_alpha(x, prior, tuple(s.shape[-2:])) if cfg.dual_guidance else None
+        alpha = self.location_alpha(x, prior) if cfg.dual_guidance else None
         if cfg.has_stems:
             s = self.seg_stem(s)
         if cfg.grade_branch:
