@@ -134,7 +134,7 @@ def test_terminology_is_loaded_once_at_startup(slicer_app):
     """MedGradeWidgets.startup.ensureTerminology (called at Slicer's startupCompleted) is idempotent."""
     import vtk
 
-    sys.path.insert(0, str(REPO / "MedGradeSegment"))
+    sys.path.insert(0, str(REPO / "MedGradeCore"))  # MedGradeWidgets lives in the core module
     from MedGradeCoreLib.scene.terminology import context_name
     from MedGradeWidgets.startup import ensureTerminology
 

@@ -31,6 +31,17 @@ def case_record(case_dir: str | Path) -> tuple[Path, dict[str, Any]]:
                                "case's source series")
 
 
+def _case_if_due(case_dir: str | Path, requested: bool | None) -> tuple[Path, dict[str, Any]] | None:
+    """:func:`case_record`, or None when DICOM output was not asked for and the folder has no case record
+    (a mask saved outside a preprocessed case: the default then means no DICOM, not an error)."""
+    try:
+        return case_record(case_dir)
+    except InputError:
+        if requested:
+            raise
+        return None
+
+
 def _algorithm(info: Mapping[str, Any]) -> Algorithm:
     return Algorithm(model_id=str(info.get("model_id") or "unknown model"),
                      weights_sha256=str(info.get("weights_sha256") or ""), version=str(info.get("version") or ""))
@@ -42,7 +53,10 @@ def export_ai_result(seg_dir: str | Path, out: str | Path, requested: bool | Non
     """SEG (lesion + brain) + SR (+ PDF) of the AI result in ``seg_dir`` into ``out/dicom``; None when no DICOM
     output is due. ``case_dir``: the preprocessed case (default: found from ``seg_dir``)."""
     seg_dir, out = Path(seg_dir), Path(out)
-    pre_dir, case = case_record(case_dir or seg_dir)
+    found = _case_if_due(case_dir or seg_dir, requested)
+    if found is None:
+        return None
+    pre_dir, case = found
     info = json.loads((seg_dir / AI_RESULT).read_text())
     source, warnings = resolve_source(case.get("sources") or {}, case.get("reference", "t1c"),
                                       str(case.get("patient_id", "")), out, requested)
@@ -69,7 +83,10 @@ def export_correction(case_dir: str | Path, version_dir: str | Path, requested: 
     the AI SEG (written first into the AI result's folder when it does not exist yet)."""
     case_dir, version_dir = Path(case_dir), Path(version_dir)
     record = json.loads((version_dir / RECORD_NAME).read_text())
-    _, case = case_record(case_dir)
+    found = _case_if_due(case_dir, requested)
+    if found is None:
+        return None
+    _, case = found
     source, warnings = resolve_source(case.get("sources") or {}, case.get("reference", "t1c"),
                                       str(case.get("patient_id", "")), version_dir, requested)
     if source is None:

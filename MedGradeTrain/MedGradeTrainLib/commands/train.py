@@ -20,7 +20,7 @@ def register(subparsers) -> None:
     p.add_argument("--superlink", help="flower: HOST:PORT of a running SuperLink (default: one SuperLink and a "
                                        "SuperNode per site on localhost)")
     p.add_argument("--detach", action="store_true",
-                   help="local: run in the background (survives closing Slicer); follow with 'medgrade jobs'")
+                   help="local, torchrun: run in the background (survives closing Slicer); follow with 'medgrade jobs'")
     p.set_defaults(handler=run)
 
 
