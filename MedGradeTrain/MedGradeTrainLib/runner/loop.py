@@ -189,13 +189,21 @@ class Runner:
         plan = [dict(s) for s in data["splits"]]
         self._one_class_val: dict[str, str] = {}
         if getattr(self.kind, "classifies", False):
-            label = {p.patient_id: p.label for p in patients}
-            classes = sorted({str(label[p]) for p in all_train if label.get(p) is not None})
+            # a patient may hold cases of both classes (e.g. the toy cohort's as-acquired and swapped slices)
+            labels: dict[str, set[str]] = {}
+            for p in self.kind.patients():  # before merge_patients, which keeps one label per patient
+                if p.label is not None:
+                    labels.setdefault(p.patient_id, set()).add(str(p.label))
+
+            def classes_of(ids: list[str]) -> list[str]:
+                return sorted(set().union(*(labels.get(i, set()) for i in ids)))
+
+            classes = classes_of(all_train)
             if len(classes) == 1:  # (a kind that exposes no patient labels is not judged here)
                 raise InputError(self.run_dir, f"every training patient is of class {classes[0]!r} (1 class): a "
                                                f"{self.kind.name} model needs at least two classes to learn anything")
             for s in plan:
-                val = sorted({str(label[p]) for p in s["val"] if label.get(p) is not None})
+                val = classes_of(s["val"])
                 if len(val) == 1:
                     self._one_class_val[s["name"]] = f"its validation patients are all {', '.join(val) or 'unlabelled'}"
         if self.cfg["final_fit"] or not plan:
