@@ -79,6 +79,23 @@ def _medgrade(*args: str, **kw) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True, **kw)
 
 
+def _wait_until_unlocked(run: Path, hang_s: float = 120.0) -> None:
+    """The killed command's forked worker (which holds the run folder's lock) dies with its parent, a moment
+    later: wait for the lock to be free before resuming (a generous hang time-out, not a timing claim)."""
+    from MedGradeCoreLib.errors import InputError
+    from MedGradeCoreLib.outputs import OutputLock
+
+    deadline = time.monotonic() + hang_s
+    while True:
+        try:
+            with OutputLock(run):
+                return
+        except InputError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def kill_resume_and_compare(cfg: dict, tmp_path: Path, kill_at: int) -> list[dict]:
     """Train ``cfg`` in a child process, SIGKILL it once the progress file shows optimizer step ``kill_at``
     (mid-epoch), resume it with ``medgrade resume``, train the same config uninterrupted, and check every
@@ -104,6 +121,7 @@ def kill_resume_and_compare(cfg: dict, tmp_path: Path, kill_at: int) -> list[dic
             break
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, proc.stderr.read()
+    _wait_until_unlocked(run)
     assert not (run / "summary.json").exists() and seen[-1]["event"] == "step"
     steps_seen = [r["step"] for r in seen if r["event"] == "step"]
     assert steps_seen == list(range(1, len(steps_seen) + 1))  # followed live: monotonic, none skipped
