@@ -93,11 +93,14 @@ def test_deployment_three_supernodes_only_parameters_cross(setup, simulated):
     rounds = _rounds(run)
     assert [r["round"] for r in rounds] == [1, 2] and all(r["replied"] == 3 and not r["dropped"] for r in rounds)
     assert all(len(r["bytes_received"]) == 3 and min(r["bytes_received"].values()) > 10_000 for r in rounds)
-    # the simulation engine gives the same model for the same seeds
+    # the simulation engine gives the same model for the same seeds, within numerical noise: the two engines'
+    # client processes may run torch on different thread counts (reduction order), measured up to 2.4e-4 after
+    # two rounds on a quiet 2-core machine (3e-8 under load); another seed changes the initial weights by the
+    # initialisation's scale (~0.1)
     a, b = _weights(run), _weights(simulated)
-    assert max(float(np.abs(a[k] - b[k]).max()) for k in a) < 1e-6
+    assert max(float(np.abs(a[k] - b[k]).max()) for k in a) < 1e-3
     assert _rounds(simulated)[-1]["metrics"]["train_loss"] == pytest.approx(rounds[-1]["metrics"]["train_loss"],
-                                                                            rel=1e-6)
+                                                                            rel=1e-3)
 
 
 def _wait(predicate, timeout: float, what: str) -> None:
