@@ -225,3 +225,27 @@ def test_union_of_sequences_is_complete_by_default():
     assert result.info["largest_component"] is False
     with pytest.raises(InputError, match="the case lacks t1c, which this model needs"):
         segment_images(SegOnly(Bright(), 1), {"flair": images["flair"]}, ["flair", "t1c"], "flair")
+
+
+# issue 17: the lesion mask stays inside the search mask (a grader refuses masks that leave the brain)
+def test_lesion_mask_never_leaves_the_search_mask():
+    from MedGradeSegmentLib.segmentation.baselines import SegOnly
+    from MedGradeSegmentLib.segmentation.infer import segment_images
+
+    class Everywhere(nn.Module):  # "lesion" on every pixel, background included
+        def forward(self, x):
+            return torch.cat([torch.zeros_like(x), torch.full_like(x, 10.0)], 1)
+
+    arr = np.zeros((4, 32, 32), np.float32)
+    arr[:, 8:24, 8:24] = np.random.default_rng(0).normal(5.0, 1.0, (4, 16, 16))
+    image = sitk.GetImageFromArray(arr)
+    search = sitk.GetImageFromArray((arr != 0).astype(np.uint8))
+    search.CopyInformation(image)
+    free = sitk.GetArrayFromImage(segment_images(SegOnly(Everywhere(), 1), {"flair": image}, ["flair"],
+                                                 "flair", inplane_spacing=None).mask)
+    assert free.all()  # without a search mask the network's answer stands everywhere
+    result = segment_images(SegOnly(Everywhere(), 1), {"flair": image}, ["flair"], "flair",
+                            inplane_spacing=None, brain_mask=search)
+    mask, prob = sitk.GetArrayFromImage(result.mask), sitk.GetArrayFromImage(result.probability)
+    inside = sitk.GetArrayFromImage(search) > 0
+    assert mask[inside].all() and not mask[~inside].any() and not prob[~inside].any()

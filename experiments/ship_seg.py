@@ -2,9 +2,9 @@
 
 The shipped weights are those of the cross-validation fold whose *inner validation* score was best (the
 runner's ``bundle_from``; test patients never enter that choice), at that fold's best-validation checkpoint.
-Reason (recorded in the manifest): on the shared 2-core CPU of this session a separate fit on all patients
-did not fit the time budget beside the cross-validation; the shipped model is therefore one of the models
-the CV figure is made of, trained on 2/3 x 3/4 of the patients. Its own test fold's per-patient Dice is in
+Reason (recorded in the manifest): on the 2-core CPU of this session a separate fit on all patients did
+not fit the time budget beside the cross-validation; the shipped model is therefore one of the models the
+CV figure is made of, trained on (k-1)/k x 3/4 of the patients. Its own test fold's per-patient Dice is in
 the manifest next to the pooled CV figure. The manifest also names the data, the hardware and the budget.
 
     python experiments/ship_seg.py --cv experiments/results/seg_cv --run /work/cache-train/cv/runs/mignet \
@@ -61,7 +61,8 @@ def main() -> None:
         f"n = {d3['n']}): per-patient 3D Dice {d3['mean']:.3f} (95% CI {d3['ci95_bootstrap'][0]:.3f}-"
         f"{d3['ci95_bootstrap'][1]:.3f}), metrics.summary.cross_validation. Hardware: {cvsum['hardware']}. "
         "Limits: one data set (5 TCGA institutions), 128x128 in-plane (half the source resolution), estimated "
-        "geometry, a few hundred optimiser steps on a shared CPU (far below the thesis's GPU recipe)."))
+        f"geometry, {cvsum['optimizer_steps_per_fold'][cvsum['folds_run'].index(fold)]} optimiser steps on a 2-core "
+        "CPU (far below the thesis's GPU recipe)."))
     kind = SegmentationKind(settings, run)
     atlas_path = run / "splits" / fold / "fpg_atlas.nii.gz"
     atlas = sitk.ReadImage(str(atlas_path)) if atlas_path.is_file() else None
@@ -81,7 +82,7 @@ def main() -> None:
                             "inner_validation_dsc": record["best_metric"], "hardware": cvsum["hardware"],
                             "training_seconds_all_folds": cvsum["wall_seconds"],
                             "folds_run": cvsum.get("folds_run")},
-               "data": ("glioma-lgg-tcga, 78 patients, 5 institutions; 3-fold patient-level CV stratified by grade x "
+               "data": (f"glioma-lgg-tcga, 78 patients, 5 institutions; {s['folds']}-fold patient-level CV stratified by grade x "
                         "institution (experiments/results/seg_cv/folds.json), test patients only; folds run: "
                         + ", ".join(cvsum["folds_run"]))}
     result = TrainResult(model.eval(), kind.arch, atlas, [], summary, run)

@@ -134,6 +134,10 @@ def segment_images(model: Any, images: dict[str, sitk.Image], sequences: Sequenc
         if len(nonempty):
             prob[nonempty] = predict_slices(model, vol[nonempty], device, batch_size, amp, sub)
         n_slices += len(nonempty)
+        if brain is not None:
+            # the lesion is searched inside the search mask (brain + margin) only: a network's answer in the
+            # zeroed background is not a lesion, and a grader refuses masks that leave the brain (issue 17)
+            prob[~brain] = 0.0
         mask = (prob >= threshold).astype(np.uint8)
         fused_mask |= mask
         np.maximum(fused_prob, prob, out=fused_prob)
