@@ -9,7 +9,6 @@ needs up to a minute (its heartbeat) to declare a killed SuperNode unavailable."
 from __future__ import annotations
 
 import json
-import signal
 import threading
 import time
 from pathlib import Path
@@ -137,10 +136,10 @@ def test_killed_supernode_and_superlink_then_resume(setup):
         t.start()
         ht_log = link / "logs" / "supernode-HT.log"
         _wait(lambda: ht_log.is_file() and "Start `flwr-clientapp` process" in ht_log.read_text(), 400, "round 1 at HT")
-        deploy.stop(procs.pop("HT"), signal.SIGKILL)  # a hospital goes away mid-round
+        deploy.stop(procs.pop("HT"), force=True)  # a hospital goes away mid-round
         ck1 = run / "federated" / "checkpoints" / "step-000000001.pt.sha256"
         _wait(ck1.is_file, 400, "round 1 to finish without HT")
-        deploy.stop(procs.pop("link"), signal.SIGKILL)  # the coordinator's SuperLink dies after round 1
+        deploy.stop(procs.pop("link"), force=True)  # the coordinator's SuperLink dies after round 1
         t.join(120)
         assert failure and isinstance(failure[0], MedGradeError) and "federated resume" in str(failure[0])
         assert not (run / "bundle").exists()
@@ -148,7 +147,7 @@ def test_killed_supernode_and_superlink_then_resume(setup):
         bundle = deploy.resume(run)
     finally:
         for p in procs.values():
-            deploy.stop(p, signal.SIGKILL)
+            deploy.stop(p, force=True)
     rounds = _rounds(run)
     assert [r["round"] for r in rounds] == [1, 2]
     assert rounds[0]["replied"] == 2 and len(rounds[0]["dropped"]) == 1

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from MedGradeCoreLib.errors import InputError, MedGradeError
+from MedGradeCoreLib.jobs import kill_tree, process_group_options, signal_tree
 
 LAUNCH_FILE = "launch.json"
 CONNECTION = "medgrade"
@@ -50,7 +50,7 @@ def flower_env(home: Path) -> dict[str, str]:
 def _popen(cmd: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen:
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as f:
-        return subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        return subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, **process_group_options())
 
 
 def start_superlink(port: int, fdir: Path) -> subprocess.Popen:
@@ -83,18 +83,17 @@ def wait_port(port: int, proc: subprocess.Popen | None = None, log: Path | None 
     raise MedGradeError(f"error: {log}: nothing listens on 127.0.0.1:{port} after {timeout:.0f} s")
 
 
-def stop(proc: subprocess.Popen | None, sig: int = signal.SIGTERM) -> None:
+def stop(proc: subprocess.Popen | None, force: bool = False, grace_s: float = 10.0) -> None:
+    """End a Flower process and what it started (its ClientApp/ServerApp processes) through the core's
+    portable process-tree kill: terminate, then kill after ``grace_s``; ``force``: kill at once (a machine
+    that goes away)."""
     if proc is None or proc.poll() is not None:
         return
-    try:
-        os.killpg(proc.pid, sig)
-    except ProcessLookupError:
-        return
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+    if force:
+        signal_tree(proc.pid, force=True)
         proc.wait()
+    else:
+        kill_tree(proc, grace_s)
 
 
 def flwr_run(run_dir: Path, config: Path, superlink: str, resume: bool, capture: bool,
@@ -115,7 +114,7 @@ def flwr_run(run_dir: Path, config: Path, superlink: str, resume: bool, capture:
     cmd = [flower_exe("flwr"), "run", str(app), CONNECTION, "--run-config", values, "--stream"]
     with open(fdir / "logs" / "server.log", "ab") as log:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=flower_env(home),
-                                start_new_session=True)
+                                **process_group_options())
         assert proc.stdout is not None
         for line in proc.stdout:
             log.write(line)
