@@ -16,7 +16,7 @@ import shutil
 import tempfile
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Callable
 
 from MedGradeCoreLib.bundle import ModelManifest, bundle_sha256, read_manifest, write_bundle
 from MedGradeCoreLib.errors import BundleError, MedGradeError
@@ -58,6 +58,31 @@ def session(path: str | Path, threads: int = 0) -> Any:
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def export_graph(module: Any, dummy: tuple, work: Path, int8: str | None, input_names: list[str],
+                 output_names: list[str], dynamic_axes: dict[str, dict[int, str]]) -> Path:
+    """The FP32 graph of a torch ``module`` (eval, no grad, opset :data:`OPSET`, the TorchScript exporter) in
+    ``work``: ``model.onnx``, or ``fp32.onnx`` when :func:`finish_export` quantises it next."""
+    import torch
+
+    fp32 = work / ("fp32.onnx" if int8 else ONNX_FILE)
+    with torch.no_grad():
+        torch.onnx.export(module.eval(), dummy, str(fp32), opset_version=OPSET, input_names=input_names,
+                          output_names=output_names, dynamic_axes=dynamic_axes, dynamo=False)
+    return fp32
+
+
+def finish_export(fp32: Path, work: Path, arch: dict[str, Any], int8: str | None, calibration: str | Path | None,
+                  calibrate: Callable[[], list[dict[str, Any]]]) -> Path:
+    """``work/model.onnx``: the FP32 graph, or with ``int8`` its :func:`quantize`\ d copy (static INT8 calibrated
+    on ``calibrate()``, the inputs of the cases under ``calibration``), recorded in ``arch["quantization"]``."""
+    if int8:
+        calib = calibrate() if int8 == "static" and calibration else None
+        arch["quantization"] = quantize(fp32, work / ONNX_FILE, int8, calib)
+        if calibration:
+            arch["quantization"]["calibration_data"] = str(calibration)
+    return work / ONNX_FILE
 
 
 def quantize(fp32: Path, out: Path, mode: str, calibration: list[dict[str, Any]] | None = None) -> dict[str, Any]:

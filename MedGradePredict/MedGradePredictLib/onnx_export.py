@@ -14,7 +14,7 @@ import numpy as np
 
 from MedGradeCoreLib.bundle import ModelManifest
 from MedGradeCoreLib.errors import BundleError, InputError
-from MedGradeCoreLib.onnx_models import ONNX_FILE, OPSET, copy_files, quantize
+from MedGradeCoreLib.onnx_models import ONNX_FILE, copy_files, export_graph, finish_export
 
 KINDS = ("grading",)
 MAX_CALIBRATION_CASES = 16
@@ -81,23 +81,17 @@ def export(src: Path, manifest: ModelManifest, work: Path, int8: str | None,
     names = seqs + (["meta"] if has_meta else [])
     if has_meta:
         dummy.append(torch.zeros(2, int(s.architecture["n_meta"])))
-    fp32 = work / ("fp32.onnx" if int8 else ONNX_FILE)
+    outputs = ["probability", "features", "cam"]
     try:
-        with torch.no_grad():
-            torch.onnx.export(Exported().eval(), tuple(dummy), str(fp32), opset_version=OPSET, input_names=names,
-                              output_names=["probability", "features", "cam"], dynamo=False,
-                              dynamic_axes={n: {0: "n"} for n in names + ["probability", "features", "cam"]})
+        fp32 = export_graph(Exported(), tuple(dummy), work, int8, names, outputs,
+                            {n: {0: "n"} for n in names + outputs})
     finally:
         hook.remove()
     arch = dict(manifest.architecture, onnx_inputs={q: f"[N,{c},{s.size},{s.size}] MIX slices" for q in seqs},
                 onnx_outputs="probability [N], features [N,F], cam [N,1,h,w] (Grad-CAM of the predicted class)")
     if has_meta:
         arch["onnx_inputs"]["meta"] = f"[N,{s.architecture['n_meta']}] network metadata (age/100, sex)"
-    if int8:
-        calib = calibration_inputs(calibration, model) if int8 == "static" and calibration else None
-        arch["quantization"] = quantize(fp32, work / ONNX_FILE, int8, calib)
-        if calibration:
-            arch["quantization"]["calibration_data"] = str(calibration)
-    files = {ONNX_FILE: work / ONNX_FILE}
+    onnx = finish_export(fp32, work, arch, int8, calibration, lambda: calibration_inputs(calibration, model))
+    files = {ONNX_FILE: onnx}
     files.update(copy_files(src, manifest, [HEAD], work))
     return files, arch

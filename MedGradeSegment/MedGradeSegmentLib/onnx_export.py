@@ -15,7 +15,7 @@ import numpy as np
 from MedGradeCoreLib.bundle import ModelManifest
 from MedGradeCoreLib.case_folder import is_case_folder
 from MedGradeCoreLib.errors import InputError
-from MedGradeCoreLib.onnx_models import ONNX_FILE, OPSET, copy_files, quantize
+from MedGradeCoreLib.onnx_models import ONNX_FILE, copy_files, export_graph, finish_export
 
 KINDS = ("segmentation",)
 MAX_CALIBRATION_SLICES = 64
@@ -88,18 +88,11 @@ def export(src: Path, manifest: ModelManifest, work: Path, int8: str | None,
     fov = manifest.preprocessing.get("field_of_view_mm")
     side = int(round(fov / manifest.preprocessing.get("inplane_spacing_mm", 1.0))) if fov else 8 * k
     side += (-side) % k
-    fp32 = work / ("fp32.onnx" if int8 else ONNX_FILE)
-    with torch.no_grad():
-        torch.onnx.export(Probability().eval(), (torch.zeros(2, 1, side, side),), str(fp32), opset_version=OPSET,
-                          input_names=["slices"], output_names=["probability"], dynamo=False,
-                          dynamic_axes={"slices": {0: "n", 2: "h", 3: "w"}, "probability": {0: "n", 1: "h", 2: "w"}})
+    fp32 = export_graph(Probability(), (torch.zeros(2, 1, side, side),), work, int8, ["slices"], ["probability"],
+                        {"slices": {0: "n", 2: "h", 3: "w"}, "probability": {0: "n", 1: "h", 2: "w"}})
     arch = dict(manifest.architecture, divisor=k, onnx_input="slices [N,1,H,W], z-scored, zero-padded to the divisor",
                 onnx_output="probability [N,H,W] of the lesion class")
-    if int8:
-        calib = calibration_slices(calibration, manifest, k) if int8 == "static" and calibration else None
-        arch["quantization"] = quantize(fp32, work / ONNX_FILE, int8, calib)
-        if calibration:
-            arch["quantization"]["calibration_data"] = str(calibration)
-    files = {ONNX_FILE: work / ONNX_FILE}
+    files = {ONNX_FILE: finish_export(fp32, work, arch, int8, calibration,
+                                      lambda: calibration_slices(calibration, manifest, k))}
     files.update(copy_files(src, manifest, [ATLAS], work))
     return files, arch
