@@ -87,3 +87,26 @@ def test_gradcam_heatmap_for_every_architecture(case, arch):
     arr = sitk.GetArrayViewFromImage(heat)
     assert maps.max() > 0  # an all-zero map is a failure, not a subset
     assert set(np.flatnonzero(arr.reshape(arr.shape[0], -1).any(1))) == {inputs.slices[2], inputs.slices[3]}
+
+
+def test_numpy_resize_and_cam_scaling_are_monais(case):
+    # what an ONNX model grades with (no torch, no MONAI) equals what MONAI does for a torch model
+    import torch
+    from monai.transforms import Resize
+    from monai.visualize.class_activation_maps import default_normalizer, default_upsampler
+
+    from MedGradePredictLib.gradcam import monai_normalise
+    from MedGradePredictLib.mix_inputs import resize_bilinear
+
+    inputs = build_slice_inputs(case, ("t1c", "t2"), k=4, size=64, spacing=3.75)
+    chans = inputs.arrays["t1c"][:, 0]  # [4, 64, 64] real z-scored slices
+    for shape in ((96, 80), (40, 52), (64, 64)):
+        ours = resize_bilinear(chans, shape)
+        monai = np.asarray(Resize(shape, mode="bilinear", anti_aliasing=False)(chans))
+        assert ours.shape == monai.shape and ours.dtype == np.float32
+        np.testing.assert_allclose(ours, monai, atol=2e-4)
+    raw = np.maximum(chans[:, None, ::8, ::8], 0)  # [4, 1, 8, 8] like a Grad-CAM map before upsampling
+    raw[1] = 0.5  # a constant map
+    up = np.stack([resize_bilinear(r, (64, 64)) for r in raw])
+    monai = default_normalizer(default_upsampler((64, 64))(torch.from_numpy(raw))).numpy()
+    np.testing.assert_allclose(monai_normalise(up), monai, atol=1e-5)

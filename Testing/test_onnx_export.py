@@ -190,3 +190,61 @@ def test_static_int8_is_calibrated_on_cohort_slices(case, torch_results, tmp_pat
     dice = _dice(seg_t.mask, seg_s.mask)
     print(f"INT8 static (calibrated on {quant['calibration']['batches']} batches): Dice {dice:.4f}")
     assert dice >= INT8_DICE
+
+
+# Torch and MONAI refused by an import hook that also records every attempt (a caught ImportError, e.g. looking for
+# a GPU, counts too): what a Slicer panel or `medgrade run` does with ONNX models imports neither.
+_REFUSING = """
+import importlib.abc, sys
+tried = []
+class Refuse(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in ("torch", "monai"):
+            tried.append(name)
+            raise ImportError(f"{name} is refused: ONNX models run without it")
+        return None
+sys.meta_path.insert(0, Refuse())
+from MedGradeCoreLib.cli import main
+rc = main(sys.argv[1:])
+print("REFUSED", ",".join(tried) or "-")
+sys.exit(rc)
+"""
+
+
+def _refusing(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", _REFUSING, *args], capture_output=True, text=True)
+
+
+def test_onnx_cascade_and_predict_run_with_torch_and_monai_refused(case, exported, tmp_path):
+    from MedGradePredictLib.cascade import CascadeSettings, run_case
+    from MedGradePredictLib.results_io import read_results
+    from MedGradeSegmentLib.preprocess import PreprocessConfig, preprocess_case, write_preprocessed
+
+    config = PreprocessConfig(skull_strip=False, reg_skip_same_grid=True, check_sequences=False)
+    write_preprocessed(preprocess_case(Case(case.patient_id, case.images, reference="t1c"), config), tmp_path,
+                       name="slab")
+    folder = tmp_path / "slab"
+    ran = _refusing("run", str(folder), "--output", str(tmp_path / "onnx"), "--seg-model", str(exported["seg"]),
+                    "--model", str(exported["grade"]), "--no-scene", "--age", "50", "--sex", "F")
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    assert "REFUSED -" in ran.stdout, ran.stdout[-500:]
+    onnx_dir = tmp_path / "onnx" / "slab"
+    torch_run = run_case(folder, tmp_path / "torch", CascadeSettings(scene=False, device="cpu", grade_models=[GRADER],
+                                                                     clinical={"age": 50.0, "sex": "F"}))
+    torch_dir = torch_run.folder
+    seg = [sitk.ReadImage(str(d / "segmentation" / "lesion_mask.nii.gz")) for d in (torch_dir, onnx_dir)]
+    assert _dice(*seg) >= 0.99
+    (g_t,), _ = read_results(torch_dir / "grading" / GRADER)
+    (g_o,), _ = read_results(onnx_dir / "grading" / f"{GRADER}-onnx")
+    assert abs(g_o.probability - g_t.probability) <= 1e-3
+    np.testing.assert_allclose(g_o.slice_probabilities, g_t.slice_probabilities, atol=1e-3)
+    ht, ho = (sitk.GetArrayViewFromImage(g.heatmap) for g in (g_t, g_o))  # numpy Grad-CAM scaling vs MONAI's
+    assert np.abs(ht - ho).max() < 1e-2 and ht.max() > 0.5
+    assert (onnx_dir / "report.html").is_file()
+    predicted = _refusing("predict", str(folder), "--model", str(exported["grade"]), "--mask",
+                          str(onnx_dir / "segmentation" / "lesion_mask.nii.gz"), "--output", str(tmp_path / "pred"),
+                          "--heatmap", "--age", "50", "--sex", "F")
+    assert predicted.returncode == 0, predicted.stderr[-2000:]
+    assert "REFUSED -" in predicted.stdout
+    (g_p,), _ = read_results(tmp_path / "pred")
+    assert abs(g_p.probability - g_o.probability) <= 1e-6 and g_p.heatmap is not None

@@ -134,6 +134,15 @@ def _library_entry(model: str, root: str | None) -> Any:
     return fast_variant(find_model(model, root), list_models(root))
 
 
+def _device_for(entry: Any, preference: str) -> str:
+    """Where a model runs: an ONNX export on ONNX Runtime's CPU execution provider (so torch is never imported,
+    not even to look for a GPU), a torch model on ``choose_device(preference)``."""
+    from MedGradeCoreLib.devices import choose_device
+    from MedGradeCoreLib.onnx_models import source_of
+
+    return "cpu" if source_of(entry) is not None else choose_device(preference).device
+
+
 @lru_cache(maxsize=16)
 def _grade_model(folder: str, device: str) -> Any:
     from .model_bundle import load_grading_bundle
@@ -282,7 +291,6 @@ def _run_case(path: Path, folder: Path, settings: CascadeSettings, progress: Pro
 
     stages = _Stages(folder, settings.force)
     case = _Case(path, settings)
-    device = choose_device(settings.device).device
     warnings: list[str] = []
 
     progress(0.0, "hashing the input")
@@ -312,6 +320,7 @@ def _run_case(path: Path, folder: Path, settings: CascadeSettings, progress: Pro
     def segment() -> str:
         from MedGradeSegmentLib.segmentation.segment_case import segment_case
 
+        device = _device_for(seg_entry, settings.device)
         seg = _seg_model(seg_entry.path, device, settings.models_root)  # verified, loaded once per process
         c = case.preprocessed(pre_dir)
         result = segment_case(c, seg, c.meta.get("search_mask", c.meta.get("brain_mask")), device,
@@ -327,7 +336,7 @@ def _run_case(path: Path, folder: Path, settings: CascadeSettings, progress: Pro
     warnings += more
     grades = []
     for i, entry in enumerate(entries):
-        grades += _grade_stage(stages, entry, c, lesion, seg_key, settings, device, folder, warnings,
+        grades += _grade_stage(stages, entry, c, lesion, seg_key, settings, folder, warnings,
                                progress.sub(0.6 + 0.25 * i / len(entries), 0.6 + 0.25 * (i + 1) / len(entries)))
     all_keys = _hash([(r.name, r.key) for r in stages.records])
     files = {"preprocessed": str(pre_dir), "segmentation": str(seg_dir), "grading": str(folder / "grading")}
@@ -371,7 +380,7 @@ def _run_case(path: Path, folder: Path, settings: CascadeSettings, progress: Pro
 
 
 def _grade_stage(stages: _Stages, entry: Any, case: Any, lesion: sitk.Image, seg_key: str,
-                 settings: CascadeSettings, device: str, folder: Path, warnings: list[str],
+                 settings: CascadeSettings, folder: Path, warnings: list[str],
                  progress: Progress) -> list[Any]:
     from MedGradeSegmentLib.preprocess.slices import sample_slices
 
@@ -386,7 +395,7 @@ def _grade_stage(stages: _Stages, entry: Any, case: Any, lesion: sitk.Image, seg
         warnings.append(f"{entry.model_id}: no lesion was found; graded on brain slices (interpret with care)")
 
     def grade() -> str:
-        model = _grade_model(entry.path, device)
+        model = _grade_model(entry.path, _device_for(entry, settings.device))
         case.mask = lesion if has_lesion else None
         slices = sample_slices(lesion, int(model.settings.k)) if has_lesion else None  # on the new mask
         result = predict_case(model, case, settings.fusion, slices=slices, reader_findings=settings.findings)

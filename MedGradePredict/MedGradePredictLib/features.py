@@ -2,27 +2,32 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
-import torch
-from torch import nn
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
-@torch.no_grad()
-def run_network(net: nn.Module, arrays: dict[str, np.ndarray], meta: np.ndarray | None = None,
-                device: str | torch.device = "cpu", batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+def run_network(net: nn.Module | Any, arrays: dict[str, np.ndarray], meta: np.ndarray | None = None,
+                device: Any = "cpu", batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """``(probabilities of the positive class [N], features [N, F])`` with the network in eval mode (an ONNX
-    Runtime network, :class:`.onnx_runtime.OnnxGradingNet`, runs itself)."""
+    Runtime network, :class:`.onnx_runtime.OnnxGradingNet`, runs itself, without torch)."""
     if hasattr(net, "session"):
         return net.run(arrays, meta, batch_size)
+    import torch
+
     net.eval()
     n = len(next(iter(arrays.values())))
     probs, feats = [], []
-    for i in range(0, n, batch_size):
-        x = {s: torch.from_numpy(np.ascontiguousarray(a[i:i + batch_size])).to(device) for s, a in arrays.items()}
-        m = torch.from_numpy(meta[i:i + batch_size]).to(device) if meta is not None and meta.shape[1] else None
-        out = net(x, m)
-        probs.append(torch.softmax(out.logits.float(), 1)[:, 1].cpu().numpy())
-        feats.append(out.features.float().cpu().numpy())
+    with torch.no_grad():
+        for i in range(0, n, batch_size):
+            x = {s: torch.from_numpy(np.ascontiguousarray(a[i:i + batch_size])).to(device) for s, a in arrays.items()}
+            m = torch.from_numpy(meta[i:i + batch_size]).to(device) if meta is not None and meta.shape[1] else None
+            out = net(x, m)
+            probs.append(torch.softmax(out.logits.float(), 1)[:, 1].cpu().numpy())
+            feats.append(out.features.float().cpu().numpy())
     return np.concatenate(probs).astype(np.float64), np.concatenate(feats)
 
 

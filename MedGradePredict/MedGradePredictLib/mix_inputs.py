@@ -12,21 +12,25 @@ The K slices are sampled over the lesion extent of the mask that is graded (:fun
 the same rule in training and prediction, recomputed whenever grading sees a mask. A lesion-centred crop
 (``crop=True``: a square box around the lesion plus a margin, resized to ``size``) remains an option.
 Merge-IN is the channel concatenation of the sequences' inputs (:func:`merge_in`).
+
+Numpy, SciPy and SimpleITK only (torch only in :meth:`SliceInputs.tensors` and :func:`merge_in`): an ONNX model
+grades without importing torch or MONAI.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import SimpleITK as sitk
-import torch
-from monai.transforms import Compose, Resize, SpatialCrop
 
 from MedGradeCoreLib.case import Case
 from MedGradeCoreLib.errors import InputError
-from MedGradeSegmentLib.segmentation.data import zscore
-from MedGradeSegmentLib.segmentation.geometry import on_grid, working_grid
+from MedGradeSegmentLib.segmentation.geometry import on_grid, working_grid, zscore
+
+if TYPE_CHECKING:
+    import torch
 
 MODES = {"mix": ("img", "roi"), "img": ("img",), "roi": ("roi",)}
 
@@ -45,6 +49,8 @@ class SliceInputs:
     grid: sitk.Image | None = None  # the input grid (for putting heat maps back into the case's geometry)
 
     def tensors(self, sequences: list[str] | tuple[str, ...] | None = None) -> dict[str, torch.Tensor]:
+        import torch
+
         seqs = sequences or list(self.arrays)
         return {s: torch.from_numpy(self.arrays[s]) for s in seqs}
 
@@ -77,10 +83,17 @@ def lesion_box(mask: np.ndarray, slices: list[int], margin: float = 0.25, min_si
     return y0, min(y0 + side, h), x0, min(x0 + side, w)
 
 
-def _slice_transform(box: tuple[int, int, int, int], size: int) -> Compose:
-    y0, y1, x0, x1 = box
-    return Compose([SpatialCrop(roi_start=(y0, x0), roi_end=(y1, x1)),
-                    Resize((size, size), mode="bilinear", anti_aliasing=False)])
+def resize_bilinear(chans: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """``[C, H, W]`` -> ``[C, *shape]`` float32, bilinear on pixel centres with the edges repeated: what MONAI's
+    ``Resize(mode="bilinear", anti_aliasing=False)`` runs (torch ``interpolate``, ``align_corners=False``), by
+    SciPy; the array unchanged when it has ``shape`` already (as MONAI)."""
+    from scipy import ndimage
+
+    chans = np.asarray(chans, dtype=np.float32)
+    if tuple(chans.shape[1:]) == tuple(shape):
+        return chans
+    zoom = (1.0, shape[0] / chans.shape[1], shape[1] / chans.shape[2])
+    return ndimage.zoom(chans, zoom, output=np.float32, order=1, mode="nearest", grid_mode=True, prefilter=False)
 
 
 def input_grid(case: Case, spacing: float | None = 1.0, size: int = 240, crop: bool = False
@@ -130,7 +143,7 @@ def build_slice_inputs(case: Case, sequences: list[str] | tuple[str, ...] = ("t1
         raise InputError(None, f"case {case.patient_id}: slice index outside 0..{mask.shape[0] - 1}")
     h, w = mask.shape[1:]
     box = lesion_box(mask, slices, margin) if crop else (0, h, 0, w)
-    spatial = _slice_transform(box, size) if crop or (h, w) != (size, size) else None
+    y0, y1, x0, x1 = box
     m2 = mask[slices].astype(np.float32)
     arrays = {}
     n = len(slices)
@@ -139,7 +152,7 @@ def build_slice_inputs(case: Case, sequences: list[str] | tuple[str, ...] = ("t1
         img = vol[slices]  # [K, H, W]
         parts = {"img": img, "roi": img * m2}
         chans = np.concatenate([parts[p] for p in MODES[mode]])  # [len(mode) * K, H, W], slices as channels
-        out = np.asarray(spatial(chans), dtype=np.float32) if spatial is not None else chans.astype(np.float32)
+        out = resize_bilinear(chans[:, y0:y1, x0:x1], (size, size))
         arrays[s] = np.ascontiguousarray(out.reshape(len(MODES[mode]), n, size, size).transpose(1, 0, 2, 3))
     areas = m2.reshape(len(slices), -1).sum(1)
     return SliceInputs(case.patient_id, slices, areas, arrays, box, mode,
@@ -148,4 +161,6 @@ def build_slice_inputs(case: Case, sequences: list[str] | tuple[str, ...] = ("t1
 
 def merge_in(inputs: dict[str, torch.Tensor], sequences: list[str] | tuple[str, ...]) -> torch.Tensor:
     """Merge-IN: channel concatenation of the sequences' inputs."""
+    import torch
+
     return torch.cat([inputs[s] for s in sequences], dim=1)

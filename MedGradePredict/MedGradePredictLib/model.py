@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightgbm as lgb
 import numpy as np
-from torch import nn
 
 from .cohort import SliceData, clinical_vector, network_meta
 from .features import run_network
 from .head_lgbm import head_matrix, predict_head
 from .mix_inputs import SliceInputs
 from .tasks import Task, get_task
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 @dataclass

@@ -54,11 +54,12 @@ def _validated(metrics: dict[str, Any]) -> list[str]:
 
 
 def _torch_version() -> str:
-    try:
-        import torch
+    """The installed torch's version, read from its package metadata (an ONNX run never imports torch)."""
+    from importlib.metadata import PackageNotFoundError, version
 
-        return torch.__version__
-    except ImportError:
+    try:
+        return version("torch")
+    except PackageNotFoundError:
         return "absent"
 
 
