@@ -85,17 +85,23 @@ def _collect(path: str | Path, convert) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _number_within(text: str, low: float, high: float, label: str, not_number: str, unit: str) -> float:
+    """``text`` as a number in ``[low, high]``; else a ValueError ``"<label> <not_number>"`` or ``"<label> is
+    outside <low>-<high> <unit>"``."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{label} {not_number}") from None
+    if not low <= value <= high:
+        raise ValueError(f"{label} is outside {low:g}-{high:g} {unit}")
+    return value
+
+
 def _clinical_row(row: dict[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, text in row.items():
         if key == "age":
-            try:
-                age = float(text)
-            except ValueError:
-                raise ValueError(f"age {text!r} is not a number") from None
-            if not 0 <= age <= 130:
-                raise ValueError(f"age {text!r} is outside 0-130 years")
-            out["age"] = age
+            out["age"] = _number_within(text, 0, 130, f"age {text!r}", "is not a number", "years")
         elif key in ("sex", "gender"):
             sex = _SEX.get(text.lower())
             if sex is None:
@@ -118,12 +124,7 @@ def _labels_row(row: dict[str, str]) -> dict[str, Any]:
         if text.lower() in ("low", "high"):
             out["ki67_level"] = text.lower()
         else:
-            try:
-                value = float(text)
-            except ValueError:
-                raise ValueError(f"ki67 {row['ki67']!r} is neither a percentage nor low/high") from None
-            if not 0 <= value <= 100:
-                raise ValueError(f"ki67 {row['ki67']!r} is outside 0-100 %")
+            value = _number_within(text, 0, 100, f"ki67 {row['ki67']!r}", "is neither a percentage nor low/high", "%")
             out["ki67"] = value
             out["ki67_level"] = ki67_level(value)
     if "ki67_level" in row:
