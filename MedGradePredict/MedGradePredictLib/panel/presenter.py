@@ -16,6 +16,7 @@ from typing import Any, Callable
 from MedGradeCoreLib.case_folder import reference_image_path, sanitise_patient_id
 from MedGradeCoreLib.errors import InputError
 from MedGradeCoreLib.panel import Action, JobRunner, path_text
+from MedGradeCoreLib.panel.model_choice import ModelChoice, model_items
 from MedGradeCoreLib.sequence_names import guess_sequence, is_lesion_mask_name
 from MedGradeSegmentLib.panel.presenter import SEQUENCES
 
@@ -44,12 +45,7 @@ class GradeParameters:
     modelId: str = ""
 
 
-def _items(entries: list[Any], kinds: tuple[str, ...] | None = None) -> list[tuple[str, str]]:
-    return [(f"{e.model_id} ({e.source})", e.model_id) for e in entries
-            if not getattr(e, "error", "") and (kinds is None or e.kind in kinds)]
-
-
-class GradePresenter:
+class GradePresenter(ModelChoice):
     def __init__(self, scene: Any, app_logic: Any, jobs: JobRunner, params: Any = None) -> None:
         self.scene, self.app_logic, self.jobs, self.params = scene, app_logic, jobs, params
         self.model_ids: list[str] = []
@@ -60,21 +56,9 @@ class GradePresenter:
         """Both model lists from the library (``models(kind)``), at once: the grading combo and the breast
         combo are filled together from the panel's first listing on (no refresh needed)."""
         grading = self.set_models(models("grading"))
-        breast = _items([e for k in BREAST_KINDS for e in models(k)])
+        breast = model_items([e for k in BREAST_KINDS for e in models(k)])
         self.breast_model_ids = [i for _, i in breast]
         return {"grading": grading, "breast": breast}
-
-    def set_models(self, entries: list[Any]) -> list[tuple[str, str]]:
-        """Usable grading models as (label, id); the chosen one kept when still there, else the first chosen."""
-        items = _items(entries)
-        self.model_ids = [i for _, i in items]
-        if self.params is not None and self.params.modelId not in self.model_ids:
-            self.params.modelId = self.model_ids[0] if self.model_ids else ""
-        return items
-
-    def choose_model(self, model_id: str) -> None:
-        if self.params is not None and (model_id in self.model_ids or not model_id):
-            self.params.modelId = model_id
 
     # --- state ---------------------------------------------------------------------------------------------
     def actions(self) -> dict[str, Action]:

@@ -18,6 +18,7 @@ from typing import Any
 from MedGradeCoreLib.case_folder import read_case_info, reference_image_path, sanitise_patient_id, written_case_folder
 from MedGradeCoreLib.errors import InputError
 from MedGradeCoreLib.panel import Action, JobRunner, path_text
+from MedGradeCoreLib.panel.model_choice import ModelChoice
 from MedGradeCoreLib.sequence_names import guess_sequence
 
 SEQUENCES = ("t1c", "t2", "t1", "flair")
@@ -49,7 +50,7 @@ class SegmentParameters:
     caseFolder: Path | None = None
 
 
-class SegmentPresenter:
+class SegmentPresenter(ModelChoice):
     def __init__(self, scene: Any, app_logic: Any, jobs: JobRunner, params: Any = None) -> None:
         self.scene, self.app_logic, self.jobs = scene, app_logic, jobs
         self.params = params
@@ -75,19 +76,6 @@ class SegmentPresenter:
             "addToCohort": Action.when(has_case, "Preprocess a case first"),
             "editInSegmentEditor": Action.when(p.lesionSegmentation is not None, "Segment the lesion first"),
         }
-
-    def set_models(self, entries: list[Any]) -> list[tuple[str, str]]:
-        """The usable segmentation models as (label, id) for the combo box; the chosen id stays when it is still
-        installed, else the first one is chosen (a single model is usable without touching the combo box)."""
-        items = [(f"{e.model_id} ({e.source})", e.model_id) for e in entries if not getattr(e, "error", "")]
-        self.model_ids = [i for _, i in items]
-        if self.params is not None and self.params.modelId not in self.model_ids:
-            self.params.modelId = self.model_ids[0] if self.model_ids else ""
-        return items
-
-    def choose_model(self, model_id: str) -> None:
-        if self.params is not None and (model_id in self.model_ids or not model_id):
-            self.params.modelId = model_id
 
     # --- inputs ----------------------------------------------------------------------------------------
     def selected_volumes(self) -> dict[str, Any]:
