@@ -188,10 +188,10 @@ def test_local_gpu_queue_waits_for_a_free_gpu(tmp_path):
     takes GPU 0 when that job ends (CUDA_VISIBLE_DEVICES=0; this machine has no GPU, so it trains on CPU).
     The test holds the queue's lock, so each poll of the queue is seen waiting for it: the run is checked
     after two polls, however slow the machine, not after some seconds."""
-    import fcntl
     import os
     import signal
 
+    from MedGradeCoreLib.file_lock import lock_file, unlock_file
     from MedGradeTrainLib.launchers import write_job
     from MedGradeTrainLib.runs import cancel_run, launch_detached, pid_alive, run_state
 
@@ -200,7 +200,7 @@ def test_local_gpu_queue_waits_for_a_free_gpu(tmp_path):
     write_job(busy, {"launcher": "local", "pid": os.getpid(), "gpu": "0"})  # this test process holds GPU 0
     run = runs / "queued"
     with open(runs / ".gpu-queue.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        lock_file(lock, wait=True)  # the queue's own lock (MedGradeCoreLib.file_lock)
         pid = launch_detached(["train", "--config", str(_toy(tmp_path, delay_s=0.3)), "--output", str(run)], run,
                               n_gpus=1)
         try:
@@ -209,10 +209,10 @@ def test_local_gpu_queue_waits_for_a_free_gpu(tmp_path):
                 assert run_state(run).status == "queued" and json.loads((run / "job.json").read_text())["gpu"] is None
                 if poll == 2:
                     write_job(busy, {"pid": 0})  # the other job ended
-                fcntl.flock(lock, fcntl.LOCK_UN)
+                unlock_file(lock)
                 _wait(lambda: not _waits_for_lock(pid), 60, f"poll {poll} to take the lock")
-                fcntl.flock(lock, fcntl.LOCK_EX)  # after the queue's claim (it holds the lock while it claims)
-            fcntl.flock(lock, fcntl.LOCK_UN)
+                lock_file(lock, wait=True)  # after the queue's claim (it holds the lock while it claims)
+            unlock_file(lock)
             _wait(lambda: json.loads((run / "job.json").read_text())["gpu"] == "0", 60, "the queued run to take GPU 0")
             _wait(lambda: run_state(run).status == "running", 120, "the run to start on it")
         finally:

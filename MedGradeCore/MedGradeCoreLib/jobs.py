@@ -151,6 +151,12 @@ def process_group_options() -> dict[str, Any]:
     return {"start_new_session": True}  # the child's pid is its process-group id
 
 
+def process_group_id(pid: int = 0) -> int | None:
+    """The POSIX process group of ``pid`` (0: this process); None on Windows (no groups: :func:`signal_tree`
+    ends a tree there with ``taskkill /T``)."""
+    return None if sys.platform == "win32" else os.getpgid(pid)
+
+
 def _group_alive(pgid: int) -> bool:
     """Whether a live (not zombie) process of group ``pgid`` remains (``/proc`` where there is one)."""
     if sys.platform == "win32":

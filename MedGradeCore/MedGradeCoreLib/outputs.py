@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Iterator
 
 from MedGradeCoreLib.errors import InputError, MedGradeError
+from MedGradeCoreLib.file_lock import lock_file
 
 _ACTIVE: set[Path] = set()  # partial folders being written by this process
 _HELD: dict[Path, list] = {}  # lock path -> [file object, count]: re-entrant within one process
@@ -70,25 +70,6 @@ def check_output_separate(output: str | Path, inputs: Iterable[str | Path | None
             raise InputError(output, f"lies inside the input {raw}; choose an output folder outside the inputs")
 
 
-def _lock_file(f) -> bool:
-    """Try to lock ``f`` exclusively without waiting."""
-    if sys.platform == "win32":
-        import msvcrt
-
-        try:
-            msvcrt.locking(f.fileno(), msvcrt.LK_NBLCK, 1)
-            return True
-        except OSError:
-            return False
-    import fcntl
-
-    try:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
-    except OSError:
-        return False
-
-
 class OutputLock:
     """Exclusive use of one output (a case folder): ``with OutputLock(folder): ...``.
 
@@ -113,7 +94,7 @@ class OutputLock:
                     f = open(self.path, "a+")
                 except OSError as exc:
                     raise InputError(self.target.parent, f"cannot write there ({exc.strerror})") from None
-                if not _lock_file(f):
+                if not lock_file(f):
                     f.seek(0)
                     pid = f.read().strip() or "?"
                     f.close()

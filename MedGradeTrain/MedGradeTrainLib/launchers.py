@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from MedGradeCoreLib.jobs import CLI_MODULE, kill_tree, medgrade_command  # the one builder and tree kill
+# the one command builder, tree kill and new process group
+from MedGradeCoreLib.jobs import CLI_MODULE, kill_tree, medgrade_command, process_group_options
 
 from .job_record import JOB_FILE, write_job  # noqa: F401  (re-exported)
 from .slurm import batch_header, sbatch
@@ -123,7 +124,7 @@ def launch_training(args, resume: bool = False) -> int:
     check_not_running(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, MEDGRADE_LAUNCHER=args.launcher)
-    proc = subprocess.Popen(cmd, env=env, start_new_session=True)  # `medgrade cancel` stops the whole group
+    proc = subprocess.Popen(cmd, env=env, **process_group_options())  # `medgrade cancel` stops the whole group
     from MedGradeCoreLib.processes import identity
 
     write_job(run_dir, {"launcher": args.launcher, "pid": proc.pid, "pgid": proc.pid, "command": cmd,

@@ -131,7 +131,7 @@ def launch_detached(args: list[str], run_dir: Path, n_gpus: int = 0, command: li
     """Start ``medgrade ARGS`` (or ``command``, e.g. its torchrun form) as its own session (it outlives the
     caller, e.g. Slicer), output in ``RUN/train.log``, pid in ``RUN/job.json``. With ``n_gpus`` it goes through
     :mod:`.gpu_queue`: it waits for a GPU no other running local job of the runs folder holds, then takes it."""
-    from MedGradeCoreLib.jobs import medgrade_command
+    from MedGradeCoreLib.jobs import medgrade_command, process_group_options
 
     check_not_running(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -143,7 +143,7 @@ def launch_detached(args: list[str], run_dir: Path, n_gpus: int = 0, command: li
                         "status": "queued" if n_gpus else "started"})
     log = open(run_dir / "train.log", "ab")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                            start_new_session=True)
+                            **process_group_options())
     log.close()
     if not n_gpus:  # the queue records its own pid (a second writer here could lose its GPU claim)
         from MedGradeCoreLib.processes import identity
