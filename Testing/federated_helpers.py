@@ -69,3 +69,49 @@ def identifiers(sites: list[Path]) -> list[str]:
         for r in csv.DictReader(open(cohort / "clinical.csv", newline="")):
             out += [r["patient_id"], r["case"]]
     return out
+
+
+def make_tls(tmp: Path, sites: list[str] = ()) -> dict[str, Path]:
+    """Test certificates made with ``cryptography``: a CA, a SuperLink certificate for 127.0.0.1/localhost
+    signed by it, and one SuperNode authentication key per site (EC P-384, OpenSSH format, as Flower wants)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    out = tmp / "tls"
+    out.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def cert(subject: str, key, issuer_name, issuer_key, ca: bool):
+        b = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+             .issuer_name(issuer_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+             .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+             .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        if not ca:
+            b = b.add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                                                             x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                                critical=False)
+        return b.sign(issuer_key, hashes.SHA256())
+
+    def pem_key(key) -> bytes:
+        return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                 serialization.NoEncryption())
+
+    ca_key, server_key = ec.generate_private_key(ec.SECP384R1()), ec.generate_private_key(ec.SECP384R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "MedGrade test CA")])
+    ca = cert("MedGrade test CA", ca_key, ca_name, ca_key, True)
+    server = cert("127.0.0.1", server_key, ca_name, ca_key, False)
+    files = {"ca": out / "ca.crt", "cert": out / "server.pem", "key": out / "server.key"}
+    files["ca"].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    files["cert"].write_bytes(server.public_bytes(serialization.Encoding.PEM))
+    files["key"].write_bytes(pem_key(server_key))
+    for site in sites:
+        key = ec.generate_private_key(ec.SECP384R1())
+        files[site] = out / f"{site}.key"
+        files[site].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                                  serialization.NoEncryption()))
+    return files

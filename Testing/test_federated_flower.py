@@ -1,7 +1,9 @@
 """Federated runs on Flower itself, on localhost: a deployment (one ``flower-superlink``, three
 ``flower-supernode`` processes, ``flwr run``) on real TCGA-LGG cases of three institutions, two rounds, a
-tiny config; the same app in Flower's simulation engine; a SuperNode killed mid-round and the SuperLink
-killed after round 1, then resumed; SecAgg+ and DP changing what the server sees.
+tiny config, over TLS with SuperNode authentication (test certificates and keys made with
+``cryptography``); the same app in Flower's simulation engine; a SuperNode killed mid-round and the
+SuperLink killed after round 1, then resumed, while an insecure and an unregistered SuperNode are refused;
+SecAgg+ and DP changing what the server sees.
 
 Slow: every Flower ClientApp is a fresh process (torch and the kind import in each), and the SuperLink
 needs up to a minute (its heartbeat) to declare a killed SuperNode unavailable."""
@@ -18,7 +20,7 @@ import pytest
 
 pytest.importorskip("flwr")
 
-from federated_helpers import COHORT, fed_config, identifiers, make_sites  # noqa: E402
+from federated_helpers import COHORT, SITES, fed_config, identifiers, make_sites, make_tls  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -39,14 +41,23 @@ def _rounds(run: Path) -> list[dict]:
 def setup(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("fed")
     sites = make_sites(tmp, per_site=2)
-    return tmp, sites, fed_config(tmp, sites, min_sites=3)
+    tls = make_tls(tmp, SITES)
+    for s in sites:  # each hospital's SuperNode key (used only where the SuperNode starts, never sent)
+        s.write_text(json.dumps({**json.loads(s.read_text()), "auth_private_key": str(tls[s.stem])}))
+    return tmp, sites, fed_config(tmp, sites, min_sites=3), tls
+
+
+def _link_tls(tls):
+    from MedGradeTrainLib.federated.security import LinkTls
+
+    return LinkTls(str(tls["ca"]), str(tls["cert"]), str(tls["key"]))
 
 
 @pytest.fixture(scope="module")
 def simulated(setup):
     from MedGradeTrainLib.federated.simulate import simulate
 
-    tmp, _, cfg = setup
+    tmp, _, cfg, _ = setup
     return simulate(cfg, tmp / "sim", capture=True)
 
 
@@ -56,13 +67,17 @@ def test_deployment_three_supernodes_only_parameters_cross(setup, simulated):
     from MedGradeCoreLib.io.lgg_tcga import SEQUENCE_FILES
     from MedGradeSegmentLib.segmentation.model_bundle import load_segmentation_model, segment_with_model
     from MedGradeTrainLib.federated.deploy import launch
+    from MedGradeTrainLib.federated.security import Security
 
-    tmp, sites, cfg = setup
+    tmp, sites, cfg, tls = setup
     run = tmp / "deploy"
-    bundle = launch(cfg, run, capture=True)
+    bundle = launch(cfg, run, capture=True, security=Security(_link_tls(tls), node_auth=True))
     assert bundle == run / "bundle" / MODEL
     logs = run / "federated" / "logs"
     assert (logs / "superlink.log").is_file() and len(list(logs.glob("supernode-*.log"))) == 3
+    # HTTPS with the test CA, and only the three registered SuperNodes
+    assert "insecure" not in (run / "federated" / "flwr-home" / "config.toml").read_text()
+    assert sorted(p.name for p in (run / "federated" / "keys").iterdir()) == ["CS.pub", "DU.pub", "HT.pub"]
     # the bundle loads and segments a patient no site trained on
     loaded = load_segmentation_model(bundle)
     folder = COHORT / "TCGA_CS_4943_20000902"
@@ -113,22 +128,38 @@ def _wait(predicate, timeout: float, what: str) -> None:
 def test_killed_supernode_and_superlink_then_resume(setup):
     from MedGradeCoreLib.errors import MedGradeError
     from MedGradeTrainLib.federated import deploy
+    from MedGradeTrainLib.federated.security import Security, public_key_file, register_supernode
 
-    tmp, sites, _ = setup
+    tmp, sites, _, tls = setup
     cfg = fed_config(tmp, sites, "fed-kill.json", min_sites=2)
     run, link = tmp / "killed", tmp / "link"
     (link / "logs").mkdir(parents=True)
     port = deploy.free_port()
     address = f"127.0.0.1:{port}"
-    procs = {"link": deploy.start_superlink(port, link)}
-    try:
+    procs = {"link": deploy.start_superlink(port, link, _link_tls(tls), node_auth=True)}
+    try:  # the hospitals' public keys registered on the coordinator, as docs/federated.md says
+        env = deploy.write_connection(link / "flwr-home", address, str(tls["ca"]))
         for s in sites:
-            procs[s.stem] = deploy.start_supernode(str(s), address, link, s.stem)
+            pub = public_key_file(str(tls[s.stem]), link / "keys" / f"{s.stem}.pub")
+            register_supernode(deploy.flower_exe("flwr"), pub, deploy.CONNECTION, env)
+            procs[s.stem] = deploy.start_supernode(str(s), address, link, s.stem, str(tls["ca"]), str(tls[s.stem]))
+        # refused while TLS and authentication are required: a SuperNode without TLS, one with an unknown key
+        rogue = make_tls(tmp / "rogue", ["X"])["X"]
+        give_up = ("--max-retries", "2", "--max-wait-time", "60")
+        refused = {"insecure": deploy.start_supernode(str(sites[0]), address, link, "insecure", extra=give_up),
+                   "unregistered": deploy.start_supernode(str(sites[0]), address, link, "unregistered",
+                                                          str(tls["ca"]), str(rogue), extra=give_up)}
+        procs.update(refused)
+        why = {"insecure": "Server disconnected without sending a response", "unregistered": "Failed to activate"}
+        for name, p in refused.items():  # they give up (the SuperLink is up and the three others join)
+            assert p.wait(120) != 0, name
+            log = (link / "logs" / f"supernode-{name}.log").read_text()
+            assert "could not establish a connection" in log and why[name] in log, log[-2000:]
         failure: list[BaseException] = []
 
         def first() -> None:
             try:
-                deploy.launch(cfg, run, superlink=address)
+                deploy.launch(cfg, run, superlink=address, security=Security(root_certificates=str(tls["ca"])))
             except BaseException as exc:  # noqa: BLE001 - the test inspects it
                 failure.append(exc)
 
@@ -143,7 +174,8 @@ def test_killed_supernode_and_superlink_then_resume(setup):
         t.join(120)
         assert failure and isinstance(failure[0], MedGradeError) and "federated resume" in str(failure[0])
         assert not (run / "bundle").exists()
-        procs["link"] = deploy.start_superlink(port, link)  # same port and database: the nodes come back
+        # same port, database (nodes and their keys) and certificates: the nodes come back
+        procs["link"] = deploy.start_superlink(port, link, _link_tls(tls), node_auth=True)
         bundle = deploy.resume(run)
     finally:
         for p in procs.values():
@@ -162,7 +194,7 @@ def test_killed_supernode_and_superlink_then_resume(setup):
 def test_secagg_and_dp_change_what_the_server_sees(setup, simulated):
     from MedGradeTrainLib.federated.simulate import simulate
 
-    tmp, sites, _ = setup
+    tmp, sites, _, _ = setup
     dp = {"noise_multiplier": 0.1, "clipping_norm": 5.0}
     cfg = fed_config(tmp, sites, "fed-private.json", min_sites=3, privacy={"secagg": {}, "dp": dp})
     run = simulate(cfg, tmp / "private", capture=True)

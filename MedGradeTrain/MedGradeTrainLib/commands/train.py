@@ -19,6 +19,14 @@ def register(subparsers) -> None:
     add_run_options(p)
     p.add_argument("--superlink", help="flower: HOST:PORT of a running SuperLink (default: one SuperLink and a "
                                        "SuperNode per site on localhost)")
+    p.add_argument("--root-certificates", metavar="CA", help="flower: CA certificate (PEM) the flwr CLI and the "
+                                                             "localhost SuperNodes verify a TLS SuperLink with")
+    for flag, what in (("--ssl-ca-certfile", "CA certificate"), ("--ssl-certfile", "certificate"),
+                       ("--ssl-keyfile", "private key")):
+        p.add_argument(flag, metavar="PEM", help=f"flower, localhost: the SuperLink's TLS {what} (all three: HTTPS)")
+    p.add_argument("--enable-supernode-auth", action="store_true",
+                   help="flower, localhost: only registered SuperNodes join (each site config's auth_private_key; "
+                        "needs TLS)")
     p.add_argument("--detach", action="store_true",
                    help="local, torchrun: run in the background (survives closing Slicer); follow with 'medgrade jobs'")
     p.set_defaults(handler=run)

@@ -5,7 +5,11 @@ With ``--superlink HOST:PORT`` the run goes to a running SuperLink whose SuperNo
 only writes the Flower app and calls ``flwr run``. Without it, everything runs on localhost: one
 ``flower-superlink`` and one ``flower-supernode`` per site of the config, on free ports, each SuperNode
 with its own Flower home; their logs go to ``RUN/federated/logs``. The SuperLink keeps its state in
-``RUN/federated/superlink.db``. ``medgrade federated resume RUN`` continues after the last finished round."""
+``RUN/federated/superlink.db``. ``medgrade federated resume RUN`` continues after the last finished round.
+TLS and SuperNode authentication (:mod:`.security`): ``--ssl-ca-certfile/--ssl-certfile/--ssl-keyfile``
+serve the localhost SuperLink over HTTPS, ``--root-certificates`` is the CA the ``flwr`` CLI and the
+SuperNodes verify it with (a site config may name its own), ``--enable-supernode-auth`` registers each
+site's public key (from its ``auth_private_key``) and lets only those SuperNodes in."""
 
 from __future__ import annotations
 
@@ -21,6 +25,8 @@ from typing import Any
 
 from MedGradeCoreLib.errors import InputError, MedGradeError
 from MedGradeCoreLib.jobs import kill_tree, process_group_options, signal_tree
+
+from .security import LinkTls, Security, public_key_file, register_supernode, superlink_args, supernode_args
 
 LAUNCH_FILE = "launch.json"
 CONNECTION = "medgrade"
@@ -53,22 +59,37 @@ def _popen(cmd: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen:
         return subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, **process_group_options())
 
 
-def start_superlink(port: int, fdir: Path) -> subprocess.Popen:
-    """``flower-superlink`` on 127.0.0.1:port (one HTTP port: Fleet, Control and Runtime APIs), its state in
-    ``superlink.db`` (a restarted SuperLink knows the run's nodes), no app installation at run time."""
-    cmd = [flower_exe("flower-superlink"), "--insecure", "--host", "127.0.0.1", "--port", str(port),
-           "--database", str(fdir / "superlink.db"), "--disable-runtime-dependency-installation"]
+def start_superlink(port: int, fdir: Path, tls: LinkTls | None = None, node_auth: bool = False) -> subprocess.Popen:
+    """``flower-superlink`` on 127.0.0.1:port (one HTTP port: Fleet, Control and Runtime APIs; HTTPS with
+    ``tls``, only registered SuperNodes with ``node_auth``), its state in ``superlink.db`` (a restarted
+    SuperLink knows the run's nodes and their keys), no app installation at run time."""
+    cmd = [flower_exe("flower-superlink"), *superlink_args(tls, node_auth), "--host", "127.0.0.1", "--port",
+           str(port), "--database", str(fdir / "superlink.db"), "--disable-runtime-dependency-installation"]
     proc = _popen(cmd, fdir / "logs" / "superlink.log", flower_env(fdir / "flwr-home"))
     wait_port(port, proc, fdir / "logs" / "superlink.log")
     return proc
 
 
-def start_supernode(site_config: str, superlink: str, fdir: Path, name: str) -> subprocess.Popen:
-    """``flower-supernode`` for one site: its ``site-config`` node config, its own Runtime API port and home."""
+def start_supernode(site_config: str, superlink: str, fdir: Path, name: str, root_certificates: str | None = None,
+                    auth_private_key: str | None = None, extra: tuple[str, ...] = ()) -> subprocess.Popen:
+    """``flower-supernode`` for one site: its ``site-config`` node config, its own Runtime API port and home;
+    over TLS with ``root_certificates`` (signing with ``auth_private_key``), else insecure."""
     home = fdir / "nodes" / name
-    cmd = [flower_exe("flower-supernode"), "--insecure", "--superlink", superlink, "--port", str(free_port()),
+    cmd = [flower_exe("flower-supernode"), *supernode_args(root_certificates, auth_private_key), "--superlink",
+           superlink, "--port", str(free_port()), *extra,
            "--node-config", f"site-config={json.dumps(str(Path(site_config).resolve()))}"]
     return _popen(cmd, fdir / "logs" / f"supernode-{name}.log", flower_env(home))
+
+
+def write_connection(home: Path, superlink: str, root_certificates: str | None) -> dict[str, str]:
+    """The ``flwr`` CLI's connection ``medgrade`` to ``superlink`` (TLS verified with ``root_certificates``,
+    else insecure) in ``home/config.toml``; returns the CLI's environment."""
+    home.mkdir(parents=True, exist_ok=True)
+    conn = ["[superlink]", f'default = "{CONNECTION}"', "", f"[superlink.{CONNECTION}]",
+            f"address = {json.dumps(superlink)}"]
+    conn.append(f"root-certificates = {json.dumps(root_certificates)}" if root_certificates else "insecure = true")
+    (home / "config.toml").write_text("\n".join(conn) + "\n")
+    return flower_env(home)
 
 
 def wait_port(port: int, proc: subprocess.Popen | None = None, log: Path | None = None, timeout: float = 60.0) -> None:
@@ -103,17 +124,12 @@ def flwr_run(run_dir: Path, config: Path, superlink: str, resume: bool, capture:
 
     fdir = run_dir / "federated"
     app = write_app(fdir / "app")
-    home = fdir / "flwr-home"
-    home.mkdir(parents=True, exist_ok=True)
-    conn = [f"[superlink]", f'default = "{CONNECTION}"', "", f"[superlink.{CONNECTION}]",
-            f"address = {json.dumps(superlink)}"]
-    conn.append(f"root-certificates = {json.dumps(root_certificates)}" if root_certificates else "insecure = true")
-    (home / "config.toml").write_text("\n".join(conn) + "\n")
+    env = write_connection(fdir / "flwr-home", superlink, root_certificates)
     values = (f"config={json.dumps(str(config))} output={json.dumps(str(run_dir))} "
               f"resume={'true' if resume else 'false'} capture={'true' if capture else 'false'}")
     cmd = [flower_exe("flwr"), "run", str(app), CONNECTION, "--run-config", values, "--stream"]
     with open(fdir / "logs" / "server.log", "ab") as log:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=flower_env(home),
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
                                 **process_group_options())
         assert proc.stdout is not None
         for line in proc.stdout:
@@ -124,11 +140,12 @@ def flwr_run(run_dir: Path, config: Path, superlink: str, resume: bool, capture:
 
 
 def launch(config: str | Path, run_dir: str | Path, superlink: str | None = None, resume: bool = False,
-           capture: bool = False, root_certificates: str | None = None) -> Path:
+           capture: bool = False, security: Security | None = None) -> Path:
     """A federated run (see the module docstring); returns the bundle folder."""
     from .config import load_federated_config
     from .simulate import check_sites
 
+    security = security or Security()
     run_dir = Path(run_dir).resolve()
     fdir = run_dir / "federated"
     config = Path(config).resolve()
@@ -136,24 +153,37 @@ def launch(config: str | Path, run_dir: str | Path, superlink: str | None = None
     if not resume and (fdir / "checkpoints").is_dir():
         raise InputError(run_dir, "already holds a federated run; resume it ('medgrade federated resume') or "
                                   "choose another --output folder")
+    if superlink is not None and (security.tls or security.node_auth):
+        raise InputError(superlink, "a running SuperLink has its own TLS and authentication settings; give the "
+                                    "flwr CLI only its CA certificate (--root-certificates)")
+    superlink_args(security.tls, security.node_auth)  # refuses authentication without TLS before anything starts
     sites = check_sites(fed) if superlink is None else []
+    keyless = [s for s in sites if not s.auth_private_key]
+    if security.node_auth and keyless:
+        raise InputError(keyless[0].source, f"site {keyless[0].name}: SuperNode authentication needs the site's "
+                                            "auth_private_key")
     (fdir / "logs").mkdir(parents=True, exist_ok=True)
     (fdir / LAUNCH_FILE).write_text(json.dumps({"config": str(config), "superlink": superlink, "capture": capture,
-                                                "root_certificates": root_certificates}, indent=1))
+                                                "security": security.record()}, indent=1))
     procs: list[subprocess.Popen] = []
     try:
         address = superlink
         if superlink is None:
             port = free_port()
-            procs.append(start_superlink(port, fdir))
+            procs.append(start_superlink(port, fdir, security.tls, security.node_auth))
             address = f"127.0.0.1:{port}"
+            env = write_connection(fdir / "flwr-home", address, security.ca)
             for site, spec in zip(sites, fed["sites"]):
+                if security.node_auth:  # the coordinator registers each site's public key first
+                    pub = public_key_file(str(site.auth_private_key), fdir / "keys" / f"{site.name}.pub")
+                    register_supernode(flower_exe("flwr"), pub, CONNECTION, env)
                 procs.append(start_supernode(spec if isinstance(spec, str) else _write_site(fdir, spec), address,
-                                             fdir, site.name))
+                                             fdir, site.name, site.root_certificates or security.ca,
+                                             site.auth_private_key if security.node_auth else None))
         json_rec = json.loads((fdir / LAUNCH_FILE).read_text())
         json_rec.update(address=address, pids=[p.pid for p in procs])
         (fdir / LAUNCH_FILE).write_text(json.dumps(json_rec, indent=1))
-        rc = flwr_run(run_dir, config, str(address), resume, capture, root_certificates)
+        rc = flwr_run(run_dir, config, str(address), resume, capture, security.ca)
     finally:
         for p in reversed(procs):
             stop(p)
@@ -172,22 +202,22 @@ def _write_site(fdir: Path, spec: dict[str, Any]) -> str:
 
 
 def resume(run_dir: str | Path, superlink: str | None = None) -> Path:
-    """Continue a federated run after its last finished round, launched as it was first."""
+    """Continue a federated run after its last finished round, launched as it was first (same certificates)."""
     fdir = Path(run_dir) / "federated"
     rec_path = fdir / LAUNCH_FILE
     if not rec_path.is_file():
         raise InputError(run_dir, "not a federated run folder (no federated/launch.json)")
     rec = json.loads(rec_path.read_text())
     return launch(rec["config"], run_dir, superlink or rec.get("superlink"), resume=True,
-                  capture=bool(rec.get("capture")), root_certificates=rec.get("root_certificates"))
+                  capture=bool(rec.get("capture")), security=Security.from_record(rec.get("security")))
 
 
 def launch_from_args(args, resume_run: bool = False) -> int:
     """``medgrade train --launcher flower`` (and ``resume --launcher flower``)."""
     if resume_run:
         bundle = resume(args.output, getattr(args, "superlink", None))
-    else:  # a TLS SuperLink: the CA certificate the flwr CLI verifies it with
+    else:
         bundle = launch(args.config, args.output, getattr(args, "superlink", None),
-                        root_certificates=os.environ.get("MEDGRADE_FLOWER_CA") or None)
+                        security=Security.from_args(args))
     print(json.dumps({"run_dir": str(Path(args.output).resolve()), "bundle": str(bundle)}), file=sys.stderr)
     return 0

@@ -5,7 +5,9 @@ A site config is a small JSON file kept at the hospital::
     {"name": "CS", "cohort": "/data/lgg-cs", "patients": null, "val_fraction": 0.25, "threads": 0}
 
 ``cohort`` is a folder in any layout the model kind reads (the glioma-lgg-tcga layout or preprocessed case
-folders); ``patients`` optionally keeps only those ids. :func:`check_site` refuses, naming the site, a
+folders); ``patients`` optionally keeps only those ids; ``root_certificates`` (the CA certificate the site's
+SuperNode verifies a TLS SuperLink with) and ``auth_private_key`` (its SuperNode authentication key) are
+used only by whoever starts that SuperNode, never sent. :func:`check_site` refuses, naming the site, a
 cohort without cases, one lacking a sequence the run needs, or one whose labels (mask values, grades) are
 not the run's. :func:`split_by_institution` writes one such folder per institution of a multi-centre
 cohort (links to the case folders and the institution's rows of ``clinical.csv``; the cohort is not
@@ -22,7 +24,8 @@ from typing import Any
 
 from MedGradeCoreLib.errors import InputError
 
-SITE_KEYS = ("name", "cohort", "patients", "val_fraction", "labels_csv", "threads")
+SITE_KEYS = ("name", "cohort", "patients", "val_fraction", "labels_csv", "threads", "root_certificates",
+             "auth_private_key")
 
 
 @dataclass
@@ -34,6 +37,8 @@ class Site:
     val_fraction: float = 0.25
     labels_csv: str | None = None
     threads: int = 0  # torch CPU threads of the local training (0: torch's default)
+    root_certificates: str | None = None  # CA certificate the site's SuperNode verifies the SuperLink with
+    auth_private_key: str | None = None  # the SuperNode's authentication key (OpenSSH EC; never sent)
 
     def where(self) -> str:
         return f"site {self.name} ({self.cohort})"
@@ -65,8 +70,10 @@ def load_site(spec: str | Path | dict[str, Any], base: Path | None = None, sourc
     frac = float(data.get("val_fraction", 0.25))
     if not 0.0 <= frac < 1.0:
         raise InputError(source, f"site {data['name']}: val_fraction must be in [0, 1), got {frac}")
+    files = {k: str(base / data[k]) if base is not None and not Path(data[k]).is_absolute() else data[k]
+             for k in ("root_certificates", "auth_private_key") if data.get(k)}
     return Site(str(data["name"]), str(cohort), source, data.get("patients"), frac, data.get("labels_csv"),
-                int(data.get("threads") or 0))
+                int(data.get("threads") or 0), files.get("root_certificates"), files.get("auth_private_key"))
 
 
 def site_settings(kind_settings: dict[str, Any], site: Site) -> dict[str, Any]:
