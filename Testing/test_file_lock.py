@@ -3,6 +3,7 @@ calls (fcntl/msvcrt, fork, process groups) stay in the core's portable layer."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -64,6 +65,37 @@ def test_locked_waits_for_the_holder(tmp_path):
     thread.join(30)
     with open(path, "a") as f:  # and released after the block
         assert lock_file(f)
+
+
+def test_the_windows_path_locks_one_fixed_byte_and_polls(tmp_path, monkeypatch):
+    """msvcrt locks a byte range from the file position: every opener (an "a+" file starts at its end, after a
+    holder's pid) must lock the same byte, and waiting polls (msvcrt's own blocking mode gives up after 10 s)."""
+    calls: list[tuple[int, int]] = []
+
+    class FakeMsvcrt:
+        LK_UNLCK, LK_NBLCK = 0, 2
+        busy = 2  # the first two tries find it held
+
+        @classmethod
+        def locking(cls, fd: int, mode: int, nbytes: int) -> None:
+            calls.append((mode, os.lseek(fd, 0, os.SEEK_CUR)))
+            assert nbytes == 1
+            if mode == cls.LK_NBLCK and cls.busy:
+                cls.busy -= 1
+                raise OSError("held")
+
+    path = tmp_path / ".x.lock"
+    path.write_text("1234")  # the holder's pid
+    monkeypatch.setitem(sys.modules, "msvcrt", FakeMsvcrt)
+    monkeypatch.setattr(sys, "platform", "win32")
+    with open(path, "a+") as f:
+        assert not lock_file(f)
+        assert lock_file(f, wait=True)
+        unlock_file(f)
+        assert f.tell() == 4  # the position is given back
+    monkeypatch.undo()
+    byte = 1 << 30
+    assert calls == [(2, byte), (2, byte), (2, byte), (0, byte)]
 
 
 def test_posix_only_calls_live_in_the_core_portable_layer():
