@@ -108,3 +108,30 @@ def test_cascade_output_replaces_the_chosen_nodes_in_a_scene(first_run, slicer_a
     assert selection.GetActiveTableID() == old_table.GetID()
     chart = loaded["grading"]["kinet-lgg-g2g3-t1c-flair-v1"]["nodes"]["TCGA-FG-6692"]["chart"]
     assert selection.GetActivePlotChartID() == chart.GetID()
+
+
+@pytest.mark.scene
+def test_the_scene_refers_to_the_volumes_the_cascade_wrote_and_opens_them(first_run, slicer_app):
+    # issue 20: the scene stage writes only what is not on disk already; the preprocessed sequences and the
+    # float lesion probability are named relative to the scene folder (the case folder moves as a whole)
+    import numpy as np
+
+    from MedGradeCoreLib.scene import load_scene, volume_node_to_sitk
+
+    out, result = first_run
+    folder = result.folder
+    mrml = Path(result.files["scene"]).read_text()
+    refs = {"../preprocessed/t1c.nii.gz": "TCGA-FG-6692 t1c",
+            "../segmentation/lesion_probability.nii.gz": "TCGA-FG-6692 t1c lesion probability"}
+    for rel in [*refs, "../preprocessed/flair.nii.gz"]:
+        assert f'fileName="{rel}"' in mrml
+    written = sorted(p.name for p in (folder / "scene" / "Data").iterdir())
+    assert not [n for n in written if n.endswith(("_t1c.nrrd", "_flair.nrrd", "probability.nrrd"))], written
+    assert any(n.endswith("lesion.seg.nrrd") for n in written)  # what exists nowhere else is still written
+    load_scene(slicer_app.scene, folder / "scene" / "TCGA-FG-6692.mrml")
+    for rel, name in refs.items():
+        node = slicer_app.scene.GetFirstNodeByName(name)
+        assert node is not None, name
+        opened, on_disk = volume_node_to_sitk(node), sitk.ReadImage(str(folder / "scene" / rel))
+        assert np.array_equal(sitk.GetArrayViewFromImage(opened), sitk.GetArrayViewFromImage(on_disk))
+        assert np.allclose(opened.GetOrigin(), on_disk.GetOrigin(), atol=1e-4)

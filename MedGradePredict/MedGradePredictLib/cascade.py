@@ -409,9 +409,12 @@ def _grade_stage(stages: _Stages, entry: Any, case: Any, lesion: sitk.Image, seg
 
 def write_scene(out: Path, case_dir: Path, seg_dir: Path, grades: list[Any], name: str) -> Path:
     """A Slicer scene (.mrml + data) with the preprocessed volumes, the brain and lesion masks, the grade
-    table and the heat map overlay (headless MRML from slicer-core outside Slicer)."""
+    table and the heat map overlay (headless MRML from slicer-core outside Slicer). Volumes the cascade wrote
+    already beside the scene (the preprocessed sequences, the lesion probability) are referred to, not written
+    again (the biggest writes of the stage: 4 volumes and a float probability map)."""
+    from MedGradeCoreLib.case_folder import read_case_info
     from MedGradeCoreLib.headless_app import create_headless_slicer
-    from MedGradeCoreLib.scene import load_preprocessed_into_scene, save_scene
+    from MedGradeCoreLib.scene import load_preprocessed_into_scene, refer_to_file, save_scene
     from MedGradeSegmentLib.scene_segmentation import add_segmentation_to_scene
     from MedGradeSegmentLib.segmentation.segment_case import AI_RESULT, MASK_NAME, PROBABILITY_NAME
 
@@ -420,9 +423,14 @@ def write_scene(out: Path, case_dir: Path, seg_dir: Path, grades: list[Any], nam
     app = create_headless_slicer()
     loaded = load_preprocessed_into_scene(app.scene, case_dir)
     reference = loaded["volumes"].get("t1c") or next(iter(loaded["volumes"].values()))
+    if case_dir.resolve().is_relative_to(out.resolve().parent):  # the cascade's own copy, not the user's input
+        for seq, rel in read_case_info(case_dir)["sequences"].items():
+            if seq in loaded["volumes"]:
+                refer_to_file(loaded["volumes"][seq], case_dir / rel)
     info = json.loads((seg_dir / AI_RESULT).read_text())
-    add_segmentation_to_scene(app.scene, sitk.ReadImage(str(seg_dir / MASK_NAME)), reference, info,
-                              probability=sitk.ReadImage(str(seg_dir / PROBABILITY_NAME)))
+    added = add_segmentation_to_scene(app.scene, sitk.ReadImage(str(seg_dir / MASK_NAME)), reference, info,
+                                      probability=sitk.ReadImage(str(seg_dir / PROBABILITY_NAME)))
+    refer_to_file(added.probability_node, seg_dir / PROBABILITY_NAME)
     if grades:
         add_grading_to_scene(app.scene, grades, reference, loaded["study_item"])
     return save_scene(app.scene, out, name=name)

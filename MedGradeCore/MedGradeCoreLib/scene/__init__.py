@@ -6,7 +6,7 @@ Slicer application (pass ``slicer.mrmlScene``) and headless on ``slicer-core``
 """
 
 from MedGradeCoreLib.scene.hierarchy import ensure_patient_study, place_under, place_with, sh_item, study_item_of
-from MedGradeCoreLib.scene.persistence import load_scene, save_scene
+from MedGradeCoreLib.scene.persistence import load_scene, refer_to_file, save_scene
 from MedGradeCoreLib.scene.plots import plot_chart
 from MedGradeCoreLib.scene.preprocess_result import load_preprocessed_into_scene
 from MedGradeCoreLib.scene.provenance import get_provenance, set_provenance
@@ -30,6 +30,7 @@ __all__ = [
     "place_under",
     "place_with",
     "plot_chart",
+    "refer_to_file",
     "save_scene",
     "segmentation_node_to_mask",
     "set_provenance",

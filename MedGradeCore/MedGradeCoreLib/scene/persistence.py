@@ -6,6 +6,15 @@ import re
 from pathlib import Path
 from typing import Any
 
+STORED_FILE = "MedGrade.storedFile"  # node attribute: the file already holding exactly this node's data
+
+
+def refer_to_file(node: Any, path: str | Path) -> None:
+    """Let :func:`save_scene` refer to ``path`` (a file already written that holds exactly ``node``'s data, e.g.
+    a preprocessed volume beside the scene) instead of writing the data again; the ``.mrml`` names it relative to
+    the scene folder, so the case folder moves as a whole."""
+    node.SetAttribute(STORED_FILE, str(Path(path).resolve()))
+
 
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "node"
@@ -14,8 +23,9 @@ def _safe(name: str) -> str:
 def save_scene(scene: Any, folder: str | Path, name: str = "scene") -> Path:
     """Write every storable node's data under ``folder/Data`` and the scene as ``folder/<name>.mrml``.
 
-    Nodes without a storage node get their default one. Raises ``OSError`` naming the node whose
-    data could not be written. Returns the ``.mrml`` path.
+    Nodes without a storage node get their default one; a node marked by :func:`refer_to_file` keeps pointing
+    at its file (nothing written). Raises ``OSError`` naming the node whose data could not be written. Returns
+    the ``.mrml`` path.
     """
     folder = Path(folder).resolve()
     data = folder / "Data"
@@ -31,6 +41,10 @@ def save_scene(scene: Any, folder: str | Path, name: str = "scene") -> Path:
             if not node.AddDefaultStorageNode():
                 continue
             storage = node.GetStorageNode()
+        stored = node.GetAttribute(STORED_FILE)
+        if stored and Path(stored).is_file():
+            storage.SetFileName(stored)
+            continue
         stem = _safe(node.GetName())
         while stem in used:
             stem += "_"
