@@ -21,6 +21,11 @@ from MedGradeCoreLib.file_lock import lock_file
 
 _ACTIVE: set[Path] = set()  # partial folders being written by this process
 _HELD: dict[Path, list] = {}  # lock path -> [file object, count]: re-entrant within one process
+# zlib levels of the images (.nii.gz, .nrrd) and the report's PNGs MedGrade writes; measured with
+# bench/bench_outputs.py (seconds and bytes per level on the bundled case). -1: ITK's default.
+IMAGE_COMPRESSION_LEVEL = -1
+PNG_COMPRESSION_LEVEL = 6
+
 _GUARD = threading.RLock()
 _REGISTRY: str | None = None  # file listing this process's partial outputs for a parent process (see cli)
 
@@ -161,17 +166,18 @@ def active_partial(path: Path) -> Iterator[Path]:
             _ACTIVE.discard(path)
 
 
-def write_image(image, path: str | Path, compress: bool = True) -> None:
+def write_image(image, path: str | Path, compress: bool = True, level: int | None = None) -> None:
     """``sitk.WriteImage`` and a check that the whole file landed on disk.
 
     ITK's NIfTI writer reports a short write (full disk, file-size limit) only on stderr and returns
-    normally, leaving a truncated file; the file is therefore read back (header + data length)."""
+    normally, leaving a truncated file; the file is therefore read back (header + data length). ``level``: zlib
+    level when compressed (default :data:`IMAGE_COMPRESSION_LEVEL`)."""
     import SimpleITK as sitk
 
     from MedGradeCoreLib.io.images import _nifti_complete, volume_suffix
 
     path = Path(path)
-    sitk.WriteImage(image, str(path), compress)
+    sitk.WriteImage(image, str(path), compress, IMAGE_COMPRESSION_LEVEL if level is None else level)
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     try:

@@ -72,6 +72,8 @@ def render_overview(images: dict[str, sitk.Image], out_png: str | Path, masks: d
     fig.tight_layout(rect=(0, 0.04 if masks else 0, 1, 0.97 if title else 1))
     out_png = Path(out_png)
     out_png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png, dpi=110)
+    from MedGradeCoreLib.outputs import PNG_COMPRESSION_LEVEL
+
+    fig.savefig(out_png, dpi=110, pil_kwargs={"compress_level": PNG_COMPRESSION_LEVEL})
     plt.close(fig)
     return out_png
