@@ -100,12 +100,12 @@ def test_the_windows_path_locks_one_fixed_byte_and_polls(tmp_path, monkeypatch):
 
 def test_posix_only_calls_live_in_the_core_portable_layer():
     """fcntl/msvcrt only in file_lock.py; fork and process-group calls only in jobs.py and the CLI's forked
-    command (cli.py: POSIX only, ``hasattr(os, "fork")``; Windows runs the command in process)."""
+    command (forked_command.py, whose Windows path runs the command in process)."""
     layer = {"file_lock.py": re.compile(r"^\s*(import|from)\s+(fcntl|msvcrt)\b"),
              "jobs.py": re.compile(r"\bos\.(fork|setsid|killpg|setpgid|setpgrp|getpgid|getsid)\b|preexec_fn|"
                                    r"start_new_session")}
     core = "MedGradeCore/MedGradeCoreLib/"
-    allowed = {"file_lock.py": {core + "file_lock.py"}, "jobs.py": {core + "jobs.py", core + "cli.py"}}
+    allowed = {"file_lock.py": {core + "file_lock.py"}, "jobs.py": {core + "jobs.py", core + "forked_command.py"}}
     sources = [p.relative_to(REPO).as_posix() for lib in REPO.glob("MedGrade*/MedGrade*") if lib.is_dir()
                for p in sorted(lib.rglob("*.py"))]
     assert len(sources) > 50

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from MedGradeCoreLib import cli
+from MedGradeCoreLib.forked_command import run_in_child
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="the forked child is POSIX only")
 
@@ -29,7 +30,7 @@ def _boom() -> int:
 ])
 def test_forked_child_failure_is_printed_and_logged(capfd, monkeypatch, tmp_path, run, code, line):
     monkeypatch.setenv("MEDGRADE_CACHE", str(tmp_path))
-    assert cli._run_in_child(run, argparse.Namespace()) == code
+    assert run_in_child(run) == code
     err = capfd.readouterr().err
     if line is None:
         assert "error" not in err
