@@ -50,6 +50,7 @@ def test_run_writes_mask_grades_scene_and_report(first_run):
     assert "vtkMRMLSegmentationNode" in mrml.replace("<Segmentation", "vtkMRMLSegmentationNode") and "Table" in mrml
     html = (folder / "report.html").read_text(encoding="utf-8")
     assert html.count("data:image/png;base64,") == 2  # key slices + the heat map
+    assert not (folder / "report_files").exists()  # the pictures live inside the HTML and the PDF only
     assert "grade-g2-g3" in html and "AUC" in html and "deepbet" in html and grade.weights_sha256[:16] in html
     assert (folder / "report.pdf").read_bytes()[:5] == b"%PDF-"
 

@@ -7,7 +7,7 @@ Output of one case, ``<output>/<case>/``::
     segmentation/   lesion_mask.nii.gz, lesion_probability.nii.gz, .json      stage "segment"
     grading/<model>/predictions.csv|json, heatmaps/                           stage "grade:<model>" (slices too)
     scene/          <case>.mrml + Data/                                       stage "scene"
-    report.html, report.pdf, report_files/                                    stage "report"
+    report.html, report.pdf, report.json (pictures embedded)                  stage "report"
     dicom/          seg.dcm, sr.dcm, report_pdf.dcm, dicom.json (DICOM input or --dicom-out)   stage "dicom"
     cascade.json    every stage's key, seconds and whether it ran this time
 
@@ -364,8 +364,7 @@ def _run_case(path: Path, folder: Path, settings: CascadeSettings, progress: Pro
             return None if out.get("pdf") else "no PDF renderer"
 
         stages.run("report", _hash(all_keys, warnings, settings.findings), [report_html], report,
-                   progress.sub(0.9, 1.0), [report_html, folder / "report.json", folder / "report.pdf",
-                                            folder / "report_files"])
+                   progress.sub(0.9, 1.0), [report_html, folder / "report.json", folder / "report.pdf"])
         files["report"] = str(report_html)
         if (folder / "report.pdf").is_file():
             files["report_pdf"] = str(folder / "report.pdf")

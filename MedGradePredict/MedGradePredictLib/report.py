@@ -1,5 +1,6 @@
 """One-page patient report of a cascade run: ``report.html`` (self-contained, pictures embedded) and
-``report.pdf`` (matplotlib, always available), written atomically.
+``report.pdf`` (matplotlib, always available), written atomically. The pictures are rendered in a temporary
+folder and live only inside the two (no ``report_files/`` left beside them: nobody opens it).
 
 Pictures first: the key slices with the brain and lesion outlines, and each task's heat map on the slices it
 graded; then each task's answer with its probability, the model's validated figures and the reader's findings
@@ -197,11 +198,19 @@ def _pdf_page(plt: Any, path: Path, data: dict[str, Any], pictures: list[tuple[s
 
 def write_report(folder: Path, case: Any, lesion: sitk.Image, grades: list[Any], entries: list[Any],
                  stages: list[Any], warnings: list[str], settings: Any) -> dict[str, Path]:
-    """Write ``report.html``, ``report.pdf``, ``report.json`` and ``report_files/`` in ``folder``."""
-    files = folder / "report_files"
-    files.mkdir(parents=True, exist_ok=True)
+    """Write ``report.html``, ``report.pdf`` and ``report.json`` in ``folder``."""
+    import shutil
+    import tempfile
+
     data = report_data(case, lesion, grades, entries, stages, warnings, settings)
-    pictures = _pictures(files, case, lesion, grades)
+    with tempfile.TemporaryDirectory(prefix="medgrade-report-") as files:
+        out = _write_files(folder, data, _pictures(Path(files), case, lesion, grades))
+    shutil.rmtree(folder / "report_files", ignore_errors=True)  # an earlier version's pictures folder
+    return out
+
+
+def _write_files(folder: Path, data: dict[str, Any], pictures: list[tuple[str, Path]]) -> dict[str, Path]:
+    """The three files, each written to a partial file first, then all renamed (the HTML last)."""
     out = {"html": folder / "report.html", "pdf": folder / "report.pdf", "json": folder / "report.json"}
     writers = (("html", lambda p: p.write_text(_html(data, pictures), encoding="utf-8")),
                ("pdf", lambda p: _pdf(p, data, pictures)),
