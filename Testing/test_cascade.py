@@ -123,11 +123,13 @@ def test_the_scene_refers_to_the_volumes_the_cascade_wrote_and_opens_them(first_
     folder = result.folder
     mrml = Path(result.files["scene"]).read_text()
     refs = {"../preprocessed/t1c.nii.gz": "TCGA-FG-6692 t1c",
-            "../segmentation/lesion_probability.nii.gz": "TCGA-FG-6692 t1c lesion probability"}
+            "../segmentation/lesion_probability.nii.gz": "TCGA-FG-6692 t1c lesion probability",
+            "../grading/kinet-lgg-g2g3-t1c-flair-v1/heatmaps/TCGA-FG-6692__grade-g2-g3.nii.gz":
+                "TCGA-FG-6692 grade-g2-g3 Grad-CAM"}
     for rel in [*refs, "../preprocessed/flair.nii.gz"]:
         assert f'fileName="{rel}"' in mrml
     written = sorted(p.name for p in (folder / "scene" / "Data").iterdir())
-    assert not [n for n in written if n.endswith(("_t1c.nrrd", "_flair.nrrd", "probability.nrrd"))], written
+    assert not [n for n in written if n.endswith(("_t1c.nrrd", "_flair.nrrd", "probability.nrrd", "Grad-CAM.nrrd"))]
     assert any(n.endswith("lesion.seg.nrrd") for n in written)  # what exists nowhere else is still written
     load_scene(slicer_app.scene, folder / "scene" / "TCGA-FG-6692.mrml")
     for rel, name in refs.items():

@@ -409,8 +409,8 @@ def _grade_stage(stages: _Stages, entry: Any, case: Any, lesion: sitk.Image, seg
 def write_scene(out: Path, case_dir: Path, seg_dir: Path, grades: list[Any], name: str) -> Path:
     """A Slicer scene (.mrml + data) with the preprocessed volumes, the brain and lesion masks, the grade
     table and the heat map overlay (headless MRML from slicer-core outside Slicer). Volumes the cascade wrote
-    already beside the scene (the preprocessed sequences, the lesion probability) are referred to, not written
-    again (the biggest writes of the stage: 4 volumes and a float probability map)."""
+    already beside the scene (the preprocessed sequences, the lesion probability, the heat maps) are referred to,
+    not written again (the biggest writes of the stage: 4 volumes and two float maps)."""
     from MedGradeCoreLib.case_folder import read_case_info
     from MedGradeCoreLib.headless_app import create_headless_slicer
     from MedGradeCoreLib.scene import load_preprocessed_into_scene, refer_to_file, save_scene
@@ -431,8 +431,27 @@ def write_scene(out: Path, case_dir: Path, seg_dir: Path, grades: list[Any], nam
                                       probability=sitk.ReadImage(str(seg_dir / PROBABILITY_NAME)))
     refer_to_file(added.probability_node, seg_dir / PROBABILITY_NAME)
     if grades:
-        add_grading_to_scene(app.scene, grades, reference, loaded["study_item"])
+        heat = add_grading_to_scene(app.scene, grades, reference, loaded["study_item"])["heatmaps"]
+        for task, path in _heatmap_files(seg_dir.parent, grades).items():
+            if task in heat:
+                refer_to_file(heat[task], path)
     return save_scene(app.scene, out, name=name)
+
+
+def _heatmap_files(folder: Path, grades: list[Any]) -> dict[str, Path]:
+    """task -> the heat map file its grade stage wrote (named in ``grading/<model>/predictions.json``; the grades
+    are read back from there), for tasks one model answered."""
+    found: dict[str, list[Path]] = {}
+    for g in grades:
+        out = folder / "grading" / g.model_id
+        try:
+            records = json.loads((out / "predictions.json").read_text()).get("results", [])
+        except (OSError, ValueError):
+            continue
+        for rec in records:
+            if rec.get("task") == g.task and rec.get("patient_id") == g.patient_id and rec.get("heatmap"):
+                found.setdefault(g.task, []).append(out / rec["heatmap"])
+    return {task: paths[0] for task, paths in found.items() if len(paths) == 1}
 
 
 def is_cohort(path: Path) -> bool:
