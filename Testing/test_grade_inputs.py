@@ -110,3 +110,31 @@ def test_numpy_resize_and_cam_scaling_are_monais(case):
     up = np.stack([resize_bilinear(r, (64, 64)) for r in raw])
     monai = default_normalizer(default_upsampler((64, 64))(torch.from_numpy(raw))).numpy()
     np.testing.assert_allclose(monai_normalise(up), monai, atol=1e-5)
+
+
+def test_grading_results_load_in_a_python_that_refuses_torch_and_monai(tmp_path):
+    # what a panel runs in Slicer's own Python to show a grade (results read back, scene helpers imported) and the
+    # modules an ONNX grading run loads: no torch, no MONAI (issue 20: no re-import of torch in Slicer)
+    import subprocess
+    import sys
+
+    code = """
+import importlib.abc, sys
+class Refuse(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in ("torch", "monai"):
+            raise ImportError(f"{name} is refused")
+sys.meta_path.insert(0, Refuse())
+import MedGradePredictLib.cascade, MedGradePredictLib.cohort, MedGradePredictLib.predict, MedGradePredictLib.gradcam
+import MedGradePredictLib.scene_cascade, MedGradePredictLib.scene_grading
+from MedGradePredictLib.results_io import read_results
+print(len(read_results(sys.argv[1])[0]))
+"""
+    from MedGradePredictLib.predict import GradingResult
+    from MedGradePredictLib.results_io import write_results
+
+    write_results([GradingResult("p1", "grade", "grade", "G3", "G2", "G2", 0.3, "near", [1], [1], [0.3], [5.0], "m",
+                                 "0" * 64)], tmp_path)
+    run = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.split() == ["1"]
