@@ -215,7 +215,7 @@ def _refusing(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", _REFUSING, *args], capture_output=True, text=True)
 
 
-def test_onnx_cascade_and_predict_run_with_torch_and_monai_refused(case, exported, tmp_path):
+def test_onnx_run_predict_and_segment_with_torch_and_monai_refused(case, exported, tmp_path):
     from MedGradePredictLib.cascade import CascadeSettings, run_case
     from MedGradePredictLib.results_io import read_results
     from MedGradeSegmentLib.preprocess import PreprocessConfig, preprocess_case, write_preprocessed
@@ -248,3 +248,7 @@ def test_onnx_cascade_and_predict_run_with_torch_and_monai_refused(case, exporte
     assert "REFUSED -" in predicted.stdout
     (g_p,), _ = read_results(tmp_path / "pred")
     assert abs(g_p.probability - g_o.probability) <= 1e-6 and g_p.heatmap is not None
+    segmented = _refusing("segment", str(folder), "--model", str(exported["seg"]), "--output", str(tmp_path / "seg"))
+    assert segmented.returncode == 0, segmented.stderr[-2000:]
+    assert "REFUSED -" in segmented.stdout
+    assert sitk.GetArrayViewFromImage(sitk.ReadImage(str(tmp_path / "seg" / "lesion_mask.nii.gz"))).any()

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from MedGradeCoreLib.case_folder import is_case_folder
-from MedGradeCoreLib.devices import choose_device
+from MedGradeCoreLib.devices import DeviceChoice, choose_device
 from MedGradeCoreLib.errors import InputError
 from MedGradeCoreLib.progress import Progress
 
@@ -72,7 +72,10 @@ def _run(args: argparse.Namespace, progress: Progress) -> int:
 
     progress(0.0, "loading the model")
     loaded = load_segmentation_model(args.model, "cpu", args.models_root)
-    device = choose_device(args.device, loaded.manifest.min_gpu_memory_mb)
+    from MedGradeCoreLib.onnx_models import is_onnx
+
+    device = (DeviceChoice("cpu", "ONNX Runtime, CPU execution provider") if is_onnx(loaded.manifest)  # no torch
+              else choose_device(args.device, loaded.manifest.min_gpu_memory_mb))
     for w in device.warnings:
         print(f"warning: {w}")
     progress(0.05, "reading the case")
