@@ -95,7 +95,7 @@ def test_numpy_resize_and_cam_scaling_are_monais(case):
     from monai.transforms import Resize
     from monai.visualize.class_activation_maps import default_normalizer, default_upsampler
 
-    from MedGradePredictLib.gradcam import monai_normalise
+    from MedGradePredictLib.gradcam import normalise_maps
     from MedGradePredictLib.mix_inputs import resize_bilinear
 
     inputs = build_slice_inputs(case, ("t1c", "t2"), k=4, size=64, spacing=3.75)
@@ -109,7 +109,13 @@ def test_numpy_resize_and_cam_scaling_are_monais(case):
     raw[1] = 0.5  # a constant map
     up = np.stack([resize_bilinear(r, (64, 64)) for r in raw])
     monai = default_normalizer(default_upsampler((64, 64))(torch.from_numpy(raw))).numpy()
-    np.testing.assert_allclose(monai_normalise(up), monai, atol=1e-5)
+    ours = normalise_maps(up)
+    # hot = strongest evidence: MONAI's default maps (min, max) -> (1, 0); ours is its mirror image ...
+    varying = [0, 2, 3]
+    np.testing.assert_allclose(ours[varying], 1.0 - monai[varying], atol=1e-5)
+    np.testing.assert_allclose(ours[1], up[1])  # ... and a constant map stays as it is
+    for o, r in zip(ours[varying, 0], up[varying, 0]):  # the hottest pixel is where the raw map peaks
+        assert o.flat[np.argmax(r)] == 1.0 and o.flat[np.argmin(r)] == 0.0
 
 
 def test_grading_results_load_in_a_python_that_refuses_torch_and_monai(tmp_path):

@@ -27,11 +27,13 @@ class _StackedInput(nn.Module):
 
 def torch_gradcam_maps(net: nn.Module, architecture: str, sequences: list[str], arrays: dict[str, np.ndarray],
                        meta: np.ndarray | None, device: str) -> np.ndarray:
-    """MONAI Grad-CAM of each slice's predicted class: ``[n, size, size]`` in [0, 1]."""
+    """MONAI Grad-CAM of each slice's predicted class, upsampled, not yet scaled: ``[n, size, size]`` (the caller
+    scales with :func:`.gradcam.normalise_maps`; MONAI's default scaling flips magnitudes)."""
     x = torch.cat([torch.from_numpy(arrays[q]) for q in sequences], 1).to(device)
     m = torch.from_numpy(meta).to(device) if meta is not None else None
     wrapper = _StackedInput(net, sequences, x.shape[1] // len(sequences), m).eval()
-    cam = GradCAM(nn_module=wrapper, target_layers=TARGET_LAYERS[architecture].format(seq=sequences[0]))
+    cam = GradCAM(nn_module=wrapper, target_layers=TARGET_LAYERS[architecture].format(seq=sequences[0]),
+                  postprocessing=lambda m: m)
     with torch.enable_grad():
         maps = cam(x, class_idx=None)
     return maps[:, 0].detach().cpu().numpy().astype(np.float32)

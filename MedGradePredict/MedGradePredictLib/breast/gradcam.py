@@ -12,6 +12,8 @@ from monai.visualize import GradCAM
 from torch import nn
 from torch.nn import functional as F
 
+from ..gradcam import normalise_maps
+
 from .case import BreastCase
 from .fusion_data import FusionDataset, make_samples
 from .tensors import crop_box_2d, crop_box_3d
@@ -41,7 +43,9 @@ def breast_gradcam(predictor, cases: Sequence[BreastCase]) -> list[dict]:
             if not present[i]:
                 continue
             wrapper = _OneModality(net, b.modality, x, pr).eval()
-            cam = GradCAM(nn_module=wrapper, target_layers=f"net.branches.{b.modality}.layer4")
+            # (min, max) -> (0, 1): MONAI's default post-processing flips magnitudes (hot = weakest evidence)
+            cam = GradCAM(nn_module=wrapper, target_layers=f"net.branches.{b.modality}.layer4",
+                          postprocessing=lambda t: torch.from_numpy(normalise_maps(t.detach().cpu().numpy())))
             with torch.enable_grad():
                 m = cam(x[b.modality].clone().requires_grad_(True))[0, 0].detach().cpu()
             if b.spatial_dims == 2:
