@@ -59,14 +59,16 @@ def test_shipped_bundle_is_honest_and_verified():
     assert all(m.architecture[k] for k in ("fpg_loss", "dual_guidance", "iag", "grade_branch", "prior_input"))
     assert m.preprocessing["field_of_view_mm"] == 240.0 and m.preprocessing["inplane_spacing_mm"] == 1.875
     assert m.task["largest_component"] is False  # the complete union of the per-sequence masks
-    # issue 17: 3-fold patient-level CV (three-part folds) on the 78 patients, the U-Net on the same folds; the
+    # issue 17: k-fold patient-level CV (three-part folds) on the 78 patients, the U-Net on the same folds; the
     # shipped weights are one fold's best-validation checkpoint (trained on that fold's training patients)
     s = m.metrics["summary"]
     cv = s["cross_validation"]["per_patient"]
-    folds_run = s["cross_validation"]["folds_run"]  # each fold's 26 test patients, never used for selection
-    assert cv["n_patients"] == 26 * len(folds_run) and 0 < cv["dice_3d"]["mean"] < 1
+    folds_run = s["cross_validation"]["folds_run"]  # each fold's test patients, never used for selection
+    assert len(folds_run) == s["cross_validation"]["settings"]["folds"] and cv["n_patients"] == 78
+    assert 0 < cv["dice_3d"]["mean"] < 1
     assert len(cv["dice_3d"]["ci95_bootstrap"]) == 2 and s["shipped_fold"] in folds_run
-    assert s["training_patients"] + s["validation_patients"] == 52 and s["training"]["best_epoch"] >= 1
+    own_test = s["shipped_fold_test"]["per_patient_summary"]["dice_3d"]["n"]
+    assert s["training_patients"] + s["validation_patients"] + own_test == 78 and s["training"]["best_epoch"] >= 1
     assert "CPU" in s["training"]["hardware"] and set(s["baselines_same_folds"]) == {"unet"}
 
 
