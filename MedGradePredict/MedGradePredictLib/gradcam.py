@@ -19,7 +19,7 @@ from .model import GradingModel
 
 
 def normalise_maps(maps: np.ndarray) -> np.ndarray:
-    """Each map scaled (min, max) -> (0, 1), float32 (MONAI's ``ScaleIntensity(minv=0, maxv=1)``); a constant
+    """Each map (``maps[i]``, any shape) scaled (min, max) -> (0, 1), float32 (MONAI's ``ScaleIntensity(minv=0, maxv=1)``); a constant
     map unchanged."""
     out = []
     for m in np.asarray(maps, dtype=np.float32):
@@ -44,7 +44,7 @@ def gradcam_maps(model: GradingModel, inputs: SliceInputs, positions: list[int],
     from .gradcam_torch import torch_gradcam_maps
 
     return normalise_maps(torch_gradcam_maps(model.net, s.architecture["name"], list(s.sequences), arrays, meta,
-                                             model.device)[:, None])[:, 0]
+                                             model.device))
 
 
 def heatmap_volume(maps: np.ndarray, inputs: SliceInputs, positions: list[int], reference: sitk.Image) -> sitk.Image:

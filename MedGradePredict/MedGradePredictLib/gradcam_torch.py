@@ -33,7 +33,7 @@ def torch_gradcam_maps(net: nn.Module, architecture: str, sequences: list[str], 
     m = torch.from_numpy(meta).to(device) if meta is not None else None
     wrapper = _StackedInput(net, sequences, x.shape[1] // len(sequences), m).eval()
     cam = GradCAM(nn_module=wrapper, target_layers=TARGET_LAYERS[architecture].format(seq=sequences[0]),
-                  postprocessing=lambda m: m)
+                  postprocessing=lambda maps: maps)  # scaled by the caller, not flipped as MONAI's default
     with torch.enable_grad():
         maps = cam(x, class_idx=None)
     return maps[:, 0].detach().cpu().numpy().astype(np.float32)
