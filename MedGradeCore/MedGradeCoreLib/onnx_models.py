@@ -37,7 +37,10 @@ def is_onnx(manifest: ModelManifest) -> bool:
 
 
 def cpu_threads() -> int:
-    """The cores this process may use (ONNX Runtime's intra-op threads)."""
+    """The cores this process may use (ONNX Runtime's intra-op threads); ``MEDGRADE_THREADS`` caps them (set by
+    the cohort pool's workers so that N workers share the cores)."""
+    if os.environ.get("MEDGRADE_THREADS", "").isdigit() and int(os.environ["MEDGRADE_THREADS"]) > 0:
+        return int(os.environ["MEDGRADE_THREADS"])
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:

@@ -116,10 +116,14 @@ def case_label(path: Path, patient_id: str | None = None) -> str:
     return sanitise_patient_id(name)
 
 
+MODEL_LOADS = {"segmentation": 0, "grading": 0}  # loads in this process (the cohort pool reports them)
+
+
 @lru_cache(maxsize=4)
 def _seg_model(model: str, device: str, root: str | None) -> Any:
     from MedGradeSegmentLib.segmentation.model_bundle import load_segmentation_model
 
+    MODEL_LOADS["segmentation"] += 1
     return load_segmentation_model(model, device, root)
 
 
@@ -147,6 +151,7 @@ def _device_for(entry: Any, preference: str) -> str:
 def _grade_model(folder: str, device: str) -> Any:
     from .model_bundle import load_grading_bundle
 
+    MODEL_LOADS["grading"] += 1
     return load_grading_bundle(folder, device)
 
 
@@ -461,6 +466,12 @@ def is_cohort(path: Path) -> bool:
     return not is_case_folder(path) and is_cohort_input(path)
 
 
+def cohort_cases(path: Path) -> list[Path]:
+    """The case folders of a cohort, in name order; ``[path]`` for one case."""
+    return sorted(d for d in path.iterdir() if d.is_dir() and not d.name.startswith(".")) \
+        if path.is_dir() and is_cohort(path) else [path]
+
+
 def run(path: str | Path, output: str | Path, settings: CascadeSettings | None = None,
         progress: Progress | None = None, on_error: Callable[[str, MedGradeError], None] | None = None
         ) -> list[CascadeResult]:
@@ -468,8 +479,7 @@ def run(path: str | Path, output: str | Path, settings: CascadeSettings | None =
     ``on_error`` and the others still run; without ``on_error`` the first failure raises)."""
     path = Path(path)
     progress = progress or Progress()
-    cases = sorted(d for d in path.iterdir() if d.is_dir() and not d.name.startswith(".")) \
-        if path.is_dir() and is_cohort(path) else [path]
+    cases = cohort_cases(path)
     out = []
     for i, p in enumerate(cases):
         sub = progress.sub(i / len(cases), (i + 1) / len(cases))

@@ -19,6 +19,9 @@ def register(subparsers) -> None:
     p.add_argument("case", help="a case (file or folder medgrade reads, or a preprocessed case folder) "
                                 "or a folder of case folders")
     p.add_argument("--output", "-o", required=True, help="folder receiving one sub-folder per case")
+    p.add_argument("--workers", type=int, default=None,
+                   help="cohort: worker processes, each loading its models once and using cores // N threads "
+                        "(default: at least 2, about one per two cores, at most 8)")
     add_cascade_arguments(p)
     p.set_defaults(handler=run)
 
@@ -81,7 +84,7 @@ def settings_of(args: argparse.Namespace) -> "CascadeSettings":  # noqa: F821
 
 
 def run(args: argparse.Namespace, progress: Progress) -> int:
-    from ..cascade import run as run_cascade
+    from ..cohort_pool import run_cohort
 
     errors = sys.stdout if getattr(args, "progress_json", False) else sys.stderr
     failed: list[str] = []
@@ -90,7 +93,11 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
         failed.append(label)
         print(f"error: {label}: {exc}", file=errors, flush=True)
 
-    results = run_cascade(args.case, args.output, settings_of(args), progress, on_error)
+    if args.workers is not None and args.workers < 1:
+        raise InputError(None, f"--workers {args.workers}: must be at least 1")
+    results, pool = run_cohort(args.case, args.output, settings_of(args), args.workers, progress, on_error)
+    if pool is not None:
+        print(json.dumps({"cohort": pool.summary()}), flush=True)
     for r in results:
         stages = ", ".join(f"{s.name} {s.seconds:.1f}s" if s.ran else f"{s.name} (up to date)" for s in r.stages)
         print(f"{r.patient_id}: {stages}")
