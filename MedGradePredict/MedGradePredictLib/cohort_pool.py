@@ -112,14 +112,35 @@ def run_pool(cases: list[Path], output: str | Path, settings: Any, workers: int,
 
 
 def run_cohort(path: str | Path, output: str | Path, settings: Any, workers: int | None, progress: Progress,
-               on_error: Callable[[str, MedGradeError], None]) -> tuple[list[Any], PoolRun | None]:
+               on_error: Callable[[str, MedGradeError], None], shard: tuple[int, int] | None = None
+               ) -> tuple[list[Any], PoolRun | None]:
     """A case: ``cascade.run`` in this process (no pool). A cohort: :func:`run_pool` with ``workers``
-    (None: :func:`default_workers`); ``workers=1`` runs the cases one after the other in this process."""
+    (None: :func:`default_workers`); ``workers=1`` runs the cases one after the other in this process.
+    ``shard=(i, k)``: only the cases j (name order) with j % k == i (a Slurm array task's share)."""
     from . import cascade
 
     cases = cascade.cohort_cases(Path(path))
+    if shard is not None:
+        cases = cases[shard[0]::shard[1]]
+        if not cases:
+            return [], None
     n = workers or default_workers(len(cases))
     if len(cases) == 1 or n == 1:
-        return cascade.run(path, output, settings, progress, on_error), None
+        if shard is None:
+            return cascade.run(path, output, settings, progress, on_error), None
+        return _one_by_one(cases, output, settings, progress, on_error), None
     run = run_pool(cases, output, settings, min(n, len(cases)), progress, on_error)
     return run.results, run
+
+
+def _one_by_one(cases: list[Path], output: str | Path, settings: Any, progress: Progress,
+                on_error: Callable[[str, MedGradeError], None]) -> list[Any]:
+    from . import cascade
+
+    out = []
+    for i, p in enumerate(cases):
+        try:
+            out.append(cascade.run_case(p, output, settings, progress.sub(i / len(cases), (i + 1) / len(cases))))
+        except MedGradeError as exc:
+            on_error(p.name, exc)
+    return out

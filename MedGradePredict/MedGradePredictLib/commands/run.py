@@ -22,6 +22,11 @@ def register(subparsers) -> None:
     p.add_argument("--workers", type=int, default=None,
                    help="cohort: worker processes, each loading its models once and using cores // N threads "
                         "(default: at least 2, about one per two cores, at most 8)")
+    p.add_argument("--shard", default=None, metavar="I/K",
+                   help="cohort: only the cases j (name order) with j %% K == I (set per task by --launcher slurm)")
+    p.add_argument("--launcher", choices=("local", "slurm"), default="local",
+                   help="slurm: submit the cohort as a Slurm job array (--array-size K tasks, one shard each; "
+                        "--print-script prints the batch script instead); needs MedGradeTrain")
     add_cascade_arguments(p)
     p.set_defaults(handler=run)
 
@@ -83,6 +88,15 @@ def settings_of(args: argparse.Namespace) -> "CascadeSettings":  # noqa: F821
                            dicom_fractional=args.dicom_fractional)
 
 
+def shard_of(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    i, sep, k = text.partition("/")
+    if not (sep and i.isdigit() and k.isdigit() and int(i) < int(k)):
+        raise InputError(None, f"--shard {text!r}: expected I/K with 0 <= I < K")
+    return int(i), int(k)
+
+
 def run(args: argparse.Namespace, progress: Progress) -> int:
     from ..cohort_pool import run_cohort
 
@@ -93,9 +107,12 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
         failed.append(label)
         print(f"error: {label}: {exc}", file=errors, flush=True)
 
+    if args.launcher == "slurm":  # MedGradeTrain's intercept takes these lines before parsing
+        raise InputError(None, "--launcher slurm needs the MedGradeTrain module (its Slurm helpers)")
     if args.workers is not None and args.workers < 1:
         raise InputError(None, f"--workers {args.workers}: must be at least 1")
-    results, pool = run_cohort(args.case, args.output, settings_of(args), args.workers, progress, on_error)
+    results, pool = run_cohort(args.case, args.output, settings_of(args), args.workers, progress, on_error,
+                               shard_of(args.shard))
     if pool is not None:
         print(json.dumps({"cohort": pool.summary()}), flush=True)
     for r in results:

@@ -23,6 +23,12 @@ def register(subparsers) -> None:
 
 def intercept(argv: list[str]) -> int | None:
     """A cohort command with ``--slurm`` / ``--slurm-print-script`` runs as a Slurm job array."""
+    from ..run_array import wants_array
+
+    if wants_array(argv):  # medgrade run COHORT --launcher slurm: shards of the cohort as array tasks
+        from ..run_array import submit_run_array
+
+        return submit_run_array(argv)
     if "--slurm" in argv or "--slurm-print-script" in argv:
         from ..cohort_jobs import submit_from_argv
 
