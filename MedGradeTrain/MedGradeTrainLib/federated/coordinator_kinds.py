@@ -1,6 +1,9 @@
 """The model kinds as the coordinator holds them: model and bundle only, no cohort (the data stay at the
-sites). Segmentation is supported; an architecture that needs the FPG atlas (built from every training
-mask) is refused, since the atlas would have to pool the sites' masks."""
+sites). Segmentation: an architecture that needs the FPG atlas (built from every training mask) is
+refused, since the atlas would have to pool the sites' masks. Grading: the network is federated and
+decides itself (``head: network``, its own classifier layer averaged with the rest). The LightGBM head is
+refused: fitting it at the coordinator would need the sites' slice features on the wire, and trees fitted
+at each site cannot be averaged by FedAvg/FedProx/FedAdam (nor pass SecAgg+ or DP as weights do)."""
 
 from __future__ import annotations
 
@@ -15,7 +18,9 @@ def coordinator_kind(run_cfg: dict[str, Any], run_dir: Path):
     settings = {k: v for k, v in run_cfg["kind"].items() if k not in ("name", "module")}
     if name == "segmentation":
         return _segmentation(settings, run_dir)
-    raise InputError(None, f"federated training supports the segmentation kind, not {name!r}")
+    if name == "grading":
+        return _grading(settings, run_dir)
+    raise InputError(None, f"federated training supports the segmentation and grading kinds, not {name!r}")
 
 
 def atlas_free(arch: dict[str, Any]) -> bool:
@@ -53,3 +58,36 @@ def _segmentation(settings: dict[str, Any], run_dir: Path):
             return self.write_bundle(model, self.split, out_dir, summary)
 
     return CoordinatorSegmentation()
+
+
+def _grading(settings: dict[str, Any], run_dir: Path):
+    from MedGradePredictLib.model import GradingModel
+    from MedGradePredictLib.model_bundle import save_grading_bundle
+    from MedGradePredictLib.networks import build_network
+    from MedGradePredictLib.train import config_dict
+
+    from ..kinds.grading import GradingKind, grading_config
+    from ..runner.kind import ModelKind
+
+    class CoordinatorGrading(GradingKind):
+        def __init__(self) -> None:
+            ModelKind.__init__(self, settings, run_dir)
+            self.cfg = grading_config(settings)
+            self.gsettings = self.cfg.settings()
+            if self.gsettings.head != "network":
+                raise InputError(None, "federated grading trains the network only: set the kind's \"head\": "
+                                       "\"network\" (a LightGBM head is fitted on pooled training slices)")
+
+        def build(self):
+            return build_network(self.gsettings.architecture)
+
+        def write_federated_bundle(self, model, out_dir: Path, summary: dict[str, Any]) -> Path:
+            fed = summary["federated"]
+            trained_on = (f"{self.cfg.trained_on + '; ' if self.cfg.trained_on else ''}federated: "
+                          f"{fed['sites']['count']} sites, {fed['rounds_run']} rounds, "
+                          f"{fed['strategy']['name']} (Flower)")
+            gm = GradingModel(model.eval(), self.gsettings, None, self.cfg.model_id, device="cpu")
+            return save_grading_bundle(gm, out_dir / self.cfg.model_id, {"summary": summary}, trained_on,
+                                       training=dict(config_dict(self.cfg), federated=True))
+
+    return CoordinatorGrading()

@@ -123,6 +123,11 @@ def check_site(site: Site, kind_settings: dict[str, Any], labels: dict[str, Any]
     usable = [r for r in records if r.has(need)]
     if not usable:
         raise InputError(site.cohort, f"site {site.name}: no case has every sequence of the run ({', '.join(need)})")
+    if kind_settings.get("name") == "grading":  # the grading kind learns from every patient's grade
+        ungraded = sum(1 for r in usable if not r.grade)
+        if ungraded:
+            raise InputError(site.cohort, f"site {site.name}: no grade label for {ungraded} of {len(usable)} cases "
+                                          "(the grading kind needs the clinical.csv grade of every patient)")
     bad_grades = sorted({r.grade for r in usable if r.grade and grades and r.grade not in grades})
     if bad_grades:
         raise InputError(site.cohort, f"site {site.name}: another label set: grades {', '.join(bad_grades)} are not "
