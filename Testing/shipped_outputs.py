@@ -25,7 +25,7 @@ HOW_TO_UPDATE = (f"A shipped model was retrained or replaced: run `{UPDATE}` (or
                  "report) and commit it with the new bundle. Tolerances: probability absolute, mask voxels relative "
                  "(other CPUs and library builds); models: the weights sha256 the values were measured with.")
 GRADER = "kinet-lgg-g2g3-t1c-flair-v1"
-SEGMENTER = "mignet-lgg-flair-t1c-v1"
+SEGMENTER = "unet-lgg-flair-t1c-v1"  # the default segmentation model (MedGradeSegmentLib.commands.segment)
 # the grading test's clinical inputs and fusion (what the pinned probability was measured with)
 PREDICT_ARGS = ["--fusion", "near", "--age", "45", "--sex", "F", "--enhancing-focus", "yes"]
 COHORT_PATIENTS = ("TCGA_CS_4942", "TCGA_HT_7692", "TCGA_HT_8107")

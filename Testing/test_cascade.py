@@ -75,7 +75,7 @@ def test_predict_on_a_case_without_mask_segments_first(first_run, tmp_path, caps
                  "--device", "cpu"])
     printed = capsys.readouterr()
     assert code == 0, printed.err[-2000:]
-    assert "no lesion mask: segmenting with mignet-lgg-flair-t1c-v1 first" in printed.out
+    assert f"no lesion mask: segmenting with {so.SEGMENTER} first" in printed.out
     rows = json.loads((tmp_path / "pred" / "predictions.json").read_text())["results"]
     assert rows and rows[0]["model_id"] == "kinet-lgg-g2g3-t1c-flair-v1"
 
@@ -95,7 +95,7 @@ def test_cascade_output_replaces_the_chosen_nodes_in_a_scene(first_run, slicer_a
     assert loaded["segmentation"] is old_seg
     segmentation = old_seg.GetSegmentation()
     assert segmentation.GetNumberOfSegments() == 1 and segmentation.GetSegment("stale") is None
-    assert old_seg.GetAttribute("MedGrade.modelId") == "mignet-lgg-flair-t1c-v1"
+    assert old_seg.GetAttribute("MedGrade.modelId") == so.SEGMENTER
     assert loaded["tables"][0] is old_table and old_table.GetNumberOfRows() == 1
     assert scene.GetNodesByClass("vtkMRMLSegmentationNode").GetNumberOfItems() == 1  # replaced, not added
     heat = loaded["grading"]["kinet-lgg-g2g3-t1c-flair-v1"]["nodes"]["TCGA-FG-6692"]["heatmaps"]

@@ -39,7 +39,7 @@ def test_segmentation_dice_on_the_patients_own_grid(run):
     dice = {}
     for pid in PATIENTS:
         info = json.loads((run / "seg" / pid / "segmentation.json").read_text())
-        assert info["model_id"] == "mignet-lgg-flair-t1c-v1" and info["sequences"] == ["flair", "t1c"]
+        assert info["model_id"] == so.SEGMENTER and info["sequences"] == ["flair", "t1c"]
         pred = sitk.ReadImage(str(run / "seg" / pid / info["mask_original"]))  # on the source T1c grid
         truth = sitk.ReadImage(str(records[pid].folder / "mask.nii.gz"))
         assert pred.GetSize() == truth.GetSize()

@@ -7,7 +7,7 @@ not fit the time budget beside the cross-validation; the shipped model is theref
 CV figure is made of, trained on (k-1)/k x 3/4 of the patients. Its own test fold's per-patient Dice is in
 the manifest next to the pooled CV figure. The manifest also names the data, the hardware and the budget.
 
-    python experiments/ship_seg.py --cv experiments/results/seg_cv --run /work/cache-train/cv/runs/mignet \
+    python experiments/ship_seg.py --cv experiments/results/seg_cv --run /work/cache-train/cv/runs/unet --model unet \
         --out MedGradeSegment/MedGradeSegmentLib/bundled_models
 """
 
@@ -28,12 +28,26 @@ from MedGradeSegmentLib.segmentation.train import TrainResult, build_split_model
 
 from train_shipped import DATA, SEG_ID
 
+# The default segmentation model is the one with the best CV figure (issue 17): at this CPU scale the U-Net.
+MODEL_IDS = {"mignet": SEG_ID, "unet": "unet-lgg-flair-t1c-v1"}
+
+
+def network_text(model: str, cvsum: dict) -> str:
+    """The manifest's first sentence: the network and its loss."""
+    a, n = cvsum["architecture"], f"{cvsum['parameters']:,} parameters"
+    if model == "unet":
+        return (f"MONAI residual U-Net 2D (5 levels, {a['width']}-{16 * a['width']} channels, {n}; cross-entropy + "
+                "Dice term), the MIG-Net recipe's baseline, trained on the same folds and slices.")
+    return (f"MIG-Net (Swin-UNet backbone, embed dim {a['embed_dim']}, {n}; FPG-weighted cross-entropy + Dice "
+            "term; FPG location prior as an input that follows the augmentation and lies on the inference grid; "
+            "semantic prior; inverted attention gates; G2/G3 grade branch).")
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cv", default="experiments/results/seg_cv", help="seg_cv.py results (summary.json per model)")
-    ap.add_argument("--run", required=True, help="the MIG-Net run folder of seg_cv.py (runs/mignet)")
-    ap.add_argument("--model", default="mignet")
+    ap.add_argument("--run", required=True, help="the run folder of seg_cv.py for --model (runs/mignet, runs/unet)")
+    ap.add_argument("--model", default="mignet", choices=sorted(MODEL_IDS))
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     run, cv = Path(args.run), Path(args.cv)
@@ -41,17 +55,17 @@ def main() -> None:
     cvsum = json.loads((cv / args.model / "summary.json").read_text())
     # the fold whose inner-validation Dice (the runner's best_metric) is highest; test figures play no part
     fold = max(cvsum["splits"], key=lambda r: r["best_metric"] if r["best_metric"] is not None else -1)["name"]
-    base = json.loads((cv / "unet" / "summary.json").read_text()) if (cv / "unet" / "summary.json").is_file() else None
+    other = "unet" if args.model == "mignet" else "mignet"
+    base_file = cv / other / "summary.json"
+    base = json.loads(base_file.read_text()) if base_file.is_file() else None
     s = cvsum["settings"]
     own = [f for f in cvsum["folds"] if f"fold{f['fold']}" == fold][0]
     settings = {k: v for k, v in config["kind"].items() if k not in ("name", "module")}
     d3 = cvsum["per_patient"]["dice_3d"]
-    settings.update(model_id=SEG_ID, trained_on=DATA.format(n=78), description=(
-        f"MIG-Net (Swin-UNet backbone, embed dim {cvsum['architecture']['embed_dim']}, "
-        f"{cvsum['parameters']:,} parameters; FPG-weighted cross-entropy + Dice term; FPG location prior as an "
-        "input that follows the augmentation and lies on the inference grid; semantic prior; inverted attention "
-        "gates; G2/G3 grade branch). FLAIR and T1c segmented separately, masks united. Training: every lesion "
-        "slice plus as many lesion-free brain slices per patient, random "
+    model_id = MODEL_IDS[args.model]
+    settings.update(model_id=model_id, trained_on=DATA.format(n=78), description=(
+        network_text(args.model, cvsum) + " FLAIR and T1c segmented separately, masks united. Training: every "
+        "lesion slice plus as many lesion-free brain slices per patient, random "
         f"{s['crop']}-pixel crops of 90-degree-rotated, noised slices, batch {s['batch']}, AdamW lr {s['lr']}, "
         f"at most {s['epochs']} epochs x {s['steps']} batches, learning rate halved on a validation plateau, "
         f"early stopping (patience {s['patience']}), the best-validation checkpoint kept. These weights: "
@@ -72,7 +86,7 @@ def main() -> None:
     model.load_state_dict(state)
     record = json.loads((run / "splits" / fold / "result.json").read_text())
     summary = {"cross_validation": {k: v for k, v in cvsum.items() if k not in ("patients", "run_dir")},
-               "baselines_same_folds": {"unet": {k: v for k, v in (base or {}).items()
+               "baselines_same_folds": {other: {k: v for k, v in (base or {}).items()
                                                 if k not in ("patients", "run_dir")}},
                "shipped_fold": fold, "shipped_fold_test": own,
                "training_patients": len(record["train_patients"]), "validation_patients": len(record["val_patients"]),
@@ -86,8 +100,8 @@ def main() -> None:
                         "institution (experiments/results/seg_cv/folds.json), test patients only; folds run: "
                         + ", ".join(cvsum["folds_run"]))}
     result = TrainResult(model.eval(), kind.arch, atlas, [], summary, run)
-    dest = Path(args.out) / SEG_ID
-    tmp = Path(args.out) / (SEG_ID + ".partial")
+    dest = Path(args.out) / model_id
+    tmp = Path(args.out) / (model_id + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     write_model_bundle(tmp, result, kind.cfg)
     shutil.rmtree(dest, ignore_errors=True)

@@ -37,7 +37,7 @@ from MedGradeCoreLib.hashing import sha256_file
 from MedGradeSegmentLib.preprocess.config import PreprocessConfig
 from MedGradeCoreLib.progress import Progress
 
-DEFAULT_SEG_MODEL = "mignet-lgg-flair-t1c-v1"
+from MedGradeSegmentLib.commands.segment import DEFAULT_MODEL as DEFAULT_SEG_MODEL
 STATE = "cascade.json"
 
 

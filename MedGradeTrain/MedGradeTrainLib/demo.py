@@ -1,7 +1,7 @@
 """The demo: the whole pipeline on the bundled real case, written as files, a Slicer scene, a report and a PNG.
 
 sample case (registry) -> the cascade of ``medgrade run`` (preprocess: deep brain extraction, register, 1 mm,
-z-score -> segment with the shipped MIG-Net (glioma-lgg-tcga, FLAIR + T1c) -> grading slices on the new mask ->
+z-score -> segment with the shipped default model (the U-Net, best validated; glioma-lgg-tcga, FLAIR + T1c) -> grading slices on the new mask ->
 grade G2/G3 with the shipped KiNet -> headless Slicer scene + patient report) -> an overview picture. Every step uses
 the same code as the CLI and the Slicer panels; a second demo into the same folder skips up-to-date stages.
 """
@@ -16,9 +16,9 @@ from typing import Any
 
 from MedGradeCoreLib.errors import InputError
 from MedGradeCoreLib.progress import Progress
+from MedGradeSegmentLib.commands.segment import DEFAULT_MODEL as DEFAULT_SEG_MODEL
 
 DEFAULT_DATASET = "tcga-fg-6692"
-DEFAULT_SEG_MODEL = "mignet-lgg-flair-t1c-v1"
 DEFAULT_GRADE_MODEL = "kinet-lgg-g2g3-t1c-flair-v1"
 
 
