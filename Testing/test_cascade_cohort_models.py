@@ -3,25 +3,9 @@
 
 from __future__ import annotations
 
-import SimpleITK as sitk
-
-from MedGradeCoreLib.case import Case
 from MedGradePredictLib import cascade
 from MedGradePredictLib.model_bundle import DEFAULT_GRADING_MODELS
-from MedGradeSegmentLib.preprocess import PreprocessConfig, preprocess_case, write_preprocessed
-
-
-def _cohort(sample, folder):
-    images = {}
-    for seq, name in (("t1c", "t1c"), ("flair", "t2f")):
-        path = sample(f"glioma-brats-space/BraTS-GLI-00001-000/BraTS-GLI-00001-000-{name}.nii.gz")
-        images[seq] = sitk.ReadImage(str(path), sitk.sitkFloat32)[:, :, 76:88]
-    config = PreprocessConfig(skull_strip=False, reg_skip_same_grid=True, check_sequences=False, n_slices=4,
-                              min_brain_ml=50.0)  # a 10 mm slab holds ~200 ml of brain
-    for i, z in enumerate((0, 2)):  # two patients: two slightly different slabs
-        case = Case(f"slab{i}", {s: img[:, :, z:z + 10] for s, img in images.items()}, reference="t1c")
-        write_preprocessed(preprocess_case(case, config), folder, name=f"slab{i}")
-    return folder
+from slab_cohort import slab_cohort
 
 
 def test_a_cohort_run_loads_each_model_once(sample, tmp_path, monkeypatch):
@@ -43,7 +27,7 @@ def test_a_cohort_run_loads_each_model_once(sample, tmp_path, monkeypatch):
     monkeypatch.setattr(grading, "load_grading_bundle", count_grade)
     cascade._seg_model.cache_clear()
     cascade._grade_model.cache_clear()
-    cohort = _cohort(sample, tmp_path / "cohort")
+    cohort = slab_cohort(sample, tmp_path / "cohort", (76, 78))
     settings = cascade.CascadeSettings(device="cpu", scene=False, report=False,
                                        grade_models=[DEFAULT_GRADING_MODELS[0]])
     results = cascade.run(cohort, tmp_path / "out", settings)

@@ -9,25 +9,11 @@ import json
 import numpy as np
 import SimpleITK as sitk
 
-from MedGradeCoreLib.case import Case
 from MedGradeCoreLib.progress import Progress
 from MedGradePredictLib import cascade
 from MedGradePredictLib.cohort_pool import default_workers, run_cohort, threads_per_worker
 from MedGradePredictLib.model_bundle import DEFAULT_GRADING_MODELS
-from MedGradeSegmentLib.preprocess import PreprocessConfig, preprocess_case, write_preprocessed
-
-
-def _cohort(sample, folder, n=3):
-    images = {}
-    for seq, name in (("t1c", "t1c"), ("flair", "t2f")):
-        path = sample(f"glioma-brats-space/BraTS-GLI-00001-000/BraTS-GLI-00001-000-{name}.nii.gz")
-        images[seq] = sitk.ReadImage(str(path), sitk.sitkFloat32)[:, :, 74:90]
-    config = PreprocessConfig(skull_strip=False, reg_skip_same_grid=True, check_sequences=False, n_slices=4,
-                              min_brain_ml=50.0)  # a 10 mm slab holds ~200 ml of brain
-    for i in range(n):  # n "patients": slightly different slabs
-        case = Case(f"slab{i}", {s: img[:, :, 2 * i:2 * i + 10] for s, img in images.items()}, reference="t1c")
-        write_preprocessed(preprocess_case(case, config), folder, name=f"slab{i}")
-    return folder
+from slab_cohort import slab_cohort
 
 
 def _outputs(result):
@@ -44,7 +30,7 @@ def test_defaults_share_the_cores():
 
 
 def test_a_pooled_cohort_run_loads_each_model_once_per_worker(sample, tmp_path, monkeypatch):
-    cohort = _cohort(sample, tmp_path / "cohort")
+    cohort = slab_cohort(sample, tmp_path / "cohort", (74, 76, 78))
     (cohort / "broken").mkdir()
     (cohort / "broken" / "t1c.nii.gz").write_bytes(b"not an image")
     settings = cascade.CascadeSettings(device="cpu", scene=False, report=False,
