@@ -111,6 +111,11 @@ def run_pool(cases: list[Path], output: str | Path, settings: Any, workers: int,
     return run
 
 
+def shard_cases(cases: list[Path], index: int, count: int) -> list[Path]:
+    """A Slurm array task's share: case j (name order) goes to task j % count."""
+    return cases[index::count]
+
+
 def run_cohort(path: str | Path, output: str | Path, settings: Any, workers: int | None, progress: Progress,
                on_error: Callable[[str, MedGradeError], None], shard: tuple[int, int] | None = None
                ) -> tuple[list[Any], PoolRun | None]:
@@ -121,7 +126,7 @@ def run_cohort(path: str | Path, output: str | Path, settings: Any, workers: int
 
     cases = cascade.cohort_cases(Path(path))
     if shard is not None:
-        cases = cases[shard[0]::shard[1]]
+        cases = shard_cases(cases, *shard)
         if not cases:
             return [], None
     n = workers or default_workers(len(cases))

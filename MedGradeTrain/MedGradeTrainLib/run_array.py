@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from MedGradeCoreLib.atomic import atomic_write_text
 from MedGradeCoreLib.errors import InputError
+from MedGradePredictLib.cohort_pool import shard_cases
 
 from .cohort_jobs import array_script, cohort_cases
 from .slurm import sbatch
@@ -44,8 +46,8 @@ def split_argv(argv: list[str]) -> tuple[list[str], dict[str, str]]:
 
 
 def shards(cases: list[Path], size: int) -> list[list[Path]]:
-    """Case j to shard j % size (``medgrade run --shard i/size`` picks the same ones)."""
-    return [cases[i::size] for i in range(size)]
+    """Every task's cases, by the rule ``medgrade run --shard i/size`` applies (cohort_pool.shard_cases)."""
+    return [shard_cases(cases, i, size) for i in range(size)]
 
 
 def submit_run_array(argv: list[str]) -> int:
@@ -83,8 +85,8 @@ def submit_run_array(argv: list[str]) -> int:
         return 0
     output.mkdir(parents=True, exist_ok=True)
     path = output / "slurm-run-array.sh"
-    path.write_text(script)
+    atomic_write_text(path, script)
     job_id = sbatch(path, name, output / "slurm-run-%A_%a.log")
-    (output / "slurm-run-shards.json").write_text(json.dumps({**record, "array_job": job_id}, indent=1))
+    atomic_write_text(output / "slurm-run-shards.json", json.dumps({**record, "array_job": job_id}, indent=1))
     print(f"submitted Slurm array {job_id} ({size_n} tasks over {len(cases)} cases); results in {output}")
     return 0
