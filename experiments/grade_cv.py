@@ -3,14 +3,20 @@ early-fusion MONAI ResNet and pyradiomics + logistic regression, on the same mas
 
 Patients: the 68 graded patients with a real T1c (availability flags respected). Outer folds: 5, by
 patient, stratified by grade x institution; inside each, train : validation = 3 : 1 (6:2:2 overall).
-The networks train on the training part; KiNet's LightGBM head is fitted on the validation part's
-network features (out of fold) + age + sex; the ResNet answers with its own softmax. Inputs: the whole
+Three-part folds (issue 17): the networks train on the training part; the validation part keeps the
+checkpoint with the best validation loss and stops training early (``--patience``); KiNet's LightGBM
+head is fitted on the validation part's network features (out of fold) + age + sex; the ResNet answers
+with its own softmax; only the test fold is predicted. Augmentation: flip + ``--rotate`` degrees +
+``--intensity`` (MedGradePredictLib.augment). Grad-CAM (``--heatmaps``): each fold's model on its own test
+patients, the share of the hottest tenth of brain voxels within 10 mm of the expert lesion
+(MedGradePredictLib.heatmap_checks) next to a uniform map's share. Inputs: the whole
 slice at the native 1.875 mm (128 x 128 = the thesis's 240 mm field of view), z-scored per volume in the
 brain, K = 20 slices over the expert mask's lesion extent (the same masks for every method).
 Patient fusion All / Near / Large. Metrics by MedGradePredictLib.evaluate.binary_metrics (AUC with
 bootstrap and DeLong 95% CI, accuracy, kappa, Brier) pooled over the out-of-fold test patients.
 
-    nice -n 15 python experiments/grade_cv.py --pre /tmp/lgg-pre --out experiments/results/grade_cv
+    python experiments/grade_cv.py --pre /tmp/lgg-pre --out experiments/results/grade_cv \
+        --work /tmp/grade-cv --epochs 40 --patience 8 --rotate 15 --intensity 0.1 --heatmaps
 """
 
 from __future__ import annotations
@@ -75,19 +81,26 @@ def network_rows(arch: str, cases: list[CohortCase], folds, args, out: Path) -> 
     from MedGradeTrainLib.runner import run_training
 
     s = settings_for(arch, args)
-    split = {"splits": [{"name": f"fold{k}", "train": sorted(f.train + f.val), "val": sorted(f.test)}
+    work = Path(args.work)
+    split = {"splits": [{"name": f"fold{k}", "train": sorted(f.train), "val": sorted(f.val), "test": sorted(f.test)}
                         for k, f in enumerate(folds)]}
     save_json(out / f"{arch}-folds.json", split)
     kind = {"name": "grading", "model_id": f"cv-{arch}", "task": TASK.to_dict(), "architecture": s.architecture,
             "sequences": SEQS, "input_mode": "mix", "size": args.size, "spacing": args.spacing, "k": args.k,
             "clinical_columns": COLUMNS, "metadata": True, "head": s.head, "fusion": "near",
-            "cohort": str(cohort_folder(args.pre, cases, out)), "patients": sorted(c.patient_id for c in cases),
-            "head_fraction": 0.25 if s.head == "lightgbm" else 0.0}
+            "cohort": str(cohort_folder(args.pre, cases, work)), "patients": sorted(c.patient_id for c in cases),
+            "head_fraction": 0.0, "augment": {"rotate_deg": args.rotate, "intensity": args.intensity},
+            "fold_bundles": True}
     cfg = {"kind": kind, "seed": args.seed, "final_fit": False, "register": False,
            "split": {"mode": "kfold", "folds": len(folds), "file": str(out / f"{arch}-folds.json")},
            "train": {"epochs": args.epochs, "batch_size": 16, "device": "cpu", "amp": False,
-                     "optimizer": {"name": "AdamW", "lr": args.lr, "weight_decay": 1e-4}}}
-    res = run_training(cfg, out / "runs" / arch, stdout=None)
+                     "max_steps_per_epoch": args.steps or None,
+                     "optimizer": {"name": "AdamW", "lr": args.lr, "weight_decay": 1e-4},
+                     "scheduler": {"name": "ReduceLROnPlateau", "factor": 0.5, "patience": 3},
+                     "restore_best": True, "early_stopping": {"patience": args.patience}}}
+    res = run_training(cfg, work / "runs" / arch, stdout=None)
+    budget = [{k: sp.get(k) for k in ("name", "best_epoch", "epochs_run", "stopped_early", "best_metric")}
+              for sp in res.splits]
     sites = {c.patient_id: c.clinical.get("site") for c in cases}
     patient_rows, slice_rows = [], []
     for sp in res.splits:
@@ -98,7 +111,28 @@ def network_rows(arch: str, cases: list[CohortCase], folds, args, out: Path) -> 
             patient_rows.append(row)
             slice_rows += [{"patient_id": r["patient_id"], "fold": r["fold"], "label": r["label"], "p": float(p)}
                            for p in r["slice_probabilities"]]
-    return patient_rows, slice_rows
+    heat = heatmap_rows(res.kind, folds, args) if args.heatmaps and arch == "kinet" else []
+    return patient_rows, slice_rows, budget, heat
+
+
+def heatmap_rows(kind, folds, args) -> list[dict]:
+    """Grad-CAM of each fold's model (network + head) on that fold's test patients, on their expert masks:
+    the share of the hottest 10% of brain voxels (on the graded slices) within 10 mm of the lesion."""
+    from MedGradePredictLib.heatmap_checks import hot_share_near_lesion
+    from MedGradePredictLib.predict import predict_case
+
+    pre = {c.case: c for c in load_pre(args.pre)}
+    rows = []
+    for k, f in enumerate(folds):
+        model = kind._heads[f"fold{k}"]
+        for pid in f.test:
+            c = pre[pid]
+            case = Case(c.case, dict(c.images), c.mask, dict(c.clinical), {"grade": c.grade},
+                        meta={"brain_mask": c.brain}, reference="flair")
+            r = predict_case(model, case, gradcam=True)
+            share = hot_share_near_lesion(r.heatmap, c.mask, c.brain)
+            rows.append({"patient_id": pid, "fold": k, **share})
+    return rows
 
 
 def radiomics_rows(pre, cases: list[CohortCase], folds, args) -> list[dict]:
@@ -158,20 +192,35 @@ def report(rows: list[dict], key: str, slice_rows: list[dict] | None = None) -> 
     return out
 
 
+def hardware() -> str:
+    import os
+    import platform
+
+    return (f"{platform.machine()}, {os.cpu_count()} CPU cores, no GPU; torch {torch.__version__}, "
+            f"{torch.get_num_threads()} thread(s)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pre", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--methods", nargs="+", default=["kinet", "early", "radiomics"])
-    ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--work", required=True, help="run folders (weights, checkpoints); not committed")
+    ap.add_argument("--epochs", type=int, default=40)
+    ap.add_argument("--steps", type=int, default=0, help="at most this many batches per epoch (0: all)")
+    ap.add_argument("--patience", type=int, default=8, help="early stopping on the validation loss")
+    ap.add_argument("--rotate", type=float, default=15.0, help="random rotation, +- degrees")
+    ap.add_argument("--intensity", type=float, default=0.1, help="random gain / offset, +-")
+    ap.add_argument("--heatmaps", action="store_true", help="Grad-CAM on each fold's test patients (KiNet)")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--width", type=int, default=8)
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--spacing", type=float, default=1.875)
     ap.add_argument("--k", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     out = Path(args.out)
     pre = load_pre(args.pre)
     cases = cohort_cases(pre, args)
@@ -189,11 +238,17 @@ def main() -> None:
                 r["site"] = sites[r["patient_id"]]
             res = {"rows": rows, "fused": {"all": report(rows, "p_all")}}
         else:
-            rows, srows = network_rows(method, cases, folds, args, out)
+            rows, srows, budget, heat = network_rows(method, cases, folds, args, out)
             res = {"rows": rows, "fused": {m: report(rows, f"p_{m}", srows if m == "all" else None)
-                                           for m in METHODS}}
+                                           for m in METHODS}, "folds": budget}
+            if heat:
+                share = [h["share_near"] for h in heat]
+                res["heatmap"] = {"rows": heat, "median_share_near": float(np.median(share)),
+                                  "mean_share_near": float(np.mean(share)),
+                                  "mean_uniform_share": float(np.mean([h["uniform_share"] for h in heat])),
+                                  "share_at_least_0.6": float(np.mean(np.array(share) >= 0.6)), "n": len(heat)}
         res.update(method=method, settings=vars(args), seconds=time.perf_counter() - t0,
-                   n_patients=len(cases), n_g3=int(sum(c.label for c in cases)))
+                   n_patients=len(cases), n_g3=int(sum(c.label for c in cases)), hardware=hardware())
         save_json(out / f"{method}.json", res)
         f = res["fused"]
         print(method, {m: round(v["patient"]["auc"], 3) for m, v in f.items()}, flush=True)

@@ -9,6 +9,11 @@ of the other quarter (out of fold; ``head_fraction``, 0 = the old behaviour), an
 predicted (out-of-fold rows -> the run's cross-validation report).
 Validation is monitored but, by default, selects nothing (``restore_best`` off, no early stopping), so
 the held-out patients stay unseen by any choice.
+A three-part split (split-file entries with ``test``, issue 17) is the recipe's 6:2:2: the network trains
+on ``train``, the validation patients pick the checkpoint (``restore_best``, early stopping on the
+validation loss) and, with ``head_fraction`` 0, are the LightGBM head's out-of-fold patients
+(MedGradePredictLib.recipe: the validation part serves both), and only the ``test`` patients are predicted. ``augment`` (kind section,
+MedGradePredictLib.augment) adds random rotation / intensity to the flip.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from torch.utils.data import Dataset
 
 from MedGradeCoreLib.errors import InputError
 from MedGradeCoreLib.progress import Progress
+from MedGradePredictLib.augment import Augment, augment_batch
 from MedGradePredictLib.cohort import CohortCase, SliceData, load_cohort, network_meta, slice_data
 from MedGradePredictLib.model import GradingModel
 from MedGradePredictLib.networks import build_network
@@ -73,7 +79,8 @@ def lgg_cases(cfg: TrainConfig, gsettings: Any, patients: list[str] | None, prog
 
 
 def grading_config(settings: dict[str, Any]) -> TrainConfig:
-    data = {k: v for k, v in settings.items() if k not in ("config_dir", "seed", "report", "patients", "head_fraction")}
+    data = {k: v for k, v in settings.items() if k not in ("config_dir", "seed", "report", "patients", "head_fraction",
+                                                      "augment", "fold_bundles")}
     bad = sorted(set(data) & set(RUNNER_FIELDS))
     if bad:
         raise InputError(None, f"kind.{', kind.'.join(bad)}: set in the run config's train/split sections instead")
@@ -101,6 +108,10 @@ class GradingKind(ModelKind):
         self.cfg = cfg or grading_config(settings)
         self.gsettings = self.cfg.settings()
         self.loss_cfg = loss_config(self.cfg)
+        try:
+            self.augment = Augment.from_dict(settings.get("augment"))
+        except ValueError as exc:
+            raise InputError(None, f"kind.{exc}") from None
         self._cases = cases
         self._heads: dict[str, GradingModel] = {}
         self.progress = Progress()
@@ -170,6 +181,7 @@ class GradingKind(ModelKind):
         x = {s: v.to(device, non_blocking=True) for s, v in x.items()}
         meta = meta.to(device) if meta.shape[1] else None
         flip = bool(torch.rand(()) < 0.5)  # torch's generator: checkpointed by the runner
+        x = augment_batch(x, self.augment)
         terms = batch_loss(model, x, meta, y.to(device), self.loss_cfg, flip)
         return {"loss": terms["total"], **{k: v for k, v in terms.items() if k != "total"}}
 
@@ -194,6 +206,8 @@ class GradingKind(ModelKind):
     def _head(self, model: nn.Module, split: SplitData, device: torch.device) -> GradingModel:
         if split.name not in self._heads:  # deterministic (LightGBM seeded): refitted the same after a resume
             head_cases = split.extra.get("head_cases") or []
+            if not head_cases and split.test_patients and self.gsettings.head == "lightgbm":
+                head_cases = split.extra["val_cases"]  # three-part split, head_fraction 0: the validation part
             data = slice_data(head_cases, self.gsettings.used_columns) if head_cases else split.extra["data"]
             net_cases = {c.case_id for c in split.extra["train_cases"]} if head_cases else set()
             self._heads[split.name] = fit_head_model(self.cfg, self.gsettings, model, data, device.type, net_cases)
@@ -202,7 +216,29 @@ class GradingKind(ModelKind):
     def finish_split(self, model: nn.Module, split: SplitData, device: torch.device) -> dict[str, Any]:
         gm = self._head(model, split, device)
         fold: int | str = int(split.name[4:]) if split.name.startswith("fold") else 0
-        return {"predictions": predict_cases(gm, split.extra["val_cases"], fold) if split.extra["val_cases"] else []}
+        scored = split.extra["val_cases"]
+        if split.test_patients:  # three-part split: the validation patients chose; the test ones are scored
+            test = set(split.test_patients)
+            scored = [c for c in self.cases if c.patient_id in test]
+        if self.settings.get("fold_bundles") and split.name != "final":
+            self._fold_bundle(gm, split)
+        return {"predictions": predict_cases(gm, scored, fold) if scored else []}
+
+    def _fold_bundle(self, gm: GradingModel, split: SplitData) -> Path:
+        """``fold_bundles`` (kind section): each fold's model as a bundle in its split folder, for Grad-CAM or
+        ONNX checks on the patients that fold held out (named in the manifest's metrics)."""
+        import shutil
+
+        from MedGradePredictLib.model_bundle import save_grading_bundle
+
+        dest = self.run_dir / "splits" / split.name / "bundle"
+        shutil.rmtree(dest, ignore_errors=True)  # a rerun of a split that stopped before its result was recorded
+        held_out = split.test_patients or split.val_patients
+        return save_grading_bundle(
+            gm, dest, {"fold": split.name, "held_out_patients": sorted(held_out),
+                       "validation_patients": sorted(split.val_patients) if split.test_patients else []},
+            f"{len(split.train_patients)} training patients of {self.cfg.cohort} ({split.name})",
+            training=dict(config_dict(self.cfg), augment=vars(self.augment)))
 
     def summarize(self, results: list[dict[str, Any]]) -> dict[str, Any]:
         rows = [r for res in results if res["name"] != "final" for r in res["finish"].get("predictions", [])]
@@ -224,7 +260,8 @@ class GradingKind(ModelKind):
         metrics = {k: summary[k] for k in ("cross_validation", "by_fusion") if k in summary}
         return save_grading_bundle(gm, out_dir / self.cfg.model_id, metrics,
                                    self.cfg.trained_on or f"{len(self.cases)} cases from {self.cfg.cohort}",
-                                   training=dict(config_dict(self.cfg), run_id=summary.get("run_id")))
+                                   training=dict(config_dict(self.cfg), run_id=summary.get("run_id"),
+                                                 augment=vars(self.augment)))
 
 
 def _history(rows: list[dict[str, Any]]) -> list[dict[str, float]]:
@@ -307,7 +344,7 @@ class _GivenSlices(GradingKind):
 
     def __init__(self, cfg: TrainConfig, data: SliceData, settings: Any, run_dir: Path):
         ModelKind.__init__(self, {}, run_dir)
-        self.cfg, self.gsettings, self.data = cfg, settings, data
+        self.cfg, self.gsettings, self.data, self.augment = cfg, settings, data, Augment()
         self.loss_cfg, self._heads, self.progress, self.report = loss_config(cfg), {}, Progress(), False
 
     def patients(self) -> list[Patient]:
