@@ -1,6 +1,6 @@
 """INT8 on the cross-validation patients (issue 20): each fold's KiNet grading model of ``grade_cv.py``
-(``--work``'s fold bundles) exported to ONNX FP32 and to static INT8 (calibrated on up to 16 of that fold's
-*training* patients), each variant predicting the fold's held-out test patients; pooled patient AUC (Near
+(``--work``'s fold bundles) exported to ONNX FP32, dynamic INT8 and static INT8 (calibrated on up to 16 of
+that fold's *training* patients), each variant predicting the fold's held-out test patients; pooled patient AUC (Near
 fusion) per variant, the paired DeLong difference INT8 - torch, and the largest per-patient change of the
 probability.
 
@@ -26,7 +26,7 @@ from MedGradePredictLib.train import predict_cases
 import grade_cv
 from lgg_common import load_pre, save_json
 
-VARIANTS = ("torch", "onnx-fp32", "onnx-int8-static")
+VARIANTS = ("torch", "onnx-fp32", "onnx-int8-dynamic", "onnx-int8-static")
 
 
 def calibration_folder(pre: str, patients: list[str], dest: Path) -> Path:
@@ -48,7 +48,8 @@ def main() -> None:
     split = json.loads((Path(args.out).parent / "kinet-folds.json").read_text())
     scratch = Path(args.work) / "int8"
     shutil.rmtree(scratch, ignore_errors=True)
-    cv = argparse.Namespace(k=20, size=128, spacing=1.875, width=8)
+    s = json.loads((Path(args.out).parent / "kinet.json").read_text())["settings"]  # the CV's own input grid
+    cv = argparse.Namespace(k=s["k"], size=s["size"], spacing=s["spacing"], width=s["width"])
     cases = {c.patient_id: c for c in grade_cv.cohort_cases(load_pre(args.pre), cv)}
     rows: list[dict] = []
     t0 = time.perf_counter()
@@ -57,6 +58,7 @@ def main() -> None:
         calib = calibration_folder(args.pre, sp["train"], scratch / sp["name"] / "calibration")
         folders = {"torch": src,
                    "onnx-fp32": export_bundle(src, out=scratch / sp["name"] / "fp32"),
+                   "onnx-int8-dynamic": export_bundle(src, int8="dynamic", out=scratch / sp["name"] / "int8d"),
                    "onnx-int8-static": export_bundle(src, int8="static", out=scratch / sp["name"] / "int8",
                                                      calibration=calib)}
         test = [cases[p] for p in sp["test"]]
@@ -69,6 +71,8 @@ def main() -> None:
     out = {"rows": rows, "n": len(rows), "seconds": time.perf_counter() - t0, "hardware": grade_cv.hardware(),
            "metrics": {v: binary_metrics(y, [r[v] for r in rows], n_boot=2000) for v in VARIANTS},
            "int8_minus_torch": delong_test(y, [r["onnx-int8-static"] for r in rows], [r["torch"] for r in rows]),
+           "int8_dynamic_minus_torch": delong_test(y, [r["onnx-int8-dynamic"] for r in rows],
+                                                   [r["torch"] for r in rows]),
            "fp32_minus_torch": delong_test(y, [r["onnx-fp32"] for r in rows], [r["torch"] for r in rows]),
            "max_abs_probability_change": {v: float(max(abs(r[v] - r["torch"]) for r in rows)) for v in VARIANTS[1:]},
            "decisions_changed_at_0.5": {v: int(sum((r[v] >= 0.5) != (r["torch"] >= 0.5) for r in rows))

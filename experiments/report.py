@@ -9,6 +9,8 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 
 def _f(d: dict | None, key: str, digits: int = 3) -> str:
     v = (d or {}).get(key) or {}
@@ -68,20 +70,50 @@ def paired(results: Path) -> None:
 
 
 def grade(results: Path) -> None:
-    print("| method | fusion | patient AUC [95% CI bootstrap] | accuracy | kappa | Brier | slice AUC |")
-    print("|---|---|---|---|---|---|---|")
-    for m in ("kinet", "early", "radiomics"):
-        p = results / "grade_cv" / f"{m}.json"
+    print("| method | input | fusion | patient AUC [95% CI bootstrap] | accuracy | kappa | Brier | slice AUC | "
+          "inner-validation loss (mean of folds) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    heat = []
+    for folder, m in (("grade_cv", "kinet"), ("grade_cv", "early"), ("grade_cv", "radiomics"),
+                      ("grade_cv_1mm", "kinet"), ("grade_cv_1mm", "early")):
+        p = results / folder / f"{m}.json"
         if not p.is_file():
-            print(f"| {m} | not run | | | | | |")
+            if folder == "grade_cv":
+                print(f"| {m} | | not run | | | | | | |")
             continue
         d = json.loads(p.read_text())
+        s = d.get("settings", {})
+        grid = f"{s.get('size')} px at {s.get('spacing')} mm" if m != "radiomics" else "3D, native grid"
+        val = [f["best_metric"] for f in d.get("folds", []) if f.get("best_metric") is not None]
         for fusion, r in d["fused"].items():
             pt = r["patient"]
             ci = pt.get("auc_ci95") or [float("nan")] * 2
             sl = r.get("slice", {}).get("auc")
-            print(f"| {m} | {fusion} | {pt['auc']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}] | {pt['accuracy']:.3f} | "
-                  f"{pt['kappa']:.3f} | {pt['brier']:.3f} | {'' if sl is None else f'{sl:.3f}'} |")
+            print(f"| {m} | {grid} | {fusion} | {pt['auc']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}] | {pt['accuracy']:.3f} | "
+                  f"{pt['kappa']:.3f} | {pt['brier']:.3f} | {'' if sl is None else f'{sl:.3f}'} | "
+                  f"{f'{np.mean(val):.3f}' if val else ''} |")
+        if d.get("heatmap"):
+            heat.append((grid, d["heatmap"]))
+    for grid, h in heat:
+        print(f"\nGrad-CAM of each fold's KiNet on its own test patients ({grid}, n = {h['n']}): share of the hottest "
+              f"10% of brain voxels within 10 mm of the lesion, median {h['median_share_near']:.2f}, mean "
+              f"{h['mean_share_near']:.2f} (uniform map {h['mean_uniform_share']:.2f}); patients at >= 0.6: "
+              f"{h['share_at_least_0.6']:.0%}")
+    p = results / "grade_cv_1mm" / "int8.json"
+    if p.is_file():
+        d = json.loads(p.read_text())
+        aucs = ", ".join(f"{v} {m['auc']:.3f}" for v, m in d["metrics"].items())
+        t = d["int8_minus_torch"]
+        print(f"\nONNX and INT8 on the CV patients (each fold's 1 mm KiNet model on its own test patients, n = {d['n']}): "
+              f"AUC (Near) {aucs}")
+        for v, key in (("onnx-int8-dynamic", "int8_dynamic_minus_torch"), ("onnx-int8-static", "int8_minus_torch")):
+            t = d.get(key)
+            if t and v in d["max_abs_probability_change"]:
+                print(f"- {v}: AUC - torch {t['difference']:+.4f} (DeLong p = {t['p_value']:.3g}); largest probability "
+                      f"change {d['max_abs_probability_change'][v]:.3f}; decisions changed at 0.5: "
+                      f"{d['decisions_changed_at_0.5'][v]}")
+        print(f"- onnx-fp32: largest probability change {d['max_abs_probability_change']['onnx-fp32']:.1e}, decisions "
+              f"changed {d['decisions_changed_at_0.5']['onnx-fp32']}")
 
 
 def compare(results: Path) -> dict:
@@ -93,15 +125,21 @@ def compare(results: Path) -> dict:
         p = results / "grade_cv" / f"{m}.json"
         if p.is_file():
             rows[m] = {r["patient_id"]: (r["label"], r[key]) for r in json.loads(p.read_text())["rows"]}
+    p = results / "grade_cv_1mm" / "kinet.json"
+    if p.is_file():
+        rows["kinet_1mm"] = {r["patient_id"]: (r["label"], r["p_near"]) for r in json.loads(p.read_text())["rows"]}
     out = {}
-    if "kinet" in rows:
-        ids = sorted(rows["kinet"])
-        y = [rows["kinet"][i][0] for i in ids]
+    for kinet, name in (("kinet", "KiNet 128 px (Near)"), ("kinet_1mm", "KiNet 1 mm (Near)")):
+        if kinet not in rows:
+            continue
+        ids = sorted(rows[kinet])
+        y = [rows[kinet][i][0] for i in ids]
         for other in ("early", "radiomics"):
             if other in rows and set(rows[other]) == set(ids):
-                t = delong_test(y, [rows["kinet"][i][1] for i in ids], [rows[other][i][1] for i in ids])
-                out[f"kinet_near_vs_{other}"] = {k: v for k, v in t.items() if not isinstance(v, (list, dict))}
-                print(f"KiNet (Near) vs {other}: {out[f'kinet_near_vs_{other}']}")
+                t = delong_test(y, [rows[kinet][i][1] for i in ids], [rows[other][i][1] for i in ids])
+                r = out[f"{kinet}_near_vs_{other}"] = {k: v for k, v in t.items() if not isinstance(v, (list, dict))}
+                print(f"{name} vs {other}: AUC {r['auc_a']:.3f} vs {r['auc_b']:.3f}, difference {r['difference']:+.3f} "
+                      f"(95% CI {float(t['ci95'][0]):+.3f} to {float(t['ci95'][1]):+.3f}), DeLong p = {r['p_value']:.3g}")
     return out
 
 

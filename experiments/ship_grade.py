@@ -9,8 +9,8 @@ checked on patients it never saw; the cost is that it trained on 3/5 of the 68 g
 manifest carries the CV figures of the recipe (all folds, test patients only), the baselines on the same
 folds, the Grad-CAM figure on unseen patients, the shipped fold's held-out patients, hardware and budget.
 
-    python experiments/ship_grade.py --cv experiments/results/grade_cv --run /tmp/grade-cv/runs/kinet \
-        --out MedGradePredict/MedGradePredictLib/bundled_models
+    python experiments/ship_grade.py --cv experiments/results/grade_cv_1mm --baselines experiments/results/grade_cv \
+        --run /tmp/grade-cv-1mm/runs/kinet --out MedGradePredict/MedGradePredictLib/bundled_models
 """
 
 from __future__ import annotations
@@ -36,11 +36,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cv", default="experiments/results/grade_cv")
     ap.add_argument("--run", required=True, help="grade_cv.py's run folder of KiNet (<work>/runs/kinet)")
+    ap.add_argument("--baselines", help="grade_cv.py results of the baselines on the same folds (default: --cv)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     cv, run = Path(args.cv), Path(args.run)
     kinet = json.loads((cv / "kinet.json").read_text())
-    base = {m: json.loads((cv / f"{m}.json").read_text()) for m in ("early", "radiomics") if (cv / f"{m}.json").is_file()}
+    bdir = Path(args.baselines or args.cv)  # the same folds (grade_cv.py's folds.json) for every method
+    base = {m: json.loads((bdir / f"{m}.json").read_text()) for m in ("early", "radiomics")
+            if (bdir / f"{m}.json").is_file()}
+    if base and json.loads((bdir / "folds.json").read_text()) != json.loads((cv / "folds.json").read_text()):
+        raise SystemExit(f"{bdir}: other folds than {cv}; the baselines must be on the same folds")
     # the fold with the lowest inner-validation loss (the runner's best_metric); test figures play no part
     fold = min(kinet["folds"], key=lambda r: r["best_metric"])
     src = run / "splits" / fold["name"] / "bundle"
@@ -73,7 +78,8 @@ def main() -> None:
         + f". Hardware: {kinet['hardware']}. Limits: 68 patients of one data set (5 TCGA sites), a 2-core CPU "
           "budget, a compact network; a research model, not a diagnostic device.")
     manifest.metrics = {
-        "cross_validation": {k: v for k, v in kinet.items() if k != "rows"},
+        "cross_validation": dict({k: v for k, v in kinet.items() if k not in ("rows", "heatmap")},
+                                 heatmap_unseen={k: v for k, v in heat.items() if k != "rows"}),
         "baselines_same_folds": {m: {k: v for k, v in r.items() if k != "rows"} for m, r in base.items()},
         "shipped_fold": {"name": fold["name"], "best_epoch": fold["best_epoch"], "epochs_run": fold["epochs_run"],
                          "inner_validation_loss": fold["best_metric"], "held_out_patients": held_out,

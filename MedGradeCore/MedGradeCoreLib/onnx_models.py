@@ -16,7 +16,7 @@ import shutil
 import tempfile
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from MedGradeCoreLib.bundle import ModelManifest, bundle_sha256, read_manifest, write_bundle
 from MedGradeCoreLib.errors import BundleError, MedGradeError
@@ -77,18 +77,20 @@ def export_graph(module: Any, dummy: tuple, work: Path, int8: str | None, input_
 
 
 def finish_export(fp32: Path, work: Path, arch: dict[str, Any], int8: str | None, calibration: str | Path | None,
-                  calibrate: Callable[[], list[dict[str, Any]]]) -> Path:
+                  calibrate: Callable[[], list[dict[str, Any]]], op_types: Sequence[str] | None = None) -> Path:
     """``work/model.onnx``: the FP32 graph, or with ``int8`` its :func:`quantize`\ d copy (static INT8 calibrated
-    on ``calibrate()``, the inputs of the cases under ``calibration``), recorded in ``arch["quantization"]``."""
+    on ``calibrate()``, the inputs of the cases under ``calibration``), recorded in ``arch["quantization"]``;
+    ``op_types``: the operator types to quantise (None: ONNX Runtime's default, every supported one)."""
     if int8:
         calib = calibrate() if int8 == "static" and calibration else None
-        arch["quantization"] = quantize(fp32, work / ONNX_FILE, int8, calib)
+        arch["quantization"] = quantize(fp32, work / ONNX_FILE, int8, calib, op_types)
         if calibration:
             arch["quantization"]["calibration_data"] = str(calibration)
     return work / ONNX_FILE
 
 
-def quantize(fp32: Path, out: Path, mode: str, calibration: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def quantize(fp32: Path, out: Path, mode: str, calibration: list[dict[str, Any]] | None = None,
+             op_types: Sequence[str] | None = None) -> dict[str, Any]:
     """INT8 weights (``dynamic``: activations quantised at run time) or INT8 weights and activations (``static``:
     QDQ, activation ranges calibrated on ``calibration`` inputs, MinMax). Returns what was done (manifest)."""
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
@@ -115,8 +117,10 @@ def quantize(fp32: Path, out: Path, mode: str, calibration: list[dict[str, Any]]
 
     quantize_static(str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                     weight_type=QuantType.QInt8, activation_type=QuantType.QInt8,
-                    calibrate_method=CalibrationMethod.MinMax)
+                    calibrate_method=CalibrationMethod.MinMax,
+                    op_types_to_quantize=list(op_types) if op_types else None)
     return {"mode": "static", "weights": "int8 per channel", "activations": "int8, QDQ",
+            "op_types": list(op_types) if op_types else "every supported one",
             "calibration": {"method": "MinMax", "batches": len(calibration)},
             "tool": "onnxruntime.quantization.quantize_static"}
 

@@ -18,6 +18,7 @@ from MedGradeCoreLib.onnx_models import ONNX_FILE, copy_files, export_graph, fin
 
 KINDS = ("grading",)
 MAX_CALIBRATION_CASES = 16
+STATIC_OP_TYPES = ("Conv", "MatMul", "Gemm")
 
 
 def calibration_inputs(folder: str | Path, model: Any, batch: int = 20) -> list[dict[str, np.ndarray]]:
@@ -91,7 +92,11 @@ def export(src: Path, manifest: ModelManifest, work: Path, int8: str | None,
                 onnx_outputs="probability [N], features [N,F], cam [N,1,h,w] (Grad-CAM of the predicted class)")
     if has_meta:
         arch["onnx_inputs"]["meta"] = f"[N,{s.architecture['n_meta']}] network metadata (age/100, sex)"
-    onnx = finish_export(fp32, work, arch, int8, calibration, lambda: calibration_inputs(calibration, model))
+    # static INT8 quantises the convolutions and the linear layers only: QDQ around the Grad-CAM branch (a slice
+    # of the classifier's weights times the last feature maps) fails in ONNX Runtime's per-axis QuantizeLinear
+    # ("scale must be 1D tensor with size ..."), and that branch is a negligible share of the compute
+    onnx = finish_export(fp32, work, arch, int8, calibration, lambda: calibration_inputs(calibration, model),
+                         op_types=STATIC_OP_TYPES if int8 == "static" else None)
     files = {ONNX_FILE: onnx}
     files.update(copy_files(src, manifest, [HEAD], work))
     return files, arch
