@@ -11,6 +11,7 @@ import functools
 import hashlib
 import json
 import os
+import re
 import shutil
 import threading
 import zipfile
@@ -274,7 +275,8 @@ def _grading_bundle_with(tmp_path: Path, replace: dict[str, bytes]) -> Path:
 def test_grading_bundle_with_malformed_head_and_matching_hashes(tmp_path):
     from MedGradePredictLib.model_bundle import load_grading_bundle
 
-    head = (DEMO_GRADING / "head_lightgbm.txt").read_text().replace("left_child=-1", "left_child=999999", 1)
+    head = re.sub(r"left_child=-?\d+", "left_child=999999", (DEMO_GRADING / "head_lightgbm.txt").read_text(), count=1)
+    assert "left_child=999999" in head  # the first tree's first child now points outside the tree
     folder = _grading_bundle_with(tmp_path, {"head_lightgbm.txt": head.encode()})
     with pytest.raises(BundleError, match="head_lightgbm.txt.*outside the tree"):
         load_grading_bundle(folder, "cpu")

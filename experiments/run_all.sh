@@ -2,8 +2,11 @@
 # The whole glioma-lgg-tcga experiment, one heavy process at a time (nice 5). Usage:
 #   experiments/run_all.sh /work/cache-train/lgg-pre experiments/results /work/cache-train/cv
 # Segmentation (issue 17): seg_cv.py trains MIG-Net and the MONAI U-Net on the same 5 three-part folds
-# (train / inner validation / test); ship_seg.py writes the shipped bundle from the MIG-Net fold with the best
+# (train / inner validation / test); ship_seg.py writes each shipped bundle from the fold with the best
 # inner-validation Dice (its best-validation checkpoint), with the CV figures, hardware and budget.
+# Grading (issue 17): grade_cv.py at 1.875 mm (every method) and at the thesis's 1 mm (KiNet) on the same
+# three-part folds; ship_grade.py ships the 1 mm KiNet fold with the lowest inner-validation loss; int8_cv.py
+# scores ONNX / INT8 exports of every fold on its test patients (issue 20).
 set -e
 PRE=${1:-/tmp/lgg-pre}; RES=${2:-experiments/results}; RUNS=${3:-/tmp/medgrade-seg-cv}
 cd "$(dirname "$0")"
@@ -12,9 +15,13 @@ nice -n 5 python seg_cv.py --pre "$PRE" --out "$RUNS" --models mignet unet --fol
 mkdir -p "$RES/seg_cv"
 for m in mignet unet; do mkdir -p "$RES/seg_cv/$m"; cp "$RUNS/$m/summary.json" "$RES/seg_cv/$m/"; done
 cp "$RUNS/folds.json" "$RES/seg_cv/"
-nice -n 5 python ship_seg.py --cv "$RES/seg_cv" --run "$RUNS/runs/mignet" --out ../MedGradeSegment/MedGradeSegmentLib/bundled_models
-nice -n 5 python train_shipped.py --only grade --pre "$PRE" --results "$RES" --tmp /tmp/medgrade-shipped \
-  --seg-out ../MedGradeSegment/MedGradeSegmentLib/bundled_models --grade-out ../MedGradePredict/MedGradePredictLib/bundled_models
-nice -n 5 python grade_cv.py --pre "$PRE" --out "$RES/grade_cv"
-python update_manifests.py --results "$RES" --grade ../MedGradePredict/MedGradePredictLib/bundled_models/kinet-lgg-g2g3-t1c-flair-v1
+for m in mignet unet; do
+  nice -n 5 python ship_seg.py --cv "$RES/seg_cv" --run "$RUNS/runs/$m" --model $m --out ../MedGradeSegment/MedGradeSegmentLib/bundled_models
+done
+nice -n 5 python grade_cv.py --pre "$PRE" --out "$RES/grade_cv" --work "$RUNS/grade-128" --heatmaps
+nice -n 5 python grade_cv.py --pre "$PRE" --out "$RES/grade_cv_1mm" --work "$RUNS/grade-1mm" --size 240 --spacing 1.0 \
+  --methods kinet --heatmaps
+nice -n 5 python ship_grade.py --cv "$RES/grade_cv_1mm" --baselines "$RES/grade_cv" --run "$RUNS/grade-1mm/runs/kinet" \
+  --out ../MedGradePredict/MedGradePredictLib/bundled_models
+nice -n 5 python int8_cv.py --pre "$PRE" --work "$RUNS/grade-1mm" --out "$RES/grade_cv_1mm/int8.json"
 python report.py "$RES" > "$RES/report.md"

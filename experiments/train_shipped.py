@@ -1,15 +1,12 @@
-"""Train the two shipped glioma-lgg-tcga models on every patient and write their bundles.
+"""The shipped models' data description and ids, and the all-patient alternative of the segmentation model.
 
-- segmentation: MIG-Net (all switches on), FLAIR and T1c as separate single-channel inputs, the FPG atlas
-  of every patient (rigid registration to SRI24), union at inference; the same recipe and budget as
-  ``seg_cv.py`` (whose figures go into the manifest);
-- grading: KiNet (T1c + FLAIR MIX, BMS loss, Merge-IN, age/sex) on 3/4 of the graded patients with a real
-  T1c, the LightGBM head on the other 1/4's network features (out of fold) + age + sex.
-Both go through MedGrade's training runner (kinds ``segmentation`` and ``grading``); the cross-validated
-figures are put into the manifests afterwards by ``update_manifests.py``.
+The shipped bundles come from the cross-validation runs (``ship_seg.py``, ``ship_grade.py``: the fold with the
+best inner validation, at its best-validation checkpoint). ``--only seg`` here trains MIG-Net on 80% of every
+patient with a 20% inner validation split instead (same recipe and budget as ``seg_cv.py``); the grading model's
+all-patient fit (no model selection) was removed in issue 17.
 
     nice -n 15 python experiments/train_shipped.py --pre /tmp/lgg-pre --results experiments/results \
-        --seg-out MedGradeSegment/MedGradeSegmentLib/bundled_models --grade-out MedGradePredict/MedGradePredictLib/bundled_models
+        --seg-out /tmp/seg-all-patients
 """
 
 from __future__ import annotations
@@ -21,10 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from MedGradePredictLib.recipe import RECIPE
 
 
-import grade_cv
 import seg_cv
 from lgg_common import load_pre
 
@@ -73,45 +68,12 @@ def train_seg(pre, args, results: Path, out: Path) -> Path:
     return dest
 
 
-def train_grade(pre, args, results: Path, out: Path) -> Path:
-    """Through the runner: kind ``grading`` on the graded patients with a real T1c, no split; the network
-    on 3/4 of them, the LightGBM head on the other 1/4 (out of fold)."""
-    from MedGradeTrainLib.runner import run_training
-
-    gargs = argparse.Namespace(width=8, size=128, spacing=1.875, k=20, pre=args.pre)
-    cases = grade_cv.cohort_cases(pre, gargs)
-    settings = grade_cv.settings_for("kinet", gargs)
-    kind = {"name": "grading", "model_id": GRADE_ID, "task": grade_cv.TASK.to_dict(),
-            "architecture": settings.architecture, "sequences": grade_cv.SEQS, "input_mode": "mix", "size": 128,
-            "spacing": 1.875, "k": 20, "clinical_columns": grade_cv.COLUMNS, "metadata": True, "head": "lightgbm",
-            "fusion": "near", "cohort": str(grade_cv.cohort_folder(args.pre, cases, Path(args.tmp))),
-            "head_fraction": 0.25,
-            "trained_on": DATA.format(n=len(cases)) + " Grading: the graded patients with a real T1c; label G3 "
-                          "(positive) vs G2.",
-            "description": ("KiNet (T1c-IN, FLAIR-IN, Merge-IN by concatenation, ResNeSt-like blocks, width 8, BMS "
-                            "loss) + LightGBM head on multi-scale features + age + sex, fitted on a quarter of the "
-                            "patients the network did not train on; MIX inputs (whole slice, 128x128 at 1.875 mm = "
-                            "240 mm field of view, z-scored per volume in the brain), K = 20 slices over the graded "
-                            "mask's lesion extent; patient fusion Near by default. Tells WHO grade 3 from grade 2 "
-                            f"in lower-grade glioma; not Ki-67. Trained {args.grade_epochs} epochs at lr "
-                            f"{args.grade_lr} (the thesis's 4e-5 is too slow for a CPU budget). " + LIMITS)}
-    cfg = {"kind": kind, "seed": args.seed, "final_fit": True, "register": False, "split": {"mode": "none"},
-           "train": {"epochs": args.grade_epochs, "batch_size": RECIPE["batch_size"], "device": "cpu", "amp": False,
-                     "optimizer": {"name": "AdamW", "lr": args.grade_lr, "weight_decay": 1e-4}}}
-    res = run_training(cfg, Path(args.tmp) / "grade-run", stdout=None)
-    dest = out / GRADE_ID
-    shutil.rmtree(dest, ignore_errors=True)
-    shutil.copytree(res.bundle, dest)
-    return dest
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pre", required=True)
     ap.add_argument("--results", default="experiments/results")
     ap.add_argument("--seg-out", required=True)
-    ap.add_argument("--grade-out", required=True)
-    ap.add_argument("--only", choices=("seg", "grade"))
+    ap.add_argument("--only", choices=("seg",), help="(kept for older commands: seg is the only part)")
     ap.add_argument("--tmp", default="/tmp/medgrade-shipped")
     ap.add_argument("--embed", type=int, default=12)
     ap.add_argument("--crop", type=int, default=96)
@@ -119,8 +81,6 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--patience", type=int, default=6)
     ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--grade-epochs", type=int, default=5)
-    ap.add_argument("--grade-lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     torch.set_num_threads(2)
@@ -129,10 +89,7 @@ def main() -> None:
     Path(args.tmp).mkdir(parents=True, exist_ok=True)
     pre = load_pre(args.pre)
     results = Path(args.results)
-    if args.only in (None, "seg"):
-        print("segmentation bundle:", train_seg(pre, args, results, Path(args.seg_out)), flush=True)
-    if args.only in (None, "grade"):
-        print("grading bundle:", train_grade(pre, args, results, Path(args.grade_out)), flush=True)
+    print("segmentation bundle:", train_seg(pre, args, results, Path(args.seg_out)), flush=True)
 
 
 if __name__ == "__main__":
