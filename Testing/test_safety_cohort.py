@@ -182,6 +182,7 @@ def test_symlinks_leaving_the_cohort_are_reported_not_followed(tmp_path):
 
 def test_cohort_readers_and_slurm_arrays_do_not_walk_up_through_symlinks(tmp_path):
     from MedGradeCoreLib.io.loader import iter_cohort
+    from MedGradePredictLib.cascade import case_subfolders
     from MedGradeTrainLib.cohort_jobs import cohort_cases
 
     root = tmp_path / "cohort"
@@ -196,9 +197,11 @@ def test_cohort_readers_and_slurm_arrays_do_not_walk_up_through_symlinks(tmp_pat
     assert len(out) == 3 and len(errors) == 2 and all("symlink to an enclosing folder" in e for e in errors)
     with pytest.raises(InputError, match="symlink to an enclosing folder"):
         cohort_cases(root)
+    with pytest.raises(InputError, match="symlink to an enclosing folder"):  # medgrade run COHORT's own listing
+        case_subfolders(root)
     (root / "rootfs").unlink()
     (root / "parent").unlink()
     elsewhere = tmp_path / "elsewhere-case"
     elsewhere.mkdir()
     (root / "linked").symlink_to(elsewhere)  # a cohort of links to cases stored elsewhere is fine here
-    assert [c.name for c in cohort_cases(root)] == ["good", "linked"]
+    assert [c.name for c in cohort_cases(root)] == ["good", "linked"] == [c.name for c in case_subfolders(root)]

@@ -466,10 +466,20 @@ def is_cohort(path: Path) -> bool:
     return not is_case_folder(path) and is_cohort_input(path)
 
 
+def case_subfolders(cohort: Path) -> list[Path]:
+    """The case sub-folders of a cohort folder in name order (hidden ones skipped): the one listing of
+    ``medgrade run COHORT``, its ``--shard`` and the Slurm arrays. A symlink to an enclosing folder (``/`` or up
+    the tree) is refused, never followed; links to cases stored elsewhere are fine."""
+    cases = sorted(d for d in cohort.iterdir() if d.is_dir() and not d.name.startswith("."))
+    for d in cases:
+        if d.is_symlink() and (d.resolve() == cohort.resolve() or d.resolve() in cohort.resolve().parents):
+            raise InputError(d, f"symlink to an enclosing folder (-> {d.resolve()}): not followed; remove it")
+    return cases
+
+
 def cohort_cases(path: Path) -> list[Path]:
     """The case folders of a cohort, in name order; ``[path]`` for one case."""
-    return sorted(d for d in path.iterdir() if d.is_dir() and not d.name.startswith(".")) \
-        if path.is_dir() and is_cohort(path) else [path]
+    return case_subfolders(path) if path.is_dir() and is_cohort(path) else [path]
 
 
 def run(path: str | Path, output: str | Path, settings: CascadeSettings | None = None,
@@ -477,16 +487,22 @@ def run(path: str | Path, output: str | Path, settings: CascadeSettings | None =
         ) -> list[CascadeResult]:
     """:func:`run_case` on a case, or on every case of a cohort folder (a failed case is reported through
     ``on_error`` and the others still run; without ``on_error`` the first failure raises)."""
-    path = Path(path)
+    return run_cases(cohort_cases(Path(path)), output, settings, progress, on_error)
+
+
+def run_cases(cases: list[Path], output: str | Path, settings: CascadeSettings | None = None,
+              progress: Progress | None = None, on_error: Callable[[str, MedGradeError], None] | None = None,
+              single_raises: bool = True) -> list[CascadeResult]:
+    """:func:`run_case` on each case in turn in this process; a failure goes to ``on_error`` (raises without
+    one, or, with ``single_raises``, when there is one case only: the command's own error)."""
     progress = progress or Progress()
-    cases = cohort_cases(path)
     out = []
     for i, p in enumerate(cases):
         sub = progress.sub(i / len(cases), (i + 1) / len(cases))
         try:
             out.append(run_case(p, output, settings, sub))
         except MedGradeError as exc:
-            if on_error is None or len(cases) == 1:
+            if on_error is None or (single_raises and len(cases) == 1):
                 raise
             on_error(p.name, exc)
     return out

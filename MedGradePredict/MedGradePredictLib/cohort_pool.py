@@ -133,19 +133,7 @@ def run_cohort(path: str | Path, output: str | Path, settings: Any, workers: int
     if len(cases) == 1 or n == 1:
         if shard is None:
             return cascade.run(path, output, settings, progress, on_error), None
-        return _one_by_one(cases, output, settings, progress, on_error), None
+        return cascade.run_cases(cases, output, settings, progress, on_error, single_raises=False), None
     run = run_pool(cases, output, settings, min(n, len(cases)), progress, on_error)
     return run.results, run
 
-
-def _one_by_one(cases: list[Path], output: str | Path, settings: Any, progress: Progress,
-                on_error: Callable[[str, MedGradeError], None]) -> list[Any]:
-    from . import cascade
-
-    out = []
-    for i, p in enumerate(cases):
-        try:
-            out.append(cascade.run_case(p, output, settings, progress.sub(i / len(cases), (i + 1) / len(cases))))
-        except MedGradeError as exc:
-            on_error(p.name, exc)
-    return out

@@ -51,10 +51,10 @@ def split_argv(argv: list[str]) -> tuple[list[str], dict[str, str]]:
 
 
 def cohort_cases(cohort: Path) -> list[Path]:
-    cases = sorted(d for d in cohort.iterdir() if d.is_dir() and not d.name.startswith("."))
-    for d in cases:  # a task never runs on an enclosing folder (a symlink to / or up the tree)
-        if d.is_symlink() and (d.resolve() == cohort.resolve() or d.resolve() in cohort.resolve().parents):
-            raise InputError(d, f"symlink to an enclosing folder (-> {d.resolve()}): not followed; remove it")
+    """The cohort's case folders as ``medgrade run COHORT`` lists them (a task never runs on an enclosing folder)."""
+    from MedGradePredictLib.cascade import case_subfolders
+
+    cases = case_subfolders(cohort)
     if not cases:
         raise InputError(cohort, "no case folders in the cohort folder")
     return cases
