@@ -12,8 +12,9 @@ the held-out patients stay unseen by any choice.
 A three-part split (split-file entries with ``test``, issue 17) is the recipe's 6:2:2: the network trains
 on ``train``, the validation patients pick the checkpoint (``restore_best``, early stopping on the
 validation loss) and, with ``head_fraction`` 0, are the LightGBM head's out-of-fold patients
-(MedGradePredictLib.recipe: the validation part serves both), and only the ``test`` patients are predicted. ``augment`` (kind section,
-MedGradePredictLib.augment) adds random rotation / intensity to the flip.
+(MedGradePredictLib.recipe: the validation part serves both), and only the ``test`` patients are predicted.
+``augment`` (kind section, MedGradePredictLib.augment) adds random rotation / intensity to the flip;
+``fold_bundles`` writes each fold's model as a bundle in its split folder.
 """
 
 from __future__ import annotations
