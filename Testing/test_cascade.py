@@ -53,6 +53,16 @@ def test_run_writes_mask_grades_scene_and_report(first_run):
     assert not (folder / "report_files").exists()  # the pictures live inside the HTML and the PDF only
     assert "grade-g2-g3" in html and "AUC" in html and "deepbet" in html and grade.weights_sha256[:16] in html
     assert (folder / "report.pdf").read_bytes()[:5] == b"%PDF-"
+    # the report quotes the shipped grader's cross-validated figure from its manifest (it said "no validated
+    # figures" when the manifest held them only in nested tables)
+    from MedGradeCoreLib.bundle import read_manifest
+    from MedGradePredictLib.model_bundle import resolve_bundle
+
+    cv = read_manifest(resolve_bundle(so.GRADER)).metrics["cv_68_tcga_lgg_patients_near"]
+    [answer] = json.loads((folder / "report.json").read_text())["answers"]
+    assert answer["validated"] == [f"cv_68_tcga_lgg_patients_near: AUC {cv['auc']:.2f} (95% CI {cv['auc_ci95'][0]:.2f}-"
+                                   f"{cv['auc_ci95'][1]:.2f}), accuracy {cv['accuracy']:.2f}, sensitivity "
+                                   f"{cv['sensitivity']:.2f}, specificity {cv['specificity']:.2f}, n={cv['n']}"]
 
 
 def test_second_run_skips_and_a_changed_setting_reruns_only_what_depends_on_it(first_run, bundled_case):

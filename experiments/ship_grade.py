@@ -77,7 +77,11 @@ def main() -> None:
            f"voxels within 10 mm of the lesion (uniform map {heat['mean_uniform_share']:.2f})" if heat else "")
         + f". Hardware: {kinet['hardware']}. Limits: 68 patients of one data set (5 TCGA sites), a 2-core CPU "
           "budget, a compact network; a research model, not a diagnostic device.")
+    near_cv = kinet["fused"]["near"]["patient"]
     manifest.metrics = {
+        # the flat figure the patient report quotes (MedGradePredictLib.report: AUC, CI, accuracy, ..., n)
+        "cv_68_tcga_lgg_patients_near": {k: near_cv[k] for k in ("auc", "auc_ci95", "accuracy", "sensitivity",
+                                                                  "specificity", "n")},
         "cross_validation": dict({k: v for k, v in kinet.items() if k not in ("rows", "heatmap")},
                                  heatmap_unseen={k: v for k, v in heat.items() if k != "rows"}),
         "baselines_same_folds": {m: {k: v for k, v in r.items() if k != "rows"} for m, r in base.items()},
