@@ -48,6 +48,26 @@ def test_a_pooled_cohort_run_loads_each_model_once_per_worker(sample, tmp_path, 
     assert all(n["segmentation"] <= 1 and n["grading"] <= 1 for n in loads), pool.loads
     assert sum(n["segmentation"] for n in loads) <= 2, pool.loads
     json.dumps(pool.summary())
+    # the cohort table: this run's answers, the broken case with its error; --gather rebuilds it from the output
+    import csv
+
+    from MedGradeCoreLib.cli import main
+    from MedGradePredictLib.cohort_table import write_cohort_table
+
+    failed = {e.split(": ", 2)[1]: e.split(": ", 2)[2] for e in errors}
+    table = write_cohort_table(cascade.case_subfolders(cohort), tmp_path / "pooled", failed)
+    rows = {r["case"]: r for r in csv.DictReader(table.open())}
+    assert list(rows) == ["broken", "slab0", "slab1", "slab2"] and rows["broken"]["status"].startswith("failed: ")
+    for r in results:
+        [g] = r.grades
+        row = rows[r.folder.name]
+        assert row["status"] == "done" and row["predicted_level"] == g.predicted_level
+        assert float(row["probability"]) == g.probability and row["model_id"] == g.model_id
+    table.unlink()
+    assert main(["run", str(cohort), "--output", str(tmp_path / "pooled"), "--gather"]) == 0
+    again = {r["case"]: r for r in csv.DictReader(table.open())}
+    assert again["broken"]["status"] == "not run" and {k: again[k] for k in list(again)[1:]} == \
+        {k: rows[k] for k in list(rows)[1:]}
 
     # the same cases one after the other in this process, on the workers' thread count (float sums depend on
     # it): bit-identical masks, probabilities and grades

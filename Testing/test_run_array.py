@@ -22,8 +22,12 @@ def test_print_script_shards_every_case_once(tmp_path, capsys):
     cohort = _cohort(tmp_path)
     code = main(["run", str(cohort), "--output", str(tmp_path / "out"), "--launcher", "slurm", "--array-size", "2",
                  "--workers", "3", "--no-scene", "--print-script"])
-    script = capsys.readouterr().out
+    script, gather = capsys.readouterr().out.split("# then, with --dependency=afterany:<array job id>")
     assert code == 0 and "#SBATCH --array=0-1" in script
+    [(_, line)] = re.findall(r"^  (\d)\) exec (.*) ;;$", gather, re.M)  # the gather job: one task, the table
+    args = shlex.split(line)
+    assert args[args.index("run") + 1:] == [str(cohort.resolve()), "--output", str((tmp_path / "out").resolve()),
+                                            "--gather"]
     tasks = re.findall(r"^  (\d)\) exec (.*) ;;$", script, re.M)
     assert [t for t, _ in tasks] == ["0", "1"]
     for i, line in tasks:

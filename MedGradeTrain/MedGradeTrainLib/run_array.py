@@ -2,7 +2,8 @@
 job array of K tasks. Task i runs ``medgrade run COHORT --shard i/K ...the user's options...``: the cases in name
 order dealt out round-robin (case j to task j % K), so every case is in exactly one shard, the same every time;
 the shards are recorded in the script's comments and in ``<output>/slurm-run-shards.json``. Each task is a
-``medgrade run`` pool itself (``--workers``, models loaded once per worker). Quoting and submission:
+``medgrade run`` pool itself (``--workers``, models loaded once per worker); a gather job that depends on the
+array (``afterany``) writes ``<output>/cohort.csv`` (``medgrade run COHORT --gather``). Quoting and submission:
 :mod:`.cohort_jobs` / :mod:`.slurm`."""
 
 from __future__ import annotations
@@ -80,13 +81,23 @@ def submit_run_array(argv: list[str]) -> int:
                           int(gpus))
     script = script.replace("set -euo pipefail\n", "set -euo pipefail\n" + "".join(
         f"# task {i}: {' '.join(s)}\n" for i, s in enumerate(record["shards"])), 1)
+    # the gather job: once every task has ended (afterany: a failed case fails its task, the others still count)
+    gather = array_script("run", [["run", str(cohort.resolve()), "--output", str(output), "--gather"]],
+                          f"{name}-gather", opts.get("--slurm-partition"), "00:30:00", 0)
     if opts.get("print"):
         print(script, end="")
+        print(f"# then, with --dependency=afterany:<array job id>, the gather job (writes {output}/cohort.csv):")
+        print(gather, end="")
         return 0
     output.mkdir(parents=True, exist_ok=True)
     path = output / "slurm-run-array.sh"
     atomic_write_text(path, script)
     job_id = sbatch(path, name, output / "slurm-run-%A_%a.log")
-    atomic_write_text(output / "slurm-run-shards.json", json.dumps({**record, "array_job": job_id}, indent=1))
-    print(f"submitted Slurm array {job_id} ({size_n} tasks over {len(cases)} cases); results in {output}")
+    atomic_write_text(output / "slurm-run-gather.sh", gather)
+    gather_id = sbatch(output / "slurm-run-gather.sh", f"{name}-gather", output / "slurm-run-gather-%A.log",
+                       [f"--dependency=afterany:{job_id}"])
+    atomic_write_text(output / "slurm-run-shards.json", json.dumps({**record, "array_job": job_id,
+                                                                    "gather_job": gather_id}, indent=1))
+    print(f"submitted Slurm array {job_id} ({size_n} tasks over {len(cases)} cases) and gather job {gather_id} "
+          f"(writes cohort.csv when every task has ended); results in {output}")
     return 0

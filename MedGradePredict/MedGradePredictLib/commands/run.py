@@ -24,6 +24,8 @@ def register(subparsers) -> None:
                         "(default: at least 2, about one per two cores, at most 8)")
     p.add_argument("--shard", default=None, metavar="I/K",
                    help="cohort: only the cases j (name order) with j %% K == I (set per task by --launcher slurm)")
+    p.add_argument("--gather", action="store_true",
+                   help="cohort: only write OUTPUT/cohort.csv from what OUTPUT holds (the Slurm array's last job)")
     p.add_argument("--launcher", choices=("local", "slurm"), default="local",
                    help="slurm: submit the cohort as a Slurm job array (--array-size K tasks, one shard each; "
                         "--print-script prints the batch script instead); needs MedGradeTrain")
@@ -98,14 +100,29 @@ def shard_of(text: str | None) -> tuple[int, int] | None:
 
 
 def run(args: argparse.Namespace, progress: Progress) -> int:
+    from pathlib import Path
+
+    from ..cascade import case_subfolders, is_cohort
     from ..cohort_pool import run_cohort
+    from ..cohort_table import write_cohort_table
 
     errors = sys.stdout if getattr(args, "progress_json", False) else sys.stderr
-    failed: list[str] = []
+    failed: dict[str, str] = {}
 
     def on_error(label: str, exc: MedGradeError) -> None:
-        failed.append(label)
+        failed[label] = str(exc)
         print(f"error: {label}: {exc}", file=errors, flush=True)
+
+    path = Path(args.case)
+    cohort = path.is_dir() and is_cohort(path)
+    if args.gather:
+        if not cohort:
+            raise InputError(path, "--gather needs a cohort folder (one sub-folder per case)")
+        from MedGradeCoreLib.outputs import check_output_separate
+
+        check_output_separate(args.output, [path])
+        print(f"cohort table: {write_cohort_table(case_subfolders(path), args.output)}")
+        return 0
 
     if args.launcher == "slurm":  # MedGradeTrain's intercept takes these lines before parsing
         raise InputError(None, "--launcher slurm needs the MedGradeTrain module (its Slurm helpers)")
@@ -115,6 +132,8 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
                                shard_of(args.shard))
     if pool is not None:
         print(json.dumps({"cohort": pool.summary()}), flush=True)
+    if cohort and args.shard is None:  # a shard leaves the table to the array's gather job
+        print(f"cohort table: {write_cohort_table(case_subfolders(path), args.output, failed)}", flush=True)
     for r in results:
         stages = ", ".join(f"{s.name} {s.seconds:.1f}s" if s.ran else f"{s.name} (up to date)" for s in r.stages)
         print(f"{r.patient_id}: {stages}")
