@@ -125,16 +125,18 @@ def compare(results: Path) -> dict:
         p = results / "grade_cv" / f"{m}.json"
         if p.is_file():
             rows[m] = {r["patient_id"]: (r["label"], r[key]) for r in json.loads(p.read_text())["rows"]}
-    p = results / "grade_cv_1mm" / "kinet.json"
-    if p.is_file():
-        rows["kinet_1mm"] = {r["patient_id"]: (r["label"], r["p_near"]) for r in json.loads(p.read_text())["rows"]}
+    for m in ("kinet", "early"):
+        p = results / "grade_cv_1mm" / f"{m}.json"
+        if p.is_file():
+            rows[f"{m}_1mm"] = {r["patient_id"]: (r["label"], r["p_near"]) for r in json.loads(p.read_text())["rows"]}
     out = {}
-    for kinet, name in (("kinet", "KiNet 128 px (Near)"), ("kinet_1mm", "KiNet 1 mm (Near)")):
+    for kinet, name, others in (("kinet", "KiNet 128 px (Near)", ("early", "radiomics")),
+                                ("kinet_1mm", "KiNet 1 mm (Near)", ("early_1mm", "early", "radiomics"))):
         if kinet not in rows:
             continue
         ids = sorted(rows[kinet])
         y = [rows[kinet][i][0] for i in ids]
-        for other in ("early", "radiomics"):
+        for other in others:
             if other in rows and set(rows[other]) == set(ids):
                 t = delong_test(y, [rows[kinet][i][1] for i in ids], [rows[other][i][1] for i in ids])
                 r = out[f"{kinet}_near_vs_{other}"] = {k: v for k, v in t.items() if not isinstance(v, (list, dict))}

@@ -20,7 +20,7 @@ for m in mignet unet; do
 done
 nice -n 5 python grade_cv.py --pre "$PRE" --out "$RES/grade_cv" --work "$RUNS/grade-128" --heatmaps
 nice -n 5 python grade_cv.py --pre "$PRE" --out "$RES/grade_cv_1mm" --work "$RUNS/grade-1mm" --size 240 --spacing 1.0 \
-  --methods kinet --heatmaps
+  --methods kinet early --heatmaps
 nice -n 5 python ship_grade.py --cv "$RES/grade_cv_1mm" --baselines "$RES/grade_cv" --run "$RUNS/grade-1mm/runs/kinet" \
   --out ../MedGradePredict/MedGradePredictLib/bundled_models
 nice -n 5 python int8_cv.py --pre "$PRE" --work "$RUNS/grade-1mm" --out "$RES/grade_cv_1mm/int8.json"
