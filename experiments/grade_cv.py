@@ -36,7 +36,7 @@ from MedGradePredictLib.model import GradingSettings
 from MedGradePredictLib.recipe import outer_folds
 from MedGradePredictLib.tasks import Task
 
-from lgg_common import load_pre, save_json
+from lgg_common import hardware, load_pre, save_json
 
 TASK = Task("grade-g2-g3", "grade", "G3", "G2")
 SEQS = ["t1c", "flair"]
@@ -75,9 +75,12 @@ def cohort_folder(pre: str, cases: list[CohortCase], out: Path) -> Path:
     return folder
 
 
-def network_rows(arch: str, cases: list[CohortCase], folds, args, out: Path) -> tuple[list[dict], list[dict]]:
-    """Train through the runner (kind ``grading``) on the prepared case folders with the given folds; the
-    kind fits KiNet's LightGBM head on a quarter of each fold's training patients (out of fold)."""
+def network_rows(arch: str, cases: list[CohortCase], folds, args, out: Path, pre
+                 ) -> tuple[list[dict], list[dict], list[dict], list[dict]]:
+    """Train through the runner (kind ``grading``) on the prepared case folders with the given three-part folds:
+    the validation patients keep the best checkpoint and fit KiNet's LightGBM head (out of fold), the test
+    patients are predicted. Returns patient rows, slice rows, each fold's budget and (KiNet, ``--heatmaps``)
+    the Grad-CAM rows of each fold's test patients."""
     from MedGradeTrainLib.runner import run_training
 
     s = settings_for(arch, args)
@@ -111,17 +114,17 @@ def network_rows(arch: str, cases: list[CohortCase], folds, args, out: Path) -> 
             patient_rows.append(row)
             slice_rows += [{"patient_id": r["patient_id"], "fold": r["fold"], "label": r["label"], "p": float(p)}
                            for p in r["slice_probabilities"]]
-    heat = heatmap_rows(res.kind, folds, args) if args.heatmaps and arch == "kinet" else []
+    heat = heatmap_rows(res.kind, folds, pre) if args.heatmaps and arch == "kinet" else []
     return patient_rows, slice_rows, budget, heat
 
 
-def heatmap_rows(kind, folds, args) -> list[dict]:
+def heatmap_rows(kind, folds, pre) -> list[dict]:
     """Grad-CAM of each fold's model (network + head) on that fold's test patients, on their expert masks:
     the share of the hottest 10% of brain voxels (on the graded slices) within 10 mm of the lesion."""
     from MedGradePredictLib.heatmap_checks import hot_share_near_lesion
     from MedGradePredictLib.predict import predict_case
 
-    pre = {c.case: c for c in load_pre(args.pre)}
+    pre = {c.case: c for c in pre}  # the prepared cases main() already read
     rows = []
     for k, f in enumerate(folds):
         model = kind._heads[f"fold{k}"]
@@ -192,14 +195,6 @@ def report(rows: list[dict], key: str, slice_rows: list[dict] | None = None) -> 
     return out
 
 
-def hardware() -> str:
-    import os
-    import platform
-
-    return (f"{platform.machine()}, {os.cpu_count()} CPU cores, no GPU; torch {torch.__version__}, "
-            f"{torch.get_num_threads()} thread(s)")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pre", required=True)
@@ -238,7 +233,7 @@ def main() -> None:
                 r["site"] = sites[r["patient_id"]]
             res = {"rows": rows, "fused": {"all": report(rows, "p_all")}}
         else:
-            rows, srows, budget, heat = network_rows(method, cases, folds, args, out)
+            rows, srows, budget, heat = network_rows(method, cases, folds, args, out, pre)
             res = {"rows": rows, "fused": {m: report(rows, f"p_{m}", srows if m == "all" else None)
                                            for m in METHODS}, "folds": budget}
             if heat:

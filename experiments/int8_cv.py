@@ -24,7 +24,7 @@ from MedGradePredictLib.model_bundle import load_grading_bundle
 from MedGradePredictLib.train import predict_cases
 
 import grade_cv
-from lgg_common import load_pre, save_json
+from lgg_common import hardware, load_pre, save_json
 
 VARIANTS = ("torch", "onnx-fp32", "onnx-int8-dynamic", "onnx-int8-static")
 
@@ -68,7 +68,7 @@ def main() -> None:
                          **{v: preds[v][i]["probability_near"] for v in VARIANTS}})
         print(sp["name"], "done", flush=True)
     y = [r["label"] for r in rows]
-    out = {"rows": rows, "n": len(rows), "seconds": time.perf_counter() - t0, "hardware": grade_cv.hardware(),
+    out = {"rows": rows, "n": len(rows), "seconds": time.perf_counter() - t0, "hardware": hardware(),
            "metrics": {v: binary_metrics(y, [r[v] for r in rows], n_boot=2000) for v in VARIANTS},
            "int8_minus_torch": delong_test(y, [r["onnx-int8-static"] for r in rows], [r["torch"] for r in rows]),
            "int8_dynamic_minus_torch": delong_test(y, [r["onnx-int8-dynamic"] for r in rows],

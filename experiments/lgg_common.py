@@ -56,6 +56,17 @@ def cohort_folds(cases: list[PreCase], k: int = 5, seed: int = 0) -> list[Patien
                        [c.site for c in cases], k=k, seed=seed)
 
 
+def hardware() -> str:
+    """The machine and torch threads a result was measured on (written into every result file)."""
+    import os
+    import platform
+
+    import torch
+
+    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, no GPU; "
+            f"torch {torch.__version__}, {torch.get_num_threads()} thread(s)")
+
+
 def save_json(path: str | Path, data) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

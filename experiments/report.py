@@ -103,7 +103,6 @@ def grade(results: Path) -> None:
     if p.is_file():
         d = json.loads(p.read_text())
         aucs = ", ".join(f"{v} {m['auc']:.3f}" for v, m in d["metrics"].items())
-        t = d["int8_minus_torch"]
         print(f"\nONNX and INT8 on the CV patients (each fold's 1 mm KiNet model on its own test patients, n = {d['n']}): "
               f"AUC (Near) {aucs}")
         for v, key in (("onnx-int8-dynamic", "int8_dynamic_minus_torch"), ("onnx-int8-static", "int8_minus_torch")):

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from lgg_common import cohort_folds, load_pre, mean_sd, save_json
+from lgg_common import cohort_folds, hardware, load_pre, mean_sd, save_json
 
 SEQUENCES = ["flair", "t1c"]
 TEMPLATE = "atlas/sri24-brats-space/t1_skullstripped_brats_space.nii.gz"
@@ -74,14 +74,6 @@ def bootstrap_ci(values, n: int = 2000, seed: int = 0) -> list[float]:
     rng = np.random.default_rng(seed)
     means = v[rng.integers(0, len(v), (n, len(v)))].mean(1)
     return [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
-
-
-def hardware() -> str:
-    import os
-    import platform
-
-    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores (shared), no GPU; "
-            f"torch {torch.__version__}, {torch.get_num_threads()} threads")
 
 
 def main() -> None:

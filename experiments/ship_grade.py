@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import tempfile
 from pathlib import Path
 
 from MedGradeCoreLib.bundle import read_manifest, write_bundle
@@ -91,12 +90,9 @@ def main() -> None:
                          "gradcam_on_held_out": own},
         "data": ("glioma-lgg-tcga, 68 graded patients with a real T1c; 5-fold patient-level CV stratified by grade x "
                  "institution, 6:2:2 (experiments/results/grade_cv/folds.json), test patients only")}
-    manifest.preprocessing = dict(manifest.preprocessing)
     dest, tmp = Path(args.out) / GRADE_ID, Path(args.out) / (GRADE_ID + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
-    with tempfile.TemporaryDirectory() as copy:
-        shutil.copytree(src, Path(copy) / "src")
-        write_bundle(tmp, manifest, {rel: Path(copy) / "src" / rel for rel in manifest.files})
+    write_bundle(tmp, manifest, {rel: src / rel for rel in manifest.files})  # copies the fold's files unchanged
     shutil.rmtree(dest, ignore_errors=True)
     tmp.rename(dest)
     print("bundle:", dest, "from", fold["name"], flush=True)

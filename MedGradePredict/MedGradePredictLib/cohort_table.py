@@ -32,10 +32,10 @@ def cohort_rows(cases: list[Path], output: Path, failed: dict[str, str] | None =
         label = case_label(case)
         folder = output / label
         base: dict[str, Any] = {"case": case.name, "patient_id": label}
-        stages = _json(folder / "cascade.json").get("stages")
-        if case.name in (failed or {}):
+        if case.name in (failed or {}):  # this run's error, whatever an earlier run left in the folder
             rows.append({**base, "status": f"failed: {failed[case.name]}"})
             continue
+        stages = _json(folder / "cascade.json").get("stages")
         if not stages:
             rows.append({**base, "status": "not run"})
             continue

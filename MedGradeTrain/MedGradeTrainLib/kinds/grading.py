@@ -239,7 +239,11 @@ class GradingKind(ModelKind):
             gm, dest, {"fold": split.name, "held_out_patients": sorted(held_out),
                        "validation_patients": sorted(split.val_patients) if split.test_patients else []},
             f"{len(split.train_patients)} training patients of {self.cfg.cohort} ({split.name})",
-            training=dict(config_dict(self.cfg), augment=vars(self.augment)))
+            training=self._training_record())
+
+    def _training_record(self, **extra: Any) -> dict[str, Any]:
+        """What a bundle records of its training: the kind's settings and the augmentation."""
+        return dict(config_dict(self.cfg), augment=vars(self.augment), **extra)
 
     def summarize(self, results: list[dict[str, Any]]) -> dict[str, Any]:
         rows = [r for res in results if res["name"] != "final" for r in res["finish"].get("predictions", [])]
@@ -261,8 +265,7 @@ class GradingKind(ModelKind):
         metrics = {k: summary[k] for k in ("cross_validation", "by_fusion") if k in summary}
         return save_grading_bundle(gm, out_dir / self.cfg.model_id, metrics,
                                    self.cfg.trained_on or f"{len(self.cases)} cases from {self.cfg.cohort}",
-                                   training=dict(config_dict(self.cfg), run_id=summary.get("run_id"),
-                                                 augment=vars(self.augment)))
+                                   training=self._training_record(run_id=summary.get("run_id")))
 
 
 def _history(rows: list[dict[str, Any]]) -> list[dict[str, float]]:
