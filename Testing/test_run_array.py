@@ -52,3 +52,22 @@ def test_without_slurm_the_error_is_the_clear_one(tmp_path, capsys, monkeypatch)
     code = main(["run", str(_cohort(tmp_path)), "--output", str(tmp_path / "out"), "--launcher", "slurm"])
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: sbatch not found: Slurm is not installed") and "Traceback" not in err
+
+
+def test_refused_gather_job_keeps_the_array_recorded_and_says_how_to_get_the_table(tmp_path, capsys, monkeypatch):
+    import json
+    import os
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    sbatch = bin_dir / "sbatch"  # accepts the array, refuses the job that depends on it
+    sbatch.write_text("#!/bin/sh\ncase \"$*\" in *--dependency=*) echo 'sbatch: error: dependency refused' >&2; "
+                      "exit 1;; esac\necho 4242\n")
+    sbatch.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    out = tmp_path / "out"
+    code = main(["run", str(_cohort(tmp_path)), "--output", str(out), "--launcher", "slurm", "--array-size", "2"])
+    err = capsys.readouterr().err
+    assert code != 0 and err.startswith("error: ") and "dependency refused" in err and "Traceback" not in err
+    assert "Slurm array 4242 was submitted" in err and "--gather" in err and len(err.strip().splitlines()) == 1
+    assert json.loads((out / "slurm-run-shards.json").read_text())["array_job"] == "4242"

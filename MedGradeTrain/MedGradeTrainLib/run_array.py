@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from MedGradeCoreLib.atomic import atomic_write_text
-from MedGradeCoreLib.errors import InputError
+from MedGradeCoreLib.errors import InputError, MedGradeError
 from MedGradePredictLib.cohort_pool import shard_cases
 
 from .cohort_jobs import array_script, cohort_cases
@@ -93,11 +93,17 @@ def submit_run_array(argv: list[str]) -> int:
     path = output / "slurm-run-array.sh"
     atomic_write_text(path, script)
     job_id = sbatch(path, name, output / "slurm-run-%A_%a.log")
+    shards_file = output / "slurm-run-shards.json"
+    atomic_write_text(shards_file, json.dumps({**record, "array_job": job_id}, indent=1))  # before the next step
     atomic_write_text(output / "slurm-run-gather.sh", gather)
-    gather_id = sbatch(output / "slurm-run-gather.sh", f"{name}-gather", output / "slurm-run-gather-%A.log",
-                       [f"--dependency=afterany:{job_id}"])
-    atomic_write_text(output / "slurm-run-shards.json", json.dumps({**record, "array_job": job_id,
-                                                                    "gather_job": gather_id}, indent=1))
+    try:
+        gather_id = sbatch(output / "slurm-run-gather.sh", f"{name}-gather", output / "slurm-run-gather-%A.log",
+                           [f"--dependency=afterany:{job_id}"])
+    except MedGradeError as exc:  # the array runs; say so, and how to get the table without the gather job
+        raise MedGradeError(f"{exc}; Slurm array {job_id} was submitted (recorded in {shards_file}): once it has "
+                            f"ended, `medgrade run {cohort.resolve()} --output {output} --gather` writes cohort.csv"
+                            ) from None
+    atomic_write_text(shards_file, json.dumps({**record, "array_job": job_id, "gather_job": gather_id}, indent=1))
     print(f"submitted Slurm array {job_id} ({size_n} tasks over {len(cases)} cases) and gather job {gather_id} "
           f"(writes cohort.csv when every task has ended); results in {output}")
     return 0
